@@ -1,0 +1,72 @@
+"""intercom-jobs-nb: what became of my Intercom jobs?
+
+The public API, in one place::
+
+    import intercom_jobs_nb as ij
+    job = ij.fetch_job("20")                      # one job -> dict; typed exceptions
+    df = ij.fetch_jobs(ids, region="eu")          # many jobs -> pandas.DataFrame
+    ij.summarize(df)                              # counts and shares
+    ij.export_csv(df, "jobs.csv")                 # -> the path written
+
+Every call that talks to Intercom takes the same keyword-only options: ``token`` (default: the
+``INTERCOM_TOKEN`` environment variable), ``region``, ``base_url``, ``api_version``,
+``timeout``, ``retries``, ``max_workers``, ``max_rps`` and ``progress``.
+"""
+
+from .errors import (
+    ApiVersionError,
+    AuthenticationError,
+    ConfigurationError,
+    FetchInterrupted,
+    IntercomJobsError,
+    InvalidJobIdError,
+    InvalidResponseError,
+    JobError,
+    JobNotFoundError,
+    MissingTokenError,
+    RateLimitError,
+    RunAbortedError,
+    ServerError,
+    TransportError,
+)
+from .fetch import fetch_job, fetch_jobs
+from .frames import export_csv, failures, join_jobs, summarize
+from .ids import check_job_id
+from .options import REGIONS
+from .progress import Snapshot
+from .sandbox import Sandbox
+
+__version__ = "0.1.0"
+
+__all__ = [
+    # fetching
+    "fetch_job",
+    "fetch_jobs",
+    # analysis
+    "summarize",
+    "failures",
+    "join_jobs",
+    "export_csv",
+    "check_job_id",
+    # the local Intercom
+    "Sandbox",
+    # settings and progress
+    "REGIONS",
+    "Snapshot",
+    # exceptions
+    "IntercomJobsError",
+    "ConfigurationError",
+    "MissingTokenError",
+    "RunAbortedError",
+    "AuthenticationError",
+    "ApiVersionError",
+    "FetchInterrupted",
+    "JobError",
+    "InvalidJobIdError",
+    "JobNotFoundError",
+    "RateLimitError",
+    "TransportError",
+    "ServerError",
+    "InvalidResponseError",
+    "__version__",
+]

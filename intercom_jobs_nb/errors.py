@@ -1,0 +1,145 @@
+"""Exceptions, and the error codes that bulk results carry instead of raising.
+
+In bulk calls (`fetch_jobs`, `wait_for_jobs`, `refresh`) one job's failure is a row with
+``error_code`` set, never an exception. Exceptions are for what stops the whole run, and for
+`fetch_job`, where the one job *is* the run.
+
+    IntercomJobsError                   base of everything raised here
+    ├── ConfigurationError (ValueError) bad arguments, unsafe base_url, unreadable ids file
+    │   └── MissingTokenError           no token given and INTERCOM_TOKEN unset
+    ├── RunAbortedError                 the run cannot go on; ``.df`` holds the rows fetched so far
+    │   ├── AuthenticationError         Intercom rejected the token (401, token_* codes)
+    │   └── ApiVersionError             Intercom rejected the Intercom-Version header
+    └── JobError                        `fetch_job` only: this job could not be read; ``.code``
+        ├── InvalidJobIdError           the id is not a job id; nothing was sent
+        ├── JobNotFoundError            404 job_not_found
+        ├── RateLimitError              429, retries spent
+        ├── TransportError              timeout or connection error, retries spent
+        ├── ServerError                 5xx, retries spent
+        └── InvalidResponseError        not a job: HTML, not JSON, no ``id``, a redirect
+
+`FetchInterrupted` (a `KeyboardInterrupt`, so ``except Exception`` does not swallow Ctrl-C)
+carries the rows fetched before the interruption as ``.df``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# Error codes the toolkit itself puts in ``error_code`` (Intercom's own codes, such as
+# ``job_not_found``, pass through unchanged).
+INVALID_JOB_ID = "invalid_job_id"
+TIMEOUT = "timeout"
+CONNECTION_ERROR = "connection_error"
+INVALID_RESPONSE = "invalid_response"
+SERVER_ERROR = "server_error"
+RATE_LIMIT_EXCEEDED = "rate_limit_exceeded"
+JOB_NOT_FOUND = "job_not_found"
+
+#: Codes for a fetch that failed for a passing reason: asking again later may succeed.
+TRANSIENT_CODES = frozenset(
+    {TIMEOUT, CONNECTION_ERROR, INVALID_RESPONSE, SERVER_ERROR, RATE_LIMIT_EXCEEDED,
+     "service_unavailable"}
+)
+
+#: Intercom codes meaning the token itself is bad: the whole run stops.
+AUTH_CODES = frozenset(
+    {"unauthorized", "token_revoked", "token_expired", "token_not_found", "token_blocked"}
+)
+
+
+class IntercomJobsError(Exception):
+    """Base class of every exception this package raises on purpose."""
+
+
+class ConfigurationError(IntercomJobsError, ValueError):
+    """An argument or setting is wrong; nothing was sent."""
+
+
+class MissingTokenError(ConfigurationError):
+    """No token was given and ``INTERCOM_TOKEN`` is not set."""
+
+
+class RunAbortedError(IntercomJobsError):
+    """The run cannot go on. ``df`` holds the rows fetched before it stopped."""
+
+    def __init__(self, message: str, *, df: pd.DataFrame | None = None,
+                 code: str | None = None, http_status: int | None = None) -> None:
+        super().__init__(message)
+        self.df = df
+        self.code = code
+        self.http_status = http_status
+
+
+class AuthenticationError(RunAbortedError):
+    """Intercom rejected the token (401 or a ``token_*`` code)."""
+
+
+class ApiVersionError(RunAbortedError):
+    """Intercom rejected the ``Intercom-Version`` header (``intercom_version_invalid``)."""
+
+
+class FetchInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a run. ``df`` holds the rows fetched before it."""
+
+    def __init__(self, message: str = "interrupted", *, df: pd.DataFrame | None = None) -> None:
+        super().__init__(message)
+        self.df = df
+
+
+class JobError(IntercomJobsError):
+    """`fetch_job` could not read this job. ``code`` is the row's ``error_code``."""
+
+    def __init__(self, message: str, *, job_id: str, code: str,
+                 record: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+        self.code = code
+        self.record = record
+
+
+class InvalidJobIdError(JobError, ValueError):
+    """The id is not a job id (empty, too long, ``/``, ``?``, ``..``, whitespace...)."""
+
+
+class JobNotFoundError(JobError):
+    """Intercom answered 404 ``job_not_found``."""
+
+
+class RateLimitError(JobError):
+    """Intercom answered 429 and the retries were spent."""
+
+
+class TransportError(JobError):
+    """A timeout or a connection error, and the retries were spent."""
+
+
+class ServerError(JobError):
+    """Intercom answered 5xx, and the retries were spent."""
+
+
+class InvalidResponseError(JobError):
+    """The answer was not a job (HTML, not JSON, no ``id``, a redirect)."""
+
+
+_JOB_ERRORS: dict[str, type[JobError]] = {
+    INVALID_JOB_ID: InvalidJobIdError,
+    JOB_NOT_FOUND: JobNotFoundError,
+    RATE_LIMIT_EXCEEDED: RateLimitError,
+    TIMEOUT: TransportError,
+    CONNECTION_ERROR: TransportError,
+    SERVER_ERROR: ServerError,
+    "service_unavailable": ServerError,
+    INVALID_RESPONSE: InvalidResponseError,
+}
+
+
+def job_error_for(record: dict[str, Any]) -> JobError:
+    """The exception that stands for an error row."""
+    code = record["error_code"]
+    cls = _JOB_ERRORS.get(code, JobError)
+    message = f"job {record['job_id']!r}: {code}: {record.get('error_message') or ''}".rstrip(": ")
+    return cls(message, job_id=record["job_id"], code=code, record=record)

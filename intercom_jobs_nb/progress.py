@@ -1,0 +1,87 @@
+"""Progress: a tqdm bar (a widget in Jupyter, text in a terminal) or a callback, with live counts.
+
+``progress=True`` uses `tqdm.auto` (``TQDM_DISABLE=1`` turns it off), ``progress=False`` shows
+nothing, and a callable receives a `Snapshot` a few times a second and once at the end (the
+JobsPanel uses that).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from tqdm.auto import tqdm
+
+UPDATE_EVERY = 0.2  # seconds between refreshes of the counts
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Where a run stands: ``done`` of ``total``, and the counts so far."""
+
+    done: int
+    total: int
+    success: int
+    failed: int
+    pending: int
+    errors: int
+    finished: bool = False
+
+    def describe(self) -> str:
+        return (f"{self.done}/{self.total} · success {self.success} · failed {self.failed} · "
+                f"pending {self.pending} · errors {self.errors}")
+
+
+def _key(row: tuple) -> str:
+    return row[1] or "errors"
+
+
+class Progress:
+    """Counts rows as they arrive and shows them. ``done`` advances only on `advance`."""
+
+    def __init__(self, setting: bool | Callable[[Snapshot], Any], total: int, *,
+                 desc: str = "jobs", done: int = 0) -> None:
+        self.total = total
+        self.done = done
+        self.counts = {"success": 0, "failed": 0, "pending": 0, "errors": 0}
+        self._callback = setting if callable(setting) else None
+        self._bar = None
+        if setting is True:
+            self._bar = tqdm(total=total, initial=done, desc=desc, unit="job",
+                             dynamic_ncols=True, smoothing=0.05)
+        self._last = 0.0
+
+    def count(self, row: tuple, *, replaces: tuple | None = None) -> None:
+        """Count a row's outcome (taking back the outcome of the row it replaces)."""
+        if replaces is not None:
+            self.counts[_key(replaces)] -= 1
+        self.counts[_key(row)] += 1
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+        if self._bar is not None:
+            self._bar.update(n)
+        now = time.monotonic()
+        if now - self._last >= UPDATE_EVERY:
+            self._last = now
+            self._show()
+
+    def snapshot(self, finished: bool = False) -> Snapshot:
+        return Snapshot(self.done, self.total, finished=finished, **self.counts)
+
+    def _show(self, finished: bool = False) -> None:
+        if self._bar is not None:
+            c = self.counts
+            self._bar.set_postfix_str(
+                f"success={c['success']} failed={c['failed']} pending={c['pending']} "
+                f"errors={c['errors']}", refresh=False)
+        if self._callback is not None:
+            self._callback(self.snapshot(finished))
+
+    def close(self) -> None:
+        self._show(finished=True)
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
