@@ -7,6 +7,8 @@ The public API, in one place::
     df = ij.fetch_jobs(ids, region="eu")          # many jobs -> pandas.DataFrame
     ij.summarize(df)                              # counts and shares
     ij.export_csv(df, "jobs.csv")                 # -> the path written
+    df = ij.wait_for_jobs(ids, checkpoint="jobs.sqlite")   # poll until every job is final
+    df = ij.refresh(df)                           # ask again only what may still change
 
 Every call that talks to Intercom takes the same keyword-only options: ``token`` (default: the
 ``INTERCOM_TOKEN`` environment variable), ``region``, ``base_url``, ``api_version``,
@@ -33,6 +35,7 @@ from .fetch import fetch_job, fetch_jobs
 from .frames import export_csv, failures, join_jobs, summarize
 from .ids import check_job_id
 from .options import REGIONS
+from .polling import refresh, wait_for_jobs
 from .progress import Snapshot
 from .sandbox import Sandbox
 
@@ -42,6 +45,8 @@ __all__ = [
     # fetching
     "fetch_job",
     "fetch_jobs",
+    "wait_for_jobs",
+    "refresh",
     # analysis
     "summarize",
     "failures",

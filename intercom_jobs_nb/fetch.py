@@ -9,6 +9,7 @@ Rows are tuples kept in a list in input order, so 100,000 jobs cost a few hundre
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections.abc import Callable, Sequence
@@ -17,8 +18,9 @@ from typing import Any
 import pandas as pd
 
 from . import errors as E
+from .checkpoint import Checkpoint
 from .frames import to_frame
-from .ids import check_job_id, read_job_ids
+from .ids import JobIds, check_job_id, read_job_ids
 from .options import DEFAULT_API_VERSION, Options
 from .pacing import RateGate
 from .progress import Progress, Snapshot
@@ -98,8 +100,7 @@ def fetch_rows(ids: Sequence[str], options: Options, *, progress: Progress | Non
                     rows[i] = row
                     batch.append(row)
                     if progress is not None:
-                        progress.count(row)
-                        progress.advance()
+                        progress.row(row)
                 try:
                     item = out.get_nowait()
                 except queue.Empty:
@@ -146,7 +147,7 @@ def fetch_jobs(
     max_workers: int = 32,
     max_rps: float | None = None,
     progress: bool | Callable[[Snapshot], Any] = True,
-    checkpoint: str | None = None,
+    checkpoint: str | os.PathLike | None = None,
 ) -> pd.DataFrame:
     """Fetch the status of many jobs into a DataFrame, one row per distinct id.
 
@@ -187,12 +188,19 @@ def fetch_jobs(
     options = Options.build(token=token, region=region, base_url=base_url,
                             api_version=api_version, timeout=timeout, retries=retries,
                             max_workers=max_workers, max_rps=max_rps, progress=progress)
-    job_ids = read_job_ids(ids)
-    if checkpoint is not None:
-        from .checkpoint import fetch_with_checkpoint
+    return run_with_checkpoint(read_job_ids(ids), options, checkpoint)
 
-        return fetch_with_checkpoint(job_ids, options, checkpoint)
-    return run(job_ids.ids, job_ids.invalid, options, extra=job_ids.extra)
+
+def run_with_checkpoint(job_ids: JobIds, options: Options, path: str | os.PathLike | None, *,
+                        known: dict[str, tuple] | None = None) -> pd.DataFrame:
+    """`run`, with rows saved as they come and final saved rows not asked for again."""
+    if path is None:
+        return run(job_ids.ids, job_ids.invalid, options, extra=job_ids.extra, known=known)
+    with Checkpoint(path, options.base_url) as checkpoint:
+        saved = checkpoint.final_rows()
+        saved.update(known or {})
+        return run(job_ids.ids, job_ids.invalid, options, extra=job_ids.extra, known=saved,
+                   sink=checkpoint.write)
 
 
 def run(ids: Sequence[str], invalid: dict[str, str], options: Options, *,

@@ -142,7 +142,15 @@ class Options:
         return headers
 
 
-OPTION_NAMES = frozenset(
-    {"token", "region", "base_url", "api_version", "timeout", "retries", "max_workers",
-     "max_rps", "progress"}
-)
+OPTION_NAMES = ("token", "region", "base_url", "api_version", "timeout", "retries",
+                "max_workers", "max_rps", "progress")
+
+
+def options_from(kwargs: dict[str, Any]) -> Options:
+    """`Options.build` for functions that take the options as ``**options``."""
+    unknown = sorted(set(kwargs) - set(OPTION_NAMES))
+    if unknown:
+        raise ConfigurationError(
+            f"unknown option(s) {', '.join(unknown)}; the options are {', '.join(OPTION_NAMES)}"
+        )
+    return Options.build(**kwargs)

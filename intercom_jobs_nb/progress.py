@@ -59,6 +59,11 @@ class Progress:
             self.counts[_key(replaces)] -= 1
         self.counts[_key(row)] += 1
 
+    def row(self, row: tuple) -> None:
+        """A row has arrived: count it and move on by one."""
+        self.count(row)
+        self.advance()
+
     def advance(self, n: int = 1) -> None:
         self.done += n
         if self._bar is not None:

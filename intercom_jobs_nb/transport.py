@@ -35,6 +35,13 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _INTERN: dict[Any, Any] = {s: s for s in (*STATUSES, "ticket")}
 
 
+def is_final_row(row: tuple) -> bool:
+    """Whether a row will not change: the job is done, or its id can never be read."""
+    if row[1] is not None:
+        return row[1] in FINAL_STATUSES
+    return row[7] is not None and row[7] not in E.TRANSIENT_CODES
+
+
 class Stopped(Exception):
     """The run is stopping; the worker drops the job it holds."""
 
