@@ -7,6 +7,7 @@ JobsPanel uses that).
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,7 +49,8 @@ class Progress:
         self.counts = {"success": 0, "failed": 0, "pending": 0, "errors": 0}
         self._callback = setting if callable(setting) else None
         self._bar = None
-        if setting is True:
+        # tqdm reads TQDM_DISABLE once, at import; read it per run so `%env` works too.
+        if setting is True and os.environ.get("TQDM_DISABLE", "").lower() in ("", "0", "false"):
             self._bar = tqdm(total=total, initial=done, desc=desc, unit="job",
                              dynamic_ncols=True, smoothing=0.05)
         self._last = 0.0

@@ -70,7 +70,6 @@ def new_session(options: Options) -> requests.Session:
     env = os.environ
     session.verify = env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") or True
     session.headers.update(options.headers())
-    session.max_redirects = 0
     return session
 
 

@@ -1,0 +1,214 @@
+"""fetch_jobs and fetch_job against the sandbox, over real sockets."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+import intercom_jobs_nb as ij
+from intercom_jobs_nb.sandbox import Sandbox
+
+RESULT_COLUMNS = ["job_id", "status", "resource_type", "resource_id", "resource_url", "url",
+                  "http_status", "error_code", "error_message", "request_id", "attempts",
+                  "fetched_at"]
+
+
+def test_one_row_per_distinct_id_in_first_seen_order(final_sandbox, opts):
+    a, b, c = final_sandbox.job_ids[:3]
+    df = ij.fetch_jobs([b, a, f" {b} ", int(c), c, a], **opts(final_sandbox))
+    assert df["job_id"].tolist() == [b, a, c]
+
+
+def test_result_columns_and_dtypes(final_sandbox, opts):
+    df = ij.fetch_jobs(final_sandbox.job_ids[:5], **opts(final_sandbox))
+    assert list(df.columns) == RESULT_COLUMNS
+    assert list(df["status"].cat.categories) == ["pending", "success", "failed"]
+    assert str(df["http_status"].dtype) == "Int16"
+    assert str(df["attempts"].dtype) == "Int16"
+    assert str(df["fetched_at"].dtype).startswith("datetime64") and str(df["fetched_at"].dt.tz) == "UTC"
+    assert df["job_id"].dtype == "string"
+
+
+def test_success_rows_name_the_ticket_made(final_sandbox, opts):
+    df = ij.fetch_jobs(final_sandbox.job_ids, **opts(final_sandbox))
+    done = df[df["status"] == "success"]
+    assert len(done) > 0
+    assert done["resource_type"].eq("ticket").all()
+    assert done["resource_id"].notna().all()
+    assert all(url.endswith(f"/tickets/{rid}") for url, rid in zip(done["resource_url"],
+                                                                   done["resource_id"]))
+    assert done["http_status"].eq(200).all() and done["error_code"].isna().all()
+    failed = df[df["status"] == "failed"]
+    assert len(failed) > 0 and failed["resource_id"].isna().all()
+
+
+def test_statuses_match_what_the_sandbox_holds(mixed_sandbox, opts):
+    df = ij.fetch_jobs(mixed_sandbox.job_ids, **opts(mixed_sandbox))
+    counts = df["status"].value_counts()
+    assert counts["pending"] > 0 and counts["success"] + counts["failed"] > 0
+    assert counts.sum() == len(mixed_sandbox.job_ids)
+
+
+def test_requests_run_concurrently(opts):
+    with Sandbox(jobs=40, latency=0.05) as sb:
+        ij.fetch_jobs(sb.job_ids, **opts(sb, max_workers=8))
+        assert 2 <= sb.stats["max_in_flight"] <= 8
+
+
+def test_accepts_a_series(final_sandbox, opts):
+    ids = pd.Series(final_sandbox.job_ids[:4])
+    assert ij.fetch_jobs(ids, **opts(final_sandbox))["job_id"].tolist() == ids.tolist()
+
+
+def test_accepts_a_generator_of_ints(final_sandbox, opts):
+    df = ij.fetch_jobs((int(i) for i in final_sandbox.job_ids[:3]), **opts(final_sandbox))
+    assert df["job_id"].tolist() == final_sandbox.job_ids[:3]
+    assert df["error_code"].isna().all()
+
+
+def test_dataframe_columns_come_back_alongside(final_sandbox, opts):
+    ids = final_sandbox.job_ids[:3]
+    mine = pd.DataFrame({"order": ["A", "B", "C"], "job_id": ids, "amount": [1.5, 2.5, 3.5]})
+    df = ij.fetch_jobs(mine, **opts(final_sandbox))
+    assert df["job_id"].tolist() == ids
+    assert df["order"].tolist() == ["A", "B", "C"]
+    assert df["amount"].tolist() == [1.5, 2.5, 3.5]
+
+
+def test_dataframe_column_named_like_a_result_is_kept_renamed(final_sandbox, opts):
+    mine = pd.DataFrame({"job_id": final_sandbox.job_ids[:2], "status": ["open", "closed"]})
+    with pytest.warns(UserWarning, match="status_input"):
+        df = ij.fetch_jobs(mine, **opts(final_sandbox))
+    assert df["status_input"].tolist() == ["open", "closed"]
+
+
+def test_dataframe_without_job_id_column_is_refused(final_sandbox, opts):
+    with pytest.raises(ij.ConfigurationError, match="job_id"):
+        ij.fetch_jobs(pd.DataFrame({"id": ["1"]}), **opts(final_sandbox))
+
+
+def test_accepts_a_txt_file(tmp_path, final_sandbox, opts):
+    path = tmp_path / "ids.txt"
+    path.write_text("# my jobs\n" + "\n".join(final_sandbox.job_ids[:3]) + "\n\n")
+    assert ij.fetch_jobs(path, **opts(final_sandbox))["job_id"].tolist() == \
+        final_sandbox.job_ids[:3]
+
+
+def test_accepts_a_csv_file_with_job_id_column(tmp_path, final_sandbox, opts):
+    path = tmp_path / "ids.csv"
+    ids = final_sandbox.job_ids[:2]
+    path.write_text(f"customer,job_id\nacme,{ids[0]}\nglobex,{ids[1]}\n")
+    df = ij.fetch_jobs(str(path), **opts(final_sandbox))
+    assert df["job_id"].tolist() == ids and df["customer"].tolist() == ["acme", "globex"]
+
+
+def test_accepts_a_headerless_csv_of_ids(tmp_path, final_sandbox, opts):
+    path = tmp_path / "ids.csv"
+    path.write_text("\n".join(final_sandbox.job_ids[:3]) + "\n")
+    assert ij.fetch_jobs(path, **opts(final_sandbox))["job_id"].tolist() == \
+        final_sandbox.job_ids[:3]
+
+
+def test_a_missing_ids_file_is_a_clear_error(tmp_path, final_sandbox, opts):
+    with pytest.raises(ij.ConfigurationError, match="no such ids file"):
+        ij.fetch_jobs(tmp_path / "nope.txt", **opts(final_sandbox))
+
+
+def test_a_single_string_is_refused_with_a_hint(final_sandbox, opts):
+    with pytest.raises(ij.ConfigurationError, match="fetch_job"):
+        ij.fetch_jobs("1001", **opts(final_sandbox))
+
+
+BAD_IDS = ["", "   ", "a/b", "../admin", "1?x=1", "1#frag", "1..2", "12 34", "1\x00", "1\n2",
+           "x" * 200, "é"]
+
+
+@pytest.mark.parametrize("bad", BAD_IDS)
+def test_a_bad_id_is_an_invalid_job_id_row_and_never_sent(final_sandbox, opts, bad):
+    good = final_sandbox.job_ids[0]
+    df = ij.fetch_jobs([bad, good], **opts(final_sandbox))
+    row = df.iloc[0]
+    assert row["error_code"] == "invalid_job_id" and pd.isna(row["status"])
+    assert row["attempts"] == 0 and pd.isna(row["http_status"])
+    assert "not sent" in row["error_message"]
+    assert df.iloc[1]["status"] in ("success", "failed")
+    assert final_sandbox.stats["requests"] == 1
+
+
+def test_unknown_job_is_a_job_not_found_row(final_sandbox, opts):
+    df = ij.fetch_jobs(["999999"], **opts(final_sandbox))
+    row = df.iloc[0]
+    assert (row["error_code"], row["http_status"], row["attempts"]) == ("job_not_found", 404, 1)
+    assert row["error_message"] == "Job Not Found"
+    assert len(row["request_id"]) == 36
+
+
+def test_intercom_version_header_is_sent(final_sandbox, opts):
+    ij.fetch_jobs(final_sandbox.job_ids[:2], **opts(final_sandbox))
+    assert final_sandbox.stats["versions"] == {"2.15": 2}
+
+
+def test_rejected_intercom_version_stops_the_run(final_sandbox, opts):
+    with pytest.raises(ij.ApiVersionError, match="9.99"):
+        ij.fetch_jobs(final_sandbox.job_ids, **opts(final_sandbox, api_version="9.99"))
+    assert final_sandbox.stats["requests"] <= 3
+
+
+def test_empty_input_gives_an_empty_typed_frame(final_sandbox, opts):
+    df = ij.fetch_jobs([], **opts(final_sandbox))
+    assert list(df.columns) == RESULT_COLUMNS and len(df) == 0
+    assert final_sandbox.stats["requests"] == 0
+
+
+def test_callable_progress_gets_counts_that_match_the_result(mixed_sandbox, opts):
+    snapshots: list[ij.Snapshot] = []
+    df = ij.fetch_jobs([*mixed_sandbox.job_ids, "bad/id", "424242"],
+                       **opts(mixed_sandbox, progress=snapshots.append))
+    last = snapshots[-1]
+    assert last.finished and last.done == last.total == len(df)
+    counts = df["status"].value_counts()
+    assert (last.success, last.failed, last.pending) == (counts["success"], counts["failed"],
+                                                         counts["pending"])
+    assert last.errors == 2
+
+
+def test_progress_bar_shows_counts(final_sandbox, opts, monkeypatch, capsys):
+    monkeypatch.delenv("TQDM_DISABLE")
+    ij.fetch_jobs(final_sandbox.job_ids, **opts(final_sandbox, progress=True))
+    err = capsys.readouterr().err
+    assert f"{len(final_sandbox.job_ids)}/{len(final_sandbox.job_ids)}" in err
+    assert "success=" in err and "failed=" in err
+
+
+def test_tqdm_disable_silences_the_bar(final_sandbox, opts, capsys):
+    ij.fetch_jobs(final_sandbox.job_ids, **opts(final_sandbox, progress=True))
+    assert capsys.readouterr().err == ""
+
+
+def test_fetch_job_returns_the_row_as_a_dict(final_sandbox, opts):
+    job_id = final_sandbox.job_ids[0]
+    job = ij.fetch_job(job_id, **{k: v for k, v in opts(final_sandbox).items()
+                                  if k != "progress"})
+    assert job["job_id"] == job_id and job["status"] in ("success", "failed")
+    assert job["error_code"] is None and job["url"].endswith(f"/jobs/status/{job_id}")
+
+
+def test_fetch_job_raises_job_not_found(final_sandbox):
+    with pytest.raises(ij.JobNotFoundError) as caught:
+        ij.fetch_job("777777", token=final_sandbox.token, base_url=final_sandbox.base_url)
+    assert caught.value.code == "job_not_found" and caught.value.job_id == "777777"
+
+
+def test_fetch_job_refuses_a_bad_id_without_a_request(final_sandbox):
+    with pytest.raises(ij.InvalidJobIdError):
+        ij.fetch_job("../../admins", token=final_sandbox.token, base_url=final_sandbox.base_url)
+    assert final_sandbox.stats["requests"] == 0
+
+
+def test_fetch_job_raises_server_error_once_retries_are_spent(final_sandbox):
+    job_id = final_sandbox.job_ids[0]
+    final_sandbox.inject(job_id, "server_error", "server_error")
+    with pytest.raises(ij.ServerError) as caught:
+        ij.fetch_job(job_id, token=final_sandbox.token, base_url=final_sandbox.base_url,
+                     retries=1)
+    assert caught.value.record["attempts"] == 2

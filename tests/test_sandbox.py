@@ -1,0 +1,674 @@
+"""The sandbox answers like Intercom's job-status API 2.15, and does what tests ask of it.
+
+Every test talks to a real server over loopback sockets.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import math
+import socket
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+
+import jsonschema
+import pytest
+import requests
+import yaml
+
+from intercom_jobs_nb.sandbox import DEFAULT_TOKEN, FAULTS, INTERCOM_VERSIONS, Sandbox
+
+OPENAPI_PATH = Path("/work/shared/reference/intercom-jobs-openapi-2.15.yaml")
+RATE_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
+
+
+# -- helpers and fixtures ----------------------------------------------------------------------
+
+
+def openapi_to_json_schema(node):
+    """Turn an OpenAPI 3.0 schema into JSON Schema: ``nullable: true`` becomes a null type."""
+    if isinstance(node, list):
+        return [openapi_to_json_schema(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {
+        key: openapi_to_json_schema(value)
+        for key, value in node.items()
+        if key not in ("nullable", "example", "x-tags")
+    }
+    if node.get("nullable") and "type" in node:
+        out["type"] = [node["type"], "null"]
+    return out
+
+
+@pytest.fixture(scope="session")
+def openapi():
+    if not OPENAPI_PATH.exists():
+        pytest.skip(f"{OPENAPI_PATH} is not available")
+    return yaml.safe_load(OPENAPI_PATH.read_text())
+
+
+@pytest.fixture(scope="session")
+def jobs_schema(openapi):
+    return openapi_to_json_schema(openapi["components"]["schemas"]["jobs"])
+
+
+@pytest.fixture(scope="session")
+def error_schema(openapi):
+    return openapi_to_json_schema(openapi["components"]["schemas"]["error"])
+
+
+def assert_matches(instance, schema):
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+    validator.validate(instance)
+
+
+@pytest.fixture
+def make_sandbox():
+    """Start sandboxes with the given options; all are stopped at the end of the test."""
+    started = []
+
+    def make(**options):
+        sb = Sandbox(**options).start()
+        started.append(sb)
+        return sb
+
+    yield make
+    for sb in started:
+        sb.stop()
+
+
+@pytest.fixture
+def sandbox(make_sandbox):
+    """Ten jobs, all final and successful at once, a generous rate limit."""
+    return make_sandbox(jobs=10, failed_share=0.0, pending_share=0.0)
+
+
+@pytest.fixture
+def session():
+    with requests.Session() as s:
+        yield s
+
+
+def auth(sb, **extra):
+    return {"Authorization": f"Bearer {sb.token}", **extra}
+
+
+def status_url(sb, job_id):
+    return f"{sb.base_url}/jobs/status/{job_id}"
+
+
+def get_job(session, sb, job_id, **kwargs):
+    return session.get(status_url(sb, job_id), headers=auth(sb), **kwargs)
+
+
+def error_code(response):
+    return response.json()["errors"][0]["code"]
+
+
+# -- the 200 answer ------------------------------------------------------------------------------
+
+
+def test_job_bodies_match_the_openapi_jobs_schema(make_sandbox, session, jobs_schema):
+    sb = make_sandbox(jobs=30, seed=3, failed_share=0.3, pending_share=0.3)
+    statuses = set()
+    for job_id in sb.job_ids:
+        body = get_job(session, sb, job_id).json()
+        assert_matches(body, jobs_schema)
+        assert set(body) <= set(jobs_schema["properties"])
+        statuses.add(body["status"])
+    assert statuses == {"pending", "success", "failed"}
+
+
+def test_successful_job_names_its_ticket(sandbox, session):
+    body = get_job(session, sandbox, "1001").json()
+    assert body == {
+        "type": "job",
+        "id": "1001",
+        "url": f"{sandbox.base_url}/jobs/status/1001",
+        "status": "success",
+        "resource_type": "ticket",
+        "resource_id": "5001",
+        "resource_url": f"{sandbox.base_url}/tickets/5001",
+    }
+
+
+def test_pending_and_failed_jobs_have_null_resource(make_sandbox, session):
+    sb = make_sandbox(jobs=0)
+    for status in ("pending", "failed"):
+        body = get_job(session, sb, sb.add_job(status=status)).json()
+        assert body["status"] == status
+        assert body["resource_type"] == "ticket"
+        assert body["resource_id"] is None and body["resource_url"] is None
+
+
+def test_job_ids_are_numeric_strings_in_creation_order(make_sandbox):
+    sb = make_sandbox(jobs=3)
+    assert sb.job_ids == ["1001", "1002", "1003"]
+
+
+def test_answers_carry_json_content_type_length_and_request_id(sandbox, session):
+    for response in (get_job(session, sandbox, "1001"), get_job(session, sandbox, "999")):
+        assert response.headers["Content-Type"] == "application/json; charset=utf-8"
+        assert int(response.headers["Content-Length"]) == len(response.content)
+        uuid.UUID(response.headers["X-Request-Id"], version=4)
+
+
+def test_error_request_id_matches_the_header(sandbox, session):
+    response = get_job(session, sandbox, "999")
+    assert response.json()["request_id"] == response.headers["X-Request-Id"]
+
+
+def test_keep_alive_serves_many_requests_on_one_connection(sandbox):
+    conn = http.client.HTTPConnection("127.0.0.1", int(sandbox.base_url.rsplit(":", 1)[1]))
+    try:
+        conn.request("GET", "/jobs/status/1001", headers=auth(sandbox))
+        first = conn.getresponse()
+        first.read()
+        sock = conn.sock
+        conn.request("GET", "/jobs/status/1002", headers=auth(sandbox))
+        second = conn.getresponse()
+        assert json.loads(second.read())["id"] == "1002"
+        assert first.version == 11 and conn.sock is sock
+    finally:
+        conn.close()
+
+
+def test_outcomes_are_deterministic_from_the_seed(make_sandbox, session):
+    def outcomes(seed):
+        sb = make_sandbox(jobs=60, seed=seed, failed_share=0.4, pending_share=0.3)
+        return [get_job(session, sb, job_id).json()["status"] for job_id in sb.job_ids]
+
+    assert outcomes(7) == outcomes(7)
+    assert outcomes(7) != outcomes(8)
+
+
+def test_failed_share_sets_the_share_of_failed_jobs(make_sandbox, session):
+    sb = make_sandbox(jobs=200, seed=1, failed_share=0.5, pending_share=0.0)
+    failed = sum(get_job(session, sb, job_id).json()["status"] == "failed" for job_id in sb.job_ids)
+    assert 70 <= failed <= 130
+
+
+# -- errors --------------------------------------------------------------------------------------
+
+
+def test_missing_token_is_401_without_rate_headers(sandbox, session, error_schema):
+    response = session.get(status_url(sandbox, "1001"))
+    assert response.status_code == 401
+    assert_matches(response.json(), error_schema)
+    assert response.json()["errors"] == [
+        {"code": "unauthorized", "message": "Access Token Invalid"}
+    ]
+    assert not any(name in response.headers for name in RATE_HEADERS)
+
+
+def test_wrong_token_is_401_without_rate_headers(sandbox, session):
+    response = session.get(status_url(sandbox, "1001"), headers={"Authorization": "Bearer nope"})
+    assert response.status_code == 401
+    assert error_code(response) == "unauthorized"
+    assert not any(name in response.headers for name in RATE_HEADERS)
+
+
+def test_token_must_be_a_bearer_token(sandbox, session):
+    response = session.get(status_url(sandbox, "1001"), headers={"Authorization": sandbox.token})
+    assert response.status_code == 401
+
+
+def test_token_defaults_to_a_readable_string_and_can_be_chosen(make_sandbox, session):
+    assert make_sandbox(jobs=1).token == DEFAULT_TOKEN == "sandbox-token"
+    sb = make_sandbox(jobs=1, token="secret-123")
+    assert get_job(session, sb, "1001").status_code == 200
+
+
+def test_unknown_job_is_404_job_not_found(sandbox, session, error_schema):
+    response = get_job(session, sandbox, "999999")
+    assert response.status_code == 404
+    assert_matches(response.json(), error_schema)
+    assert response.json()["errors"] == [{"code": "job_not_found", "message": "Job Not Found"}]
+
+
+def test_unknown_path_is_404_not_found(sandbox, session, error_schema):
+    response = session.get(f"{sandbox.base_url}/contacts", headers=auth(sandbox))
+    assert response.status_code == 404
+    assert_matches(response.json(), error_schema)
+    assert response.json()["errors"] == [{"code": "not_found", "message": "Resource Not Found"}]
+
+
+def test_wrong_method_is_405(sandbox, session, error_schema):
+    response = session.delete(status_url(sandbox, "1001"), headers=auth(sandbox))
+    assert response.status_code == 405
+    assert_matches(response.json(), error_schema)
+    assert response.headers["Allow"] == "GET"
+
+
+def test_invalid_intercom_version_is_400(sandbox, session, error_schema):
+    response = session.get(
+        status_url(sandbox, "1001"), headers=auth(sandbox, **{"Intercom-Version": "3.0"})
+    )
+    assert response.status_code == 400
+    assert_matches(response.json(), error_schema)
+    assert error_code(response) == "intercom_version_invalid"
+
+
+def test_every_openapi_version_is_accepted_and_recorded(sandbox, session, openapi):
+    enum = openapi["components"]["schemas"]["intercom_version"]["enum"]
+    assert set(INTERCOM_VERSIONS) == {*enum, "Preview", "Unstable"}
+    for version in INTERCOM_VERSIONS:
+        headers = auth(sandbox, **{"Intercom-Version": version})
+        assert session.get(status_url(sandbox, "1001"), headers=headers).status_code == 200
+    assert sandbox.stats["versions"] == {version: 1 for version in INTERCOM_VERSIONS}
+
+
+# -- jobs over time ------------------------------------------------------------------------------
+
+
+def test_pending_job_becomes_final_after_its_time(make_sandbox, session):
+    sb = make_sandbox(jobs=1, failed_share=1.0, pending_share=1.0, pending_seconds=(0.2, 0.2))
+    assert get_job(session, sb, "1001").json()["status"] == "pending"
+    time.sleep(0.3)
+    assert get_job(session, sb, "1001").json()["status"] == "failed"
+
+
+def test_finish_all_makes_pending_jobs_final_with_their_outcome(make_sandbox, session):
+    sb = make_sandbox(
+        jobs=20, seed=2, failed_share=0.5, pending_share=1.0, pending_seconds=(1e9, 1e9)
+    )
+    assert {get_job(session, sb, j).json()["status"] for j in sb.job_ids} == {"pending"}
+    sb.finish_all()
+    assert {get_job(session, sb, j).json()["status"] for j in sb.job_ids} == {"success", "failed"}
+
+
+def test_add_job_returns_a_new_job_with_that_status(sandbox, session):
+    job_id = sandbox.add_job(status="failed")
+    assert job_id == "1011" and job_id not in sandbox.job_ids
+    assert get_job(session, sandbox, job_id).json()["status"] == "failed"
+
+
+def test_add_job_with_pending_for_is_pending_then_final(sandbox, session):
+    job_id = sandbox.add_job(status="success", pending_for=0.2)
+    assert get_job(session, sandbox, job_id).json()["status"] == "pending"
+    time.sleep(0.3)
+    assert get_job(session, sandbox, job_id).json()["resource_id"] == "5011"
+
+
+def test_add_job_pending_stays_pending_through_finish_all(sandbox, session):
+    job_id = sandbox.add_job(status="pending")
+    sandbox.finish_all()
+    assert get_job(session, sandbox, job_id).json()["status"] == "pending"
+
+
+def test_enqueue_creates_a_pending_job(sandbox, session, jobs_schema):
+    response = session.post(
+        f"{sandbox.base_url}/tickets/enqueue",
+        headers=auth(sandbox),
+        json={"ticket_type_id": "88", "contacts": [{"id": "6762f2d81bb69f9f2193bc54"}]},
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert_matches(body, jobs_schema)
+    assert body["status"] == "pending" and body["resource_id"] is None
+    assert body["url"] == status_url(sandbox, body["id"])
+    assert get_job(session, sandbox, body["id"]).json()["status"] == "pending"
+
+
+def test_enqueue_needs_a_json_body(sandbox, session):
+    response = session.post(
+        f"{sandbox.base_url}/tickets/enqueue", headers=auth(sandbox), data=b"not json"
+    )
+    assert response.status_code == 400
+    assert error_code(response) == "parameter_invalid"
+
+
+# -- rate limit ----------------------------------------------------------------------------------
+
+
+def leave_room_in_window(window, room=0.5, skew=0.0):
+    """Sleep past the next window boundary if it is near, so a short burst fits in one window."""
+    now = time.time() + skew
+    left = math.floor(now / window + 1) * window - now
+    if left < room:
+        time.sleep(left + 0.02)
+
+
+def test_rate_limit_headers_count_down(make_sandbox, session):
+    sb = make_sandbox(jobs=1, rate_limit=5, window=10)
+    leave_room_in_window(10)
+    responses = [get_job(session, sb, "1001") for _ in range(3)]
+    assert [r.headers["X-RateLimit-Remaining"] for r in responses] == ["4", "3", "2"]
+    assert {r.headers["X-RateLimit-Limit"] for r in responses} == {"5"}
+    reset = int(responses[0].headers["X-RateLimit-Reset"])
+    assert reset % 10 == 0 and 0 < reset - time.time() <= 10
+
+
+def test_past_the_budget_comes_429_rate_limit_exceeded(make_sandbox, session, error_schema):
+    sb = make_sandbox(jobs=1, rate_limit=2, window=10)
+    leave_room_in_window(10)
+    codes = [get_job(session, sb, "1001").status_code for _ in range(2)]
+    response = get_job(session, sb, "1001")
+    assert codes == [200, 200] and response.status_code == 429
+    assert_matches(response.json(), error_schema)
+    assert response.json()["errors"] == [
+        {"code": "rate_limit_exceeded", "message": "Exceeded rate limit of 2 in 10_seconds"}
+    ]
+    assert response.headers["X-RateLimit-Remaining"] == "0"
+    assert response.headers["X-RateLimit-Limit"] == "2"
+
+
+def test_next_window_resets_the_budget(make_sandbox, session):
+    sb = make_sandbox(jobs=1, rate_limit=1, window=1)
+    leave_room_in_window(1)
+    get_job(session, sb, "1001")
+    rejected = get_job(session, sb, "1001")
+    assert rejected.status_code == 429
+    time.sleep(max(0.0, int(rejected.headers["X-RateLimit-Reset"]) - time.time()) + 0.02)
+    fresh = get_job(session, sb, "1001")
+    assert fresh.status_code == 200 and fresh.headers["X-RateLimit-Remaining"] == "0"
+    assert [(w["served"], w["rejected"]) for w in sb.stats["windows"]] == [(1, 1), (1, 0)]
+
+
+def test_not_found_answers_count_against_the_budget(make_sandbox, session):
+    sb = make_sandbox(jobs=1, rate_limit=3, window=10)
+    leave_room_in_window(10)
+    get_job(session, sb, "404404")
+    session.get(f"{sb.base_url}/nowhere", headers=auth(sb))
+    assert get_job(session, sb, "1001").headers["X-RateLimit-Remaining"] == "0"
+
+
+def test_no_rate_headers_when_rate_limit_is_disabled(make_sandbox, session):
+    sb = make_sandbox(jobs=1, rate_limit=None)
+    responses = [get_job(session, sb, "1001") for _ in range(5)]
+    assert {r.status_code for r in responses} == {200}
+    assert not any(name in responses[-1].headers for name in RATE_HEADERS)
+
+
+# -- clock skew ----------------------------------------------------------------------------------
+
+
+def test_clock_skew_shifts_the_date_header(make_sandbox, session):
+    sb = make_sandbox(jobs=1, clock_skew=-3600)
+    date = parsedate_to_datetime(get_job(session, sb, "1001").headers["Date"]).timestamp()
+    assert abs(date - (time.time() - 3600)) < 2
+
+
+def test_clock_skew_shifts_the_rate_limit_reset(make_sandbox, session):
+    sb = make_sandbox(jobs=1, clock_skew=7200.5, window=10)
+    reset = int(get_job(session, sb, "1001").headers["X-RateLimit-Reset"])
+    assert 0 < reset - (time.time() + 7200.5) <= 10
+    assert reset % 10 == 0
+
+
+# -- faults --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "code"),
+    [("server_error", 500, "server_error"), ("service_unavailable", 503, "service_unavailable")],
+)
+def test_server_error_faults_answer_5xx_error_lists(
+    sandbox, session, error_schema, fault, status, code
+):
+    sandbox.inject("1001", fault)
+    response = get_job(session, sandbox, "1001")
+    assert response.status_code == status
+    assert_matches(response.json(), error_schema)
+    assert error_code(response) == code
+    assert "X-RateLimit-Remaining" in response.headers
+
+
+def test_drop_fault_closes_the_connection_without_an_answer(sandbox, session):
+    sandbox.inject("1001", "drop")
+    with pytest.raises(requests.ConnectionError):
+        get_job(session, sandbox, "1001")
+
+
+def test_slow_fault_outlasts_a_short_client_timeout(make_sandbox, session):
+    sb = make_sandbox(jobs=1, slow_seconds=5.0)
+    sb.inject("1001", "slow")
+    with pytest.raises(requests.Timeout):
+        get_job(session, sb, "1001", timeout=0.2)
+
+
+def test_slow_fault_answers_normally_after_slow_seconds(make_sandbox, session):
+    sb = make_sandbox(jobs=1, slow_seconds=0.2, failed_share=0.0, pending_share=0.0)
+    sb.inject("1001", "slow")
+    started = time.perf_counter()
+    response = get_job(session, sb, "1001")
+    assert time.perf_counter() - started >= 0.2
+    assert response.json()["status"] == "success"
+
+
+def test_html_fault_answers_200_with_an_html_page(sandbox, session):
+    sandbox.inject("1001", "html")
+    response = get_job(session, sandbox, "1001")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert response.text.lstrip().lower().startswith("<!doctype html>")
+
+
+def test_not_json_fault_answers_200_json_that_does_not_parse(sandbox, session):
+    sandbox.inject("1001", "not_json")
+    response = get_job(session, sandbox, "1001")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/json; charset=utf-8"
+    with pytest.raises(ValueError):
+        json.loads(response.content)
+
+
+def test_no_id_fault_answers_a_job_without_id(sandbox, session):
+    sandbox.inject("1001", "no_id")
+    body = get_job(session, sandbox, "1001").json()
+    assert body["type"] == "job" and body["status"] == "success" and "id" not in body
+
+
+def test_rate_limit_fault_is_a_429_that_costs_no_budget(make_sandbox, session):
+    sb = make_sandbox(jobs=1, rate_limit=5, window=10)
+    sb.inject("1001", "rate_limit")
+    rejected = get_job(session, sb, "1001")
+    assert rejected.status_code == 429 and error_code(rejected) == "rate_limit_exceeded"
+    assert rejected.headers["X-RateLimit-Remaining"] == "0"
+    assert get_job(session, sb, "1001").headers["X-RateLimit-Remaining"] == "4"
+
+
+def test_injected_faults_are_consumed_in_order_then_normal(sandbox, session):
+    sandbox.inject("1003", "server_error", "service_unavailable")
+    codes = [get_job(session, sandbox, "1003").status_code for _ in range(3)]
+    assert codes == [500, 503, 200]
+    assert get_job(session, sandbox, "1002").status_code == 200
+
+
+def test_unauthenticated_requests_do_not_consume_injected_faults(sandbox, session):
+    sandbox.inject("1001", "server_error")
+    assert session.get(status_url(sandbox, "1001")).status_code == 401
+    assert get_job(session, sandbox, "1001").status_code == 500
+
+
+def test_random_faults_follow_their_probability_and_the_seed(make_sandbox, session):
+    def codes(seed):
+        sb = make_sandbox(jobs=1, seed=seed, faults={"server_error": 0.3})
+        return [get_job(session, sb, "1001").status_code for _ in range(100)]
+
+    first = codes(5)
+    assert first == codes(5)
+    assert 15 <= first.count(500) <= 45 and set(first) == {200, 500}
+
+
+def test_unknown_fault_names_are_refused(sandbox):
+    with pytest.raises(ValueError):
+        sandbox.inject("1001", "gremlins")
+    with pytest.raises(ValueError):
+        Sandbox(jobs=1, faults={"gremlins": 0.1})
+
+
+def test_faults_lists_every_fault_name():
+    assert set(FAULTS) == {
+        "server_error",
+        "service_unavailable",
+        "drop",
+        "slow",
+        "html",
+        "not_json",
+        "no_id",
+        "rate_limit",
+    }
+
+
+# -- latency, stats, lifecycle --------------------------------------------------------------------
+
+
+def test_latency_delays_every_answer(make_sandbox, session):
+    sb = make_sandbox(jobs=1, latency=0.1)
+    started = time.perf_counter()
+    get_job(session, sb, "1001")
+    assert time.perf_counter() - started >= 0.1
+
+
+def test_stats_count_requests_statuses_jobs_and_faults(sandbox, session):
+    sandbox.inject("1002", "server_error")
+    get_job(session, sandbox, "1001")
+    get_job(session, sandbox, "1001")
+    get_job(session, sandbox, "1002")
+    session.get(status_url(sandbox, "1001"))
+    stats = sandbox.stats
+    assert stats["requests"] == 4
+    assert stats["by_status"] == {200: 2, 500: 1, 401: 1}
+    assert stats["per_job"] == {"1001": 3, "1002": 1}
+    assert stats["faults"] == {"server_error": 1}
+    assert sum(w["served"] for w in stats["windows"]) == 3
+
+
+def test_stats_track_the_most_requests_in_flight(make_sandbox):
+    sb = make_sandbox(jobs=8, latency=0.5)
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(
+            pool.map(
+                lambda j: requests.get(status_url(sb, j), headers=auth(sb)).status_code, sb.job_ids
+            )
+        )
+    assert codes == [200] * 8
+    assert sb.stats["max_in_flight"] == 8
+
+
+def test_stats_endpoint_serves_the_snapshot_without_auth(sandbox, session):
+    get_job(session, sandbox, "1001")
+    stats = session.get(f"{sandbox.base_url}/__sandbox/stats").json()
+    assert stats["requests"] == 1 and stats["by_status"] == {"200": 1}
+    assert set(stats) == {
+        "requests",
+        "by_status",
+        "per_job",
+        "windows",
+        "max_in_flight",
+        "versions",
+        "faults",
+    }
+
+
+def test_reset_stats_clears_the_counters(sandbox, session):
+    get_job(session, sandbox, "1001")
+    sandbox.reset_stats()
+    assert sandbox.stats["requests"] == 0 and sandbox.stats["per_job"] == {}
+    get_job(session, sandbox, "1001")
+    response = session.post(f"{sandbox.base_url}/__sandbox/reset_stats")
+    assert response.status_code == 200 and sandbox.stats["requests"] == 0
+
+
+def test_many_concurrent_keep_alive_clients_are_all_served(make_sandbox):
+    sb = make_sandbox(jobs=400)
+    local = threading.local()
+
+    def fetch(job_id):
+        if not hasattr(local, "session"):
+            local.session = requests.Session()
+        return get_job(local.session, sb, job_id).status_code
+
+    with ThreadPoolExecutor(32) as pool:
+        codes = list(pool.map(fetch, sb.job_ids))
+    assert codes == [200] * 400
+    assert sb.stats["requests"] == 400
+
+
+def test_stop_is_prompt_and_closes_open_connections(make_sandbox):
+    sb = make_sandbox(jobs=1)
+    port = int(sb.base_url.rsplit(":", 1)[1])
+    conns = []
+    for _ in range(5):
+        conn = http.client.HTTPConnection("127.0.0.1", port)
+        conn.request("GET", "/jobs/status/1001", headers=auth(sb))
+        conn.getresponse().read()
+        conns.append(conn)
+    started = time.perf_counter()
+    sb.stop()
+    assert time.perf_counter() - started < 0.5
+    for conn in conns:
+        conn.sock.settimeout(1.0)
+        assert conn.sock.recv(1) == b""
+        conn.close()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1.0).close()
+
+
+def test_stop_is_prompt_while_a_slow_answer_is_pending(make_sandbox):
+    sb = make_sandbox(jobs=1, slow_seconds=30.0)
+    sb.inject("1001", "slow")
+    errors = []
+
+    def wait_for_answer():
+        try:
+            get_job(requests, sb, "1001", timeout=10)
+        except requests.RequestException as exc:
+            errors.append(exc)
+
+    waiter = threading.Thread(target=wait_for_answer, daemon=True)
+    waiter.start()
+    time.sleep(0.1)
+    started = time.perf_counter()
+    sb.stop()
+    waiter.join(2.0)
+    assert time.perf_counter() - started < 1.0 and not waiter.is_alive()
+    assert len(errors) == 1
+
+
+def test_start_and_stop_work_without_a_with_block():
+    sb = Sandbox(jobs=1).start()
+    try:
+        assert requests.get(status_url(sb, "1001"), headers=auth(sb)).status_code == 200
+    finally:
+        sb.stop()
+    sb.stop()  # a second stop is harmless
+
+
+def test_repr_never_shows_the_token(make_sandbox):
+    sb = make_sandbox(jobs=3, token="very-secret-token")
+    assert "very-secret-token" not in repr(sb)
+    assert sb.base_url in repr(sb)
+
+
+# -- conformance with the official SDK --------------------------------------------------------
+
+
+@pytest.fixture
+def intercom_sdk():
+    return pytest.importorskip("intercom")
+
+
+def test_official_sdk_reads_job_status(make_sandbox, intercom_sdk):
+    sb = make_sandbox(jobs=5, seed=0, failed_share=0.0, pending_share=0.0)
+    job = intercom_sdk.Intercom(token=sb.token, base_url=sb.base_url).jobs.status(job_id="1002")
+    assert job.id == "1002" and job.status == "success" and job.resource_id == "5002"
+
+
+def test_official_sdk_raises_unauthorized_for_a_wrong_token(sandbox, intercom_sdk):
+    client = intercom_sdk.Intercom(token="wrong", base_url=sandbox.base_url)
+    with pytest.raises(intercom_sdk.UnauthorizedError):
+        client.jobs.status(job_id="1001")
+
+
+def test_official_sdk_raises_not_found_for_an_unknown_job(sandbox, intercom_sdk):
+    client = intercom_sdk.Intercom(token=sandbox.token, base_url=sandbox.base_url)
+    with pytest.raises(intercom_sdk.NotFoundError):
+        client.jobs.status(job_id="424242")
