@@ -46,23 +46,18 @@ def _days_from_civil(y: int, m: int, d: int) -> int:
     return era * 146097 + doe - 719468
 
 
-class Ticket:
-    """One request's place in a window: which window, and how many were sent before it."""
-
-    __slots__ = ("epoch", "seq")
-
-    def __init__(self, epoch: int, seq: int) -> None:
-        self.epoch = epoch
-        self.seq = seq
-
-
 class RateGate:
     """Shared pacing for all the workers of one run. Thread-safe.
+
+    The budget is ``remaining - in_flight``: ``remaining`` is the lowest ``X-RateLimit-Remaining``
+    seen in the current window (every request answered so far was counted at or before that
+    answer), and any request still in flight may yet be counted. So the window is never overrun
+    by this client, however the server orders concurrent requests.
 
     Args:
         max_rps: an optional cap on requests per second, below what Intercom allows, to leave
             headroom for the workspace's other integrations.
-        stop: set it to release every waiting worker (`acquire` then returns None).
+        stop: set it to release every waiting worker (`acquire` then returns False).
     """
 
     def __init__(self, *, max_rps: float | None = None,
@@ -72,68 +67,65 @@ class RateGate:
         self._interval = 1.0 / max_rps if max_rps else 0.0
         self._next_slot = 0.0
         self._probing = True
-        self._in_flight = 0
+        self.in_flight = 0
         self.limit: int | None = None
-        self.budget: int | None = None  # None: unknown, no headers seen for this window
+        self.remaining: int | None = None  # None: no headers, no limit known
         self._window_reset: int | None = None  # the latest reset value the server sent
-        self._learned = False  # whether this local epoch has heard of its window yet
+        self._learned = False  # whether the current local window has heard of itself yet
         self._reset_local: float | None = None  # local time of that reset, never early
         self._jitter = 0.0
-        self._epoch = 0
-        self._sent = 0  # requests sent in this local epoch
         self._skew: float | None = None  # lower bound of (server clock - local clock)
         self._date_cache: tuple[str, float | None] = ("", None)
 
+    @property
+    def budget(self) -> int | None:
+        """Requests that may still go out in this window (None: no limit known)."""
+        return None if self.remaining is None else self.remaining - self.in_flight
+
     # -- called by workers -------------------------------------------------------------------
-    def acquire(self) -> Ticket | None:
-        """Block until a request may go out. None when the run is stopping."""
+    def acquire(self) -> bool:
+        """Block until a request may go out. False when the run is stopping."""
         with self._cond:
             while True:
                 if self.stop.is_set():
-                    return None
+                    return False
                 now = time.time()
                 if self._reset_local is not None and now >= self._reset_local + self._jitter:
                     self._new_window()
-                if self._probing and self._in_flight:
+                if self._probing and self.in_flight:
                     self._cond.wait(0.5)
                     continue
-                if self.budget is not None and self.budget <= 0:
+                if self.remaining is not None and self.remaining - self.in_flight <= 0:
                     if self._reset_local is None:
                         self._reset_local = now + MIN_WAIT
                     self._cond.wait(max(0.01, self._reset_local + self._jitter - now))
                     continue
                 break
-            self._in_flight += 1
-            if self.budget is not None:
-                self.budget -= 1
-            ticket = Ticket(self._epoch, self._sent)
-            self._sent += 1
+            self.in_flight += 1
             delay = 0.0
             if self._interval:
                 slot = max(now, self._next_slot)
                 self._next_slot = slot + self._interval
                 delay = slot - now
         if delay > 0 and self.stop.wait(delay):
-            self.release(ticket)
-            return None
-        return ticket
+            self.release()
+            return False
+        return True
 
-    def release(self, ticket: Ticket, headers: Mapping[str, str] | None = None,
+    def release(self, headers: Mapping[str, str] | None = None,
                 received_at: float | None = None, status: int = 0) -> None:
         """Return the slot, learning what the answer's headers say about the window."""
         with self._cond:
-            self._in_flight -= 1
+            self.in_flight -= 1
             self._probing = False
             if headers is not None:
-                self._learn(ticket, headers, received_at or time.time(), status)
+                self._learn(headers, received_at or time.time(), status)
             self._cond.notify_all()
 
     # -- internals -------------------------------------------------------------------------
     def _new_window(self) -> None:
         # The reset has passed: assume the full limit until an answer says otherwise.
-        self._epoch += 1
-        self._sent = 0
-        self.budget = self.limit
+        self.remaining = self.limit
         self._learned = False
         self._reset_local = None
 
@@ -146,8 +138,7 @@ class RateGate:
             self._date_cache = (value, parsed)
         return parsed
 
-    def _learn(self, ticket: Ticket, headers: Mapping[str, str], received_at: float,
-               status: int) -> None:
+    def _learn(self, headers: Mapping[str, str], received_at: float, status: int) -> None:
         server_now = self._date(headers.get("Date"))
         if server_now is not None:
             low = server_now - received_at
@@ -159,36 +150,34 @@ class RateGate:
             if self._reset_local is None or until > self._reset_local:
                 self._reset_local = until
             if status == 429:
-                self.budget = 0
+                self.remaining = 0
         try:
             limit = int(headers["X-RateLimit-Limit"])
             remaining = int(headers["X-RateLimit-Remaining"])
             reset = int(float(headers["X-RateLimit-Reset"]))
         except (KeyError, ValueError, TypeError):
             if status == 429:  # a 429 without headers: wait a little before anyone tries again
-                self.budget = 0
+                self.remaining = 0
                 self._reset_local = max(self._reset_local or 0.0, received_at + MIN_WAIT)
             return
         self.limit = limit
         latest = self._window_reset
         if latest is not None and (reset < latest or (reset == latest and not self._learned)):
-            # An answer from a window that is over here. A 429 sent in the new epoch means
-            # we woke too early (no usable Date header): hold everyone back a little.
-            if status == 429 and ticket.epoch == self._epoch:
-                self.budget = 0
+            # An answer from a window that is over here. A 429 among them means we woke too
+            # early (no usable Date header): hold everyone back a little.
+            if status == 429:
+                self.remaining = 0
                 self._reset_local = time.time() + MIN_WAIT
             return
-        # Requests this gate sent after this one may or may not have been counted yet: count
-        # them as spent, so the budget is never more than the window really has left.
-        sent_after = self._sent - ticket.seq - 1 if ticket.epoch == self._epoch else self._sent
-        left = 0 if status == 429 else max(0, remaining - sent_after)
+        if status == 429:
+            remaining = 0
         if latest is None or reset > latest:
             self._window_reset = reset
             self._learned = True
-            self.budget = left
+            self.remaining = remaining
             now = time.time()
             reset_local = reset - (self._skew or 0.0)
             self._reset_local = min(max(reset_local, now), now + MAX_WAIT)
             self._jitter = random.uniform(0.02, 0.2)
-        else:
-            self.budget = left if self.budget is None else min(self.budget, left)
+        elif self.remaining is None or remaining < self.remaining:
+            self.remaining = remaining

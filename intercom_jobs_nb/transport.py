@@ -126,25 +126,24 @@ def fetch_row(session: requests.Session, options: Options, gate: RateGate, job_i
     attempts = 0
     malformed = 0
     while True:
-        ticket = gate.acquire()
-        if ticket is None:
+        if not gate.acquire():
             raise Stopped
         attempts += 1
         try:
             response = session.get(url, timeout=options.timeout, allow_redirects=False)
         except requests.Timeout as exc:
-            gate.release(ticket)
+            gate.release()
             row = error_row(job_id, url, E.TIMEOUT,
                             f"no answer within {options.timeout:g} s ({_short(exc)})",
                             attempts=attempts)
         except requests.RequestException as exc:
-            gate.release(ticket)
+            gate.release()
             row = error_row(job_id, url, E.CONNECTION_ERROR, _short(exc), attempts=attempts)
         else:
             received = time.time()
             status = response.status_code
             headers = response.headers
-            gate.release(ticket, headers, received, status)
+            gate.release(headers, received, status)
             header_request_id = headers.get("X-Request-Id")
             if status == 200:
                 try:

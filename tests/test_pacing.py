@@ -1,0 +1,132 @@
+"""Rate limits: one gate paces every worker from Intercom's headers, with a skewed clock too."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import intercom_jobs_nb as ij
+from intercom_jobs_nb.pacing import RateGate, _parse_date
+from intercom_jobs_nb.sandbox import Sandbox
+
+
+def served_429(sb) -> int:
+    return sb.stats["by_status"].get(429, 0)
+
+
+def test_paced_run_stays_inside_a_small_budget_without_429(opts):
+    with Sandbox(jobs=90, pending_share=0.0, rate_limit=30, window=1) as sb:
+        df = ij.fetch_jobs(sb.job_ids, **opts(sb, max_workers=16))
+        stats = sb.stats
+    assert df["error_code"].isna().all()
+    assert served_429(sb) == 0
+    assert all(w["served"] <= 30 for w in stats["windows"])
+
+
+def test_a_spent_window_is_waited_out_not_hammered(opts):
+    with Sandbox(jobs=50, pending_share=0.0, rate_limit=20, window=1) as sb:
+        ij.fetch_jobs(sb.job_ids, **opts(sb))
+        windows = sb.stats["windows"]
+    # 50 requests at 20 a window need at least three windows, and no window was overrun.
+    assert len([w for w in windows if w["served"]]) >= 3
+    assert sum(w["rejected"] for w in windows) == 0
+
+
+def test_a_429_waits_for_the_reset_before_the_retry(opts):
+    with Sandbox(jobs=3, pending_share=0.0, rate_limit=1000, window=1) as sb:
+        job_id = sb.job_ids[0]
+        sb.inject(job_id, "rate_limit")
+        row = ij.fetch_jobs([job_id], **opts(sb)).iloc[0]
+        windows = sb.stats["windows"]
+    assert row["status"] in ("success", "failed") and row["attempts"] == 2
+    rejected_at = [w["start"] for w in windows if w["rejected"]]
+    served_at = [w["start"] for w in windows if w["served"]]
+    assert len(rejected_at) == 1 and served_at and min(served_at) > rejected_at[0]
+
+
+def test_429_after_retries_is_a_rate_limit_exceeded_row(opts):
+    with Sandbox(jobs=3, pending_share=0.0, rate_limit=1000, window=1) as sb:
+        job_id = sb.job_ids[0]
+        sb.inject(job_id, "rate_limit", "rate_limit")
+        row = ij.fetch_jobs([job_id], **opts(sb, retries=1)).iloc[0]
+    assert row["error_code"] == "rate_limit_exceeded" and row["http_status"] == 429
+    assert row["attempts"] == 2
+
+
+@pytest.mark.parametrize("skew", [-30.0, 30.0])
+def test_a_skewed_server_clock_is_corrected_with_the_date_header(opts, skew):
+    # Server 30 s behind: its Reset looks past, a naive client bursts into 429s.
+    # Server 30 s ahead: its Reset looks 30 s away, a naive client idles 30 s per window.
+    with Sandbox(jobs=60, pending_share=0.0, rate_limit=20, window=1, clock_skew=skew) as sb:
+        started = time.monotonic()
+        df = ij.fetch_jobs(sb.job_ids, **opts(sb))
+        elapsed = time.monotonic() - started
+    assert df["error_code"].isna().all() and served_429(sb) == 0
+    assert elapsed < 15  # three windows of 1 s, not three waits of 30 s
+
+
+def test_max_rps_caps_the_request_rate(opts):
+    with Sandbox(jobs=21, pending_share=0.0) as sb:
+        started = time.monotonic()
+        ij.fetch_jobs(sb.job_ids, **opts(sb, max_rps=20))
+        elapsed = time.monotonic() - started
+    assert elapsed >= 0.95  # 21 requests at 20 per second: the last one leaves after 1 s
+
+
+def test_a_bad_token_is_found_with_one_request_not_one_per_worker(final_sandbox, opts):
+    with pytest.raises(ij.AuthenticationError) as caught:
+        ij.fetch_jobs(final_sandbox.job_ids, **opts(final_sandbox, token="nope",
+                                                    max_workers=32))
+    assert final_sandbox.stats["requests"] == 1
+    assert "INTERCOM_TOKEN" in str(caught.value)
+    assert caught.value.df is not None and len(caught.value.df) == 0
+
+
+def _headers(limit: int, remaining: int, reset: int) -> dict[str, str]:
+    return {"X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": str(remaining),
+            "X-RateLimit-Reset": str(reset)}
+
+
+def test_the_gate_holds_requests_beyond_what_the_window_has_left():
+    gate = RateGate()
+    assert gate.acquire()
+    gate.release(_headers(3, 2, int(time.time()) + 3))
+    assert gate.acquire() and gate.acquire()
+    assert gate.budget == 0
+    gate.stop.set()  # a third would wait for the reset; stopping releases it
+    assert gate.acquire() is False
+
+
+def test_requests_in_flight_count_against_the_budget_until_answered():
+    gate = RateGate()
+    reset = int(time.time()) + 5
+    assert gate.acquire()
+    gate.release(_headers(100, 50, reset))
+    for _ in range(10):
+        assert gate.acquire()
+    assert gate.budget == 40
+    # An answer saying 45 left: the other nine in flight may not be counted yet.
+    gate.release(_headers(100, 45, reset))
+    assert gate.budget == 45 - 9
+    # An older answer saying more is left changes nothing: the lowest count stands.
+    gate.release(_headers(100, 48, reset))
+    assert gate.budget == 45 - 8
+
+
+def test_the_gate_opens_again_after_the_reset():
+    gate = RateGate()
+    assert gate.acquire()
+    reset = int(time.time()) + 2
+    gate.release(_headers(2, 0, reset))
+    assert gate.acquire()  # waits for the reset, then assumes the full limit again
+    assert time.time() >= reset
+    assert gate.budget == 1
+
+
+def test_date_header_parsing_matches_the_stdlib():
+    from email.utils import parsedate_to_datetime
+
+    value = "Sun, 29 Nov 2026 16:45:07 GMT"
+    assert _parse_date(value) == parsedate_to_datetime(value).timestamp()
+    assert _parse_date("not a date") is None
