@@ -25,7 +25,8 @@ def test_result_columns_and_dtypes(final_sandbox, opts):
     assert list(df["status"].cat.categories) == ["pending", "success", "failed"]
     assert str(df["http_status"].dtype) == "Int16"
     assert str(df["attempts"].dtype) == "Int16"
-    assert str(df["fetched_at"].dtype).startswith("datetime64") and str(df["fetched_at"].dt.tz) == "UTC"
+    assert str(df["fetched_at"].dtype).startswith("datetime64")
+    assert str(df["fetched_at"].dt.tz) == "UTC"
     assert df["job_id"].dtype == "string"
 
 
@@ -35,8 +36,8 @@ def test_success_rows_name_the_ticket_made(final_sandbox, opts):
     assert len(done) > 0
     assert done["resource_type"].eq("ticket").all()
     assert done["resource_id"].notna().all()
-    assert all(url.endswith(f"/tickets/{rid}") for url, rid in zip(done["resource_url"],
-                                                                   done["resource_id"]))
+    pairs = zip(done["resource_url"], done["resource_id"], strict=True)
+    assert all(url.endswith(f"/tickets/{rid}") for url, rid in pairs)
     assert done["http_status"].eq(200).all() and done["error_code"].isna().all()
     failed = df[df["status"] == "failed"]
     assert len(failed) > 0 and failed["resource_id"].isna().all()
