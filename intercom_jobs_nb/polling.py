@@ -75,7 +75,8 @@ class _FinalProgress(Progress):
 
 
 def wait_for_jobs(ids_or_df: Any, *, poll_interval: float = 10.0, timeout: float | None = None,
-                  checkpoint: str | os.PathLike | None = None, **options: Any) -> pd.DataFrame:
+                  checkpoint: str | os.PathLike | None = None, request_timeout: float = 30.0,
+                  **options: Any) -> pd.DataFrame:
     """Fetch, then poll only the jobs still pending until all are final or ``timeout`` passes.
 
     Args:
@@ -83,7 +84,9 @@ def wait_for_jobs(ids_or_df: Any, *, poll_interval: float = 10.0, timeout: float
         poll_interval: seconds between two passes over the pending jobs.
         timeout: seconds after which to stop waiting (None: wait as long as it takes).
         checkpoint: a SQLite file, as in `fetch_jobs`.
-        **options: the options of `fetch_jobs` (token, region, base_url, ...).
+        request_timeout: seconds to wait for one answer (``timeout`` of `fetch_jobs`; here
+            ``timeout`` is the whole wait's).
+        **options: the other options of `fetch_jobs` (token, region, base_url, ...).
 
     Returns:
         The DataFrame; jobs still pending at the timeout keep ``status == "pending"``, and
@@ -93,7 +96,7 @@ def wait_for_jobs(ids_or_df: Any, *, poll_interval: float = 10.0, timeout: float
         raise E.ConfigurationError(f"poll_interval must be >= 0 seconds, got {poll_interval!r}")
     if timeout is not None and not (isinstance(timeout, (int, float)) and timeout >= 0):
         raise E.ConfigurationError(f"timeout must be >= 0 seconds or None, got {timeout!r}")
-    opts = options_from(options)
+    opts = options_from({**options, "timeout": request_timeout})
     if _is_jobs_frame(ids_or_df):
         job_ids, known = _from_frame(ids_or_df)
     else:

@@ -33,8 +33,7 @@ def opts(request):
     """Client options pointing at the test's sandbox, quiet and quick to give up."""
 
     def make(sb, **overrides):
-        base = dict(token=sb.token, base_url=sb.base_url, progress=False, retries=2,
-                    timeout=5.0)
+        base = dict(token=sb.token, base_url=sb.base_url, progress=False, retries=2)
         base.update(overrides)
         return base
 
@@ -45,3 +44,36 @@ def opts(request):
 def fast_backoff(monkeypatch):
     """Backoff between retries scaled down tenfold; test_transport checks the real schedule."""
     monkeypatch.setattr("intercom_jobs_nb.transport.BACKOFF_BASE", 0.05)
+
+
+# -- the JobsPanel's fixtures (tests/test_widgets.py, tests/test_plotting.py) ------------------
+
+PANEL_TOKEN = "panel-s3cret-Tok3n-0123456789"
+
+
+@pytest.fixture
+def panel_sandbox():
+    """40 jobs, a quarter pending for good, with a token easy to search widget state for."""
+    with Sandbox(jobs=40, seed=0, pending_share=0.25, pending_seconds=(1e9, 1e9),
+                 token=PANEL_TOKEN) as sb:
+        yield sb
+
+
+@pytest.fixture
+def panel_of():
+    """Make JobsPanels on a sandbox (quick to give up); all are closed at the end of the test."""
+    from intercom_jobs_nb.widgets import JobsPanel
+
+    made = []
+
+    def make(sb, job_ids=None, **kwargs):
+        kwargs.setdefault("base_url", sb.base_url)
+        kwargs.setdefault("retries", 0)
+        kwargs.setdefault("timeout", 5.0)
+        panel = JobsPanel(sb.job_ids if job_ids is None else job_ids, **kwargs)
+        made.append(panel)
+        return panel
+
+    yield make
+    for panel in made:
+        panel.close()
