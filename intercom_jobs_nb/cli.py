@@ -24,6 +24,7 @@ from . import errors as E
 from .fetch import fetch_jobs
 from .frames import export_csv, summarize
 from .options import REGIONS
+from .polling import wait_for_jobs
 
 EXIT_ERROR = 2
 EXIT_AUTH = 3
@@ -50,16 +51,14 @@ def _print_summary(df: pd.DataFrame) -> None:
 def cmd_fetch(args: argparse.Namespace) -> int:
     ids = _read_stdin_ids() if args.ids == "-" else args.ids
     options = dict(region=args.region, base_url=args.base_url, max_workers=args.max_workers,
-                   max_rps=args.max_rps, timeout=args.timeout, retries=args.retries,
-                   progress=not args.no_progress, checkpoint=args.checkpoint)
+                   max_rps=args.max_rps, retries=args.retries, progress=not args.no_progress,
+                   checkpoint=args.checkpoint)
     try:
         if args.wait:
-            from .polling import wait_for_jobs
-
-            df = wait_for_jobs(ids, poll_interval=args.poll_interval,
-                               timeout=args.wait_timeout, **options)
+            df = wait_for_jobs(ids, poll_interval=args.poll_interval, timeout=args.wait_timeout,
+                               request_timeout=args.timeout, **options)
         else:
-            df = fetch_jobs(ids, **options)
+            df = fetch_jobs(ids, timeout=args.timeout, **options)
     except E.FetchInterrupted as exc:
         print("interrupted", file=sys.stderr)
         if exc.df is not None and args.out:

@@ -113,7 +113,9 @@ def fetch_rows(ids: Sequence[str], options: Options, *, progress: Progress | Non
         stop.set()
         if batch and sink is not None:
             sink(batch)
-        raise E.FetchInterrupted("interrupted: the rows fetched so far are on .df") from None
+        interrupted = E.FetchInterrupted("interrupted: the rows fetched so far are on .df")
+        interrupted.rows = rows  # type: ignore[attr-defined]
+        raise interrupted from None
     finally:
         stop.set()
     if problem is not None:
