@@ -8,7 +8,7 @@ In bulk calls (`fetch_jobs`, `wait_for_jobs`, `refresh`) one job's failure is a 
     ├── ConfigurationError (ValueError) bad arguments, unsafe base_url, unreadable ids file
     │   └── MissingTokenError           no token given and INTERCOM_TOKEN unset
     ├── RunAbortedError                 the run cannot go on; ``.df`` holds the rows fetched so far
-    │   ├── AuthenticationError         Intercom rejected the token (401, token_* codes)
+    │   ├── AuthenticationError         Intercom rejected the token (401, token_*, forbidden)
     │   └── ApiVersionError             Intercom rejected the Intercom-Version header
     └── JobError                        `fetch_job` only: this job could not be read; ``.code``
         ├── InvalidJobIdError           the id is not a job id; nothing was sent
@@ -45,9 +45,11 @@ TRANSIENT_CODES = frozenset(
      "service_unavailable"}
 )
 
-#: Intercom codes meaning the token itself is bad: the whole run stops.
+#: Intercom codes meaning the token itself is bad or may not read jobs: the whole run stops
+#: (asking for the next job would meet the same answer).
 AUTH_CODES = frozenset(
-    {"unauthorized", "token_revoked", "token_expired", "token_not_found", "token_blocked"}
+    {"unauthorized", "token_revoked", "token_expired", "token_not_found", "token_blocked",
+     "forbidden", "api_plan_restricted"}
 )
 
 

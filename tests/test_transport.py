@@ -164,3 +164,33 @@ def test_options_repr_hides_the_token():
 
     options = Options.build(token="very-secret", base_url="http://127.0.0.1:1")
     assert "very-secret" not in repr(options) and "very-secret" not in str(options.token)
+
+
+class _Forbidden(http.server.BaseHTTPRequestHandler):
+    """A host whose every answer is 403 forbidden: the token may not read jobs."""
+
+    hits = 0
+
+    def do_GET(self):  # noqa: N802
+        type(self).hits += 1
+        body = (b'{"type":"error.list","request_id":null,"errors":[{"code":"forbidden",'
+                b'"message":"Token lacks the scope"}]}')
+        self.send_response(403)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_forbidden_token_stops_the_run_instead_of_failing_every_job():
+    server = _serve(_Forbidden)
+    try:
+        with pytest.raises(ij.AuthenticationError, match="forbidden"):
+            ij.fetch_jobs([str(n) for n in range(100)], token="t", progress=False,
+                          base_url=f"http://127.0.0.1:{server.server_address[1]}")
+    finally:
+        server.shutdown()
+    assert _Forbidden.hits == 1
