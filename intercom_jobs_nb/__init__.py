@@ -35,9 +35,11 @@ from .fetch import fetch_job, fetch_jobs
 from .frames import export_csv, failures, join_jobs, summarize
 from .ids import check_job_id
 from .options import REGIONS
+from .plotting import outcome_counts, outcomes, plot_status
 from .polling import refresh, wait_for_jobs
 from .progress import Snapshot
 from .sandbox import Sandbox
+from .widgets import JobsPanel
 
 __version__ = "0.1.0"
 
@@ -53,6 +55,11 @@ __all__ = [
     "join_jobs",
     "export_csv",
     "check_job_id",
+    "plot_status",
+    "outcomes",
+    "outcome_counts",
+    # the notebook panel
+    "JobsPanel",
     # the local Intercom
     "Sandbox",
     # settings and progress

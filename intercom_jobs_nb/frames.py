@@ -31,6 +31,8 @@ DTYPES: dict[str, object] = {
     "fetched_at": "datetime64[ns, UTC]",
 }
 INPUT_SUFFIX = "_input"
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 def _column(name: str, values: Sequence) -> object:
@@ -151,6 +153,7 @@ def export_csv(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     try:
         with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
             df.to_csv(handle, index=False)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a CSV gets the usual mode
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -17,6 +17,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from . import errors as E
+from .ids import check_job_id
 from .options import Options
 from .pacing import RateGate
 
@@ -121,6 +122,13 @@ def fetch_row(session: requests.Session, options: Options, gate: RateGate, job_i
         Stopped: the run is stopping.
         Fatal: the answer stops the whole run.
     """
+    # Checked where the URL is made, whatever path the id came by (refresh of an edited frame,
+    # the panel...): an id that is not a plain token would change where the token is sent.
+    checked, problem = check_job_id(job_id)
+    if problem or checked != job_id:
+        return error_row(job_id, None, E.INVALID_JOB_ID,
+                         f"job id {job_id!r} {problem or 'has surrounding whitespace'}; "
+                         "it was not sent")
     url = options.job_url(job_id)
     stop = gate.stop
     attempts = 0

@@ -74,3 +74,13 @@ def test_a_failed_export_leaves_the_previous_file_intact(results, tmp_path, monk
         ij.export_csv(results, path)
     assert path.read_text() == "precious\n"
     assert [p.name for p in tmp_path.iterdir()] == ["jobs.csv"]
+
+
+def test_export_csv_gives_the_file_the_usual_permissions(results, tmp_path):
+    import os
+    import stat
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    path = ij.export_csv(results, tmp_path / "jobs.csv")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask

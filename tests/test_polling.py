@@ -84,3 +84,14 @@ def test_wait_progress_counts_final_jobs(settling_sandbox, opts):
                      **opts(settling_sandbox, progress=seen.append))
     assert seen[-1].done == seen[-1].total == 30 and seen[-1].pending == 0
     assert any(s.done < 30 and s.pending > 0 for s in seen)
+
+
+def test_refresh_never_sends_an_id_edited_into_something_unsafe(mixed_sandbox, opts):
+    df = ij.fetch_jobs(mixed_sandbox.job_ids[:3], **opts(mixed_sandbox))
+    df["job_id"] = df["job_id"].astype(object)
+    df.loc[0, "job_id"] = "../admins"
+    df.loc[0, "status"] = "pending"
+    mixed_sandbox.reset_stats()
+    again = ij.refresh(df, **opts(mixed_sandbox))
+    assert again.iloc[0]["error_code"] == "invalid_job_id"
+    assert "../admins" not in "".join(mixed_sandbox.stats["per_job"])

@@ -1,0 +1,322 @@
+"""The JobsPanel, driven from Python the way a notebook user drives it with the mouse.
+
+Every test talks to a real sandbox; the fetch runs in the panel's background thread and
+``panel.wait()`` joins it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+
+import pandas as pd
+import pytest
+from conftest import PANEL_TOKEN
+
+import intercom_jobs_nb as ij
+from intercom_jobs_nb.sandbox import Sandbox
+from intercom_jobs_nb.widgets import jobs_html, parse_ids
+
+WAIT = 20  # seconds; a run against the local sandbox takes well under one
+
+
+def click_refresh(panel, token=PANEL_TOKEN):
+    if token is not None:
+        panel.token_input.value = token
+    panel.refresh_button.click()
+    assert panel.wait(timeout=WAIT), "the refresh did not end"
+
+
+def all_widgets(widget):
+    yield widget
+    for child in getattr(widget, "children", ()):
+        yield from all_widgets(child)
+
+
+def widget_state_dump(panel) -> str:
+    return json.dumps([w.get_state() for w in all_widgets(panel.widget)], default=repr)
+
+
+def table_rows(panel) -> int:
+    return panel.table_html.value.count("<tr") - 1  # minus the header row
+
+
+# -- fetching ---------------------------------------------------------------------------------
+
+
+def test_first_click_fetches_every_job(panel_sandbox, panel_of):
+    panel = panel_of(panel_sandbox)
+    click_refresh(panel)
+    assert panel.df["job_id"].tolist() == panel_sandbox.job_ids
+    assert set(panel_sandbox.stats["per_job"].values()) == {1}
+    assert len(panel_sandbox.stats["per_job"]) == 40
+    pending = int((panel.df["status"] == "pending").sum())
+    assert 0 < pending < 40
+    assert f"pending {pending}" in panel.status_line.value
+    assert "<table" in panel.summary_html.value
+    assert table_rows(panel) == 40
+    assert bytes(panel.chart.value).startswith(b"\x89PNG")
+
+
+def test_second_click_asks_again_only_jobs_not_final(panel_sandbox, panel_of):
+    panel = panel_of(panel_sandbox)
+    click_refresh(panel)
+    first = panel.df
+    pending = set(first.loc[first["status"] == "pending", "job_id"])
+    click_refresh(panel, token=None)
+    per_job = panel_sandbox.stats["per_job"]
+    assert {j for j, n in per_job.items() if n == 2} == pending
+    assert all(per_job[j] == 1 for j in set(panel_sandbox.job_ids) - pending)
+    assert panel.df["job_id"].tolist() == first["job_id"].tolist()
+    assert "refresh #2" in panel.status_line.value
+
+
+def test_new_ids_in_the_box_are_fetched_and_final_rows_kept(panel_sandbox, panel_of):
+    panel = panel_of(panel_sandbox, job_ids=panel_sandbox.job_ids[:10])
+    click_refresh(panel)
+    panel.ids_input.value += "\n" + "\n".join(panel_sandbox.job_ids[10:12] + ["no/such"])
+    panel_sandbox.reset_stats()
+    click_refresh(panel, token=None)
+    asked = set(panel_sandbox.stats["per_job"])
+    first_ten_pending = set(panel.df.head(10).query("status == 'pending'")["job_id"])
+    assert asked == first_ten_pending | set(panel_sandbox.job_ids[10:12])
+    assert panel.df["job_id"].tolist()[-1] == "no/such"
+    assert panel.df["error_code"].iloc[-1] == "invalid_job_id"
+
+
+def test_fetch_runs_in_the_background_with_buttons_disabled(panel_of):
+    with Sandbox(jobs=30, seed=0, latency=0.05, token=PANEL_TOKEN) as sb:
+        panel = panel_of(sb, max_workers=2)
+        panel.token_input.value = PANEL_TOKEN
+        panel.refresh_button.click()  # returns at once: the kernel stays free
+        assert panel.busy
+        assert panel.refresh_button.disabled and panel.export_button.disabled
+        assert panel.progress.layout.visibility == "visible"
+        assert panel.wait(timeout=WAIT)
+        assert not panel.refresh_button.disabled and not panel.export_button.disabled
+        assert panel.progress.layout.visibility == "hidden"
+        assert panel.progress.value == panel.progress.max == 30
+
+
+# -- the token --------------------------------------------------------------------------------
+
+
+def test_typed_token_leaves_the_widgets_on_use(panel_sandbox, panel_of):
+    panel = panel_of(panel_sandbox)
+    click_refresh(panel)
+    assert panel.token_input.value == ""
+    assert PANEL_TOKEN not in widget_state_dump(panel)
+    assert PANEL_TOKEN not in repr(panel)
+    assert PANEL_TOKEN not in json.dumps(panel._repr_mimebundle_())
+    click_refresh(panel, token=None)  # kept in memory: the next click needs nothing typed
+    assert "refresh #2" in panel.status_line.value
+
+
+def test_token_from_the_environment_needs_nothing_typed(panel_sandbox, panel_of, monkeypatch):
+    monkeypatch.setenv("INTERCOM_TOKEN", PANEL_TOKEN)
+    panel = panel_of(panel_sandbox)
+    assert "INTERCOM_TOKEN" in panel.token_note.value
+    click_refresh(panel, token=None)
+    assert len(panel.df) == 40
+
+
+def test_no_token_is_a_message(panel_sandbox, panel_of):
+    panel = panel_of(panel_sandbox)
+    panel.refresh_button.click()
+    assert panel.wait(timeout=WAIT)
+    assert "No token" in panel.message.value
+    assert panel.df is None
+    assert panel_sandbox.stats["requests"] == 0
+
+
+def test_wrong_token_is_a_message_and_keeps_the_previous_results(panel_sandbox, panel_of):
+    panel = panel_of(panel_sandbox)
+    click_refresh(panel)
+    before, table = panel.df, panel.table_html.value
+    click_refresh(panel, token="not-the-token")
+    assert "rejected" in panel.message.value
+    assert "Traceback" not in panel.message.value
+    assert panel.df is before
+    assert panel.table_html.value == table
+    assert not panel.refresh_button.disabled
+    assert panel.token_input.value == ""
+
+
+# -- bad inputs and failures ------------------------------------------------------------------
+
+
+def test_empty_ids_are_a_message(panel_sandbox, panel_of):
+    panel = panel_of(panel_sandbox, job_ids=[])
+    click_refresh(panel)
+    assert "No job ids" in panel.message.value
+    assert panel.df is None
+    assert panel_sandbox.stats["requests"] == 0
+
+
+def test_unreachable_intercom_is_a_message_and_keeps_the_previous_results(panel_sandbox,
+                                                                          panel_of):
+    panel = panel_of(panel_sandbox)
+    click_refresh(panel)
+    before = panel.df
+    panel_sandbox.stop()
+    click_refresh(panel, token=None)
+    assert "Could not reach" in panel.message.value
+    assert "connection_error" in panel.message.value
+    assert panel.df is before
+
+
+def test_bad_base_url_is_a_message(panel_sandbox, panel_of):
+    panel = panel_of(panel_sandbox, base_url="http://example.com")
+    click_refresh(panel)
+    assert "plain http" in panel.message.value
+    assert panel.df is None
+
+
+# -- results ----------------------------------------------------------------------------------
+
+
+def test_filter_shows_only_the_chosen_status(panel_sandbox, panel_of):
+    panel = panel_of(panel_sandbox, job_ids=[*panel_sandbox.job_ids, "999999"])
+    click_refresh(panel)
+    for which in ("pending", "success", "failed"):
+        panel.filter_input.value = which
+        expected = int((panel.df["status"] == which).sum())
+        assert table_rows(panel) == expected
+        others = {"pending", "success", "failed"} - {which}
+        assert not any(f"<td style=\"{_cell()}\">{o}</td>" in panel.table_html.value
+                       for o in others)
+    panel.filter_input.value = "errors"
+    assert table_rows(panel) == 1
+    assert "999999" in panel.table_html.value and "job_not_found" in panel.table_html.value
+
+
+def _cell():
+    from intercom_jobs_nb.widgets import _CELL
+
+    return _CELL
+
+
+def test_failed_and_unreadable_jobs_come_first_and_marked(panel_sandbox, panel_of):
+    panel = panel_of(panel_sandbox, job_ids=[*panel_sandbox.job_ids, "999999"])
+    click_refresh(panel)
+    body = panel.table_html.value.split("<tbody>")[1]
+    first_rows = body.split("</tr>")
+    assert "⚠ 999999" in first_rows[0]
+    n_failed = int((panel.df["status"] == "failed").sum())
+    assert all("✖ " in row for row in first_rows[1:1 + n_failed])
+    assert "✖ " not in first_rows[1 + n_failed]
+
+
+def test_table_draws_at_most_the_limit_but_says_how_many():
+    df = pd.DataFrame({"job_id": [str(i) for i in range(5)],
+                       "status": pd.Categorical(["success"] * 5),
+                       **{c: [None] * 5 for c in ("resource_type", "resource_id", "error_code",
+                                                  "error_message", "http_status", "attempts")}})
+    out = jobs_html(df, "all", limit=2)
+    assert out.count("<tr") - 1 == 2
+    assert "showing 2 of 5" in out
+
+
+def test_export_writes_the_jobs_the_table_shows(panel_sandbox, panel_of, tmp_path):
+    panel = panel_of(panel_sandbox, export_path=tmp_path / "all.csv")
+    click_refresh(panel)
+    panel.export_button.click()
+    written = pd.read_csv(tmp_path / "all.csv", dtype=str)
+    assert written["job_id"].tolist() == panel.df["job_id"].tolist()
+    assert str(tmp_path / "all.csv") in panel.message.value
+    panel.filter_input.value = "failed"
+    panel.export_path.value = str(tmp_path / "failed.csv")
+    panel.export_button.click()
+    failed = pd.read_csv(tmp_path / "failed.csv", dtype=str)
+    assert set(failed["status"]) == {"failed"}
+    assert panel.last_export == tmp_path / "failed.csv"
+
+
+def test_export_before_any_fetch_is_a_message(panel_sandbox, panel_of, tmp_path):
+    panel = panel_of(panel_sandbox, export_path=tmp_path / "x.csv")
+    panel.export_button.click()
+    assert "Nothing to export" in panel.message.value
+    assert not (tmp_path / "x.csv").exists()
+
+
+# -- ids in -----------------------------------------------------------------------------------
+
+
+def upload(panel, name: str, content: bytes) -> None:
+    """What the browser sets when a file is chosen (ipywidgets 8's FileUpload value)."""
+    modified = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
+    panel.upload.value = ({"name": name, "type": "text/plain", "size": len(content),
+                           "content": memoryview(content), "last_modified": modified},)
+
+
+@pytest.mark.parametrize(("name", "content"), [
+    ("orders.csv", b"order,job_id\nA-1,1001\nA-2,1002\nA-3,1001\n"),
+    ("ids.txt", b"# my jobs\n1001\n\n1002\n"),
+])
+def test_upload_of_ids_fills_the_box(panel_sandbox, panel_of, name, content):
+    panel = panel_of(panel_sandbox, job_ids=[])
+    upload(panel, name, content)
+    assert panel.ids_input.value.split() == ["1001", "1002"]
+    assert "Read 2 job ids" in panel.message.value
+    assert ("1 repeated" in panel.message.value) == name.endswith(".csv")
+    assert panel.upload.value == ()  # the file's bytes are not kept in the widget state
+
+
+def test_upload_of_another_kind_of_file_is_a_message(panel_sandbox, panel_of):
+    panel = panel_of(panel_sandbox, job_ids=["1001"])
+    upload(panel, "ids.xlsx", b"PK\x03\x04")
+    assert ".csv or .txt" in panel.message.value
+    assert panel.ids_input.value == "1001"
+
+
+def test_pasted_ids_are_split_and_deduplicated():
+    assert parse_ids("1001, '1002'\n1003;1001\t[1004]") == ["1001", "1002", "1003", "1004"]
+
+
+def test_prefilled_from_a_dataframe_of_records(panel_sandbox, panel_of):
+    records = pd.DataFrame({"order": ["a", "b"], "job_id": [1001, 1002]})
+    panel = panel_of(panel_sandbox, job_ids=records)
+    assert parse_ids(panel.ids_input.value) == ["1001", "1002"]
+
+
+# -- auto-refresh -----------------------------------------------------------------------------
+
+
+def test_auto_refresh_polls_until_no_job_is_pending(panel_of):
+    with Sandbox(jobs=20, seed=0, pending_share=0.5, pending_seconds=(0.3, 1.0),
+                 token=PANEL_TOKEN) as sb:
+        panel = panel_of(sb)
+        panel.interval_input.value = 0.5
+        panel.auto_refresh.value = True
+        click_refresh(panel)
+        assert not (panel.df["status"] == "pending").any()
+        assert panel.refreshes >= 2
+        assert max(sb.stats["per_job"].values()) >= 2
+        assert panel.auto_refresh.value is False  # nothing left to poll
+        assert "pending 0" in panel.status_line.value
+
+
+def test_switching_auto_refresh_off_stops_the_polling(panel_sandbox, panel_of):
+    panel = panel_of(panel_sandbox)
+    panel.interval_input.value = 60
+    panel.auto_refresh.value = True
+    panel.token_input.value = PANEL_TOKEN
+    panel.refresh_button.click()
+    assert not panel.wait(timeout=1.0)  # pending for good: it would poll forever
+    panel.auto_refresh.value = False
+    assert panel.wait(timeout=WAIT)
+
+
+# -- display ----------------------------------------------------------------------------------
+
+
+def test_panel_displays_as_a_widget_with_a_short_text_form(panel_sandbox, panel_of):
+    panel = panel_of(panel_sandbox)
+    bundle = panel._repr_mimebundle_()
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == \
+        panel.widget.model_id
+    assert bundle["text/plain"].startswith("JobsPanel(40 job ids, http://127.0.0.1:")
+
+
+def test_panel_is_exported_from_the_package():
+    assert "JobsPanel" in ij.__all__ and ij.JobsPanel is not None
