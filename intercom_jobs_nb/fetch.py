@@ -27,6 +27,7 @@ from .progress import Progress, Snapshot
 from .transport import Fatal, Stopped, error_row, fetch_row, new_session
 
 _DONE = object()  # a worker has finished
+BATCH_ROWS = 200  # rows handed to the checkpoint at most at once
 RowSink = Callable[[list[tuple]], None]
 
 
@@ -90,7 +91,9 @@ def fetch_rows(ids: Sequence[str], options: Options, *, progress: Progress | Non
                 item = out.get(timeout=0.25)
             except queue.Empty:
                 continue
-            while True:  # drain what is ready, then hand it on in one batch
+            # Drain what is ready and hand it on in one batch, but never more than BATCH_ROWS:
+            # workers faster than this loop would otherwise keep rows out of the checkpoint.
+            while True:
                 if item is _DONE:
                     running -= 1
                 elif isinstance(item[0], str):
@@ -101,6 +104,8 @@ def fetch_rows(ids: Sequence[str], options: Options, *, progress: Progress | Non
                     batch.append(row)
                     if progress is not None:
                         progress.row(row)
+                    if len(batch) >= BATCH_ROWS:
+                        break
                 try:
                     item = out.get_nowait()
                 except queue.Empty:
@@ -242,7 +247,10 @@ def run(ids: Sequence[str], invalid: dict[str, str], options: Options, *,
     finally:
         if progress is not None:
             progress.close()
-    return frame_of(fetched)
+    for k, i in enumerate(todo):
+        rows[i] = fetched[k]
+    del fetched
+    return to_frame(rows, extra, consume=True)
 
 
 def fetch_job(

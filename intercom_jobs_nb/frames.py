@@ -8,6 +8,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .errors import TRANSIENT_CODES, ConfigurationError
@@ -31,6 +32,7 @@ DTYPES: dict[str, object] = {
     "fetched_at": "datetime64[ns, UTC]",
 }
 INPUT_SUFFIX = "_input"
+_CHUNK = 8192
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
@@ -46,11 +48,30 @@ def _column(name: str, values: Sequence) -> object:
     return pd.array(values, dtype=dtype)
 
 
-def to_frame(rows: Sequence[tuple], extra: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Rows (tuples in `COLUMNS` order) as a typed DataFrame; the user's columns after them."""
-    columns = list(zip(*rows, strict=True)) if rows else [()] * len(COLUMNS)
-    frame = pd.DataFrame({name: _column(name, values) for name, values in zip(COLUMNS, columns,
-                                                                             strict=True)})
+def _arrays(rows: list, consume: bool) -> list[np.ndarray]:
+    """One object array per column. With ``consume``, each row is let go of once copied, so
+    100,000 row tuples and their DataFrame never all live at once."""
+    n = len(rows)
+    arrays = [np.empty(n, dtype=object) for _ in COLUMNS]
+    for start in range(0, n, _CHUNK):
+        stop = min(start + _CHUNK, n)
+        for array, values in zip(arrays, zip(*rows[start:stop], strict=True), strict=True):
+            array[start:stop] = values
+        if consume:
+            rows[start:stop] = [None] * (stop - start)
+    return arrays
+
+
+def to_frame(rows: list, extra: pd.DataFrame | None = None, *,
+             consume: bool = False) -> pd.DataFrame:
+    """Rows (tuples in `COLUMNS` order) as a typed DataFrame; the user's columns after them.
+
+    ``consume=True`` empties ``rows`` as it goes (the caller's list, to save memory).
+    """
+    arrays = _arrays(rows, consume)
+    frame = pd.DataFrame({})
+    for name in COLUMNS:
+        frame[name] = _column(name, arrays.pop(0))
     if extra is not None and len(extra.columns):
         clash = [c for c in extra.columns if c in DTYPES]
         if clash:

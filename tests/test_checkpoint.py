@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 
 import pytest
 
@@ -91,3 +92,36 @@ def test_an_aborted_run_keeps_what_it_saved(final_sandbox, opts, tmp_path):
                       **opts(final_sandbox, token="revoked"))
     with Checkpoint(path, final_sandbox.base_url) as checkpoint:
         assert len(checkpoint.frame()) == 10
+
+
+def test_rows_reach_the_checkpoint_in_small_batches_even_when_workers_outpace_it(
+        opts, tmp_path, monkeypatch):
+    from intercom_jobs_nb import fetch
+
+    sizes: list[int] = []
+    real_write = Checkpoint.write
+
+    def slow_write(self, rows):
+        rows = list(rows)
+        sizes.append(len(rows))
+        time.sleep(0.05)  # a slow disk: the queue fills while this runs
+        real_write(self, rows)
+
+    monkeypatch.setattr(Checkpoint, "write", slow_write)
+    with ij.Sandbox(jobs=1500, pending_share=0.0) as sb:
+        ij.fetch_jobs(sb.job_ids, checkpoint=tmp_path / "jobs.sqlite", **opts(sb))
+    assert sum(sizes) == 1500
+    assert max(sizes) <= fetch.BATCH_ROWS
+
+
+def test_refresh_with_checkpoint_saves_what_it_asked_again(mixed_sandbox, opts, tmp_path):
+    path = tmp_path / "jobs.sqlite"
+    first = ij.fetch_jobs(mixed_sandbox.job_ids, **opts(mixed_sandbox))
+    mixed_sandbox.finish_all()
+    again = ij.refresh(first, checkpoint=path, **opts(mixed_sandbox))
+    with Checkpoint(path, mixed_sandbox.base_url) as checkpoint:
+        saved = checkpoint.frame()
+    was_pending = set(first.loc[first["status"] == "pending", "job_id"])
+    assert set(saved["job_id"]) == was_pending
+    assert saved["status"].isin(["success", "failed"]).all()
+    assert again["status"].isin(["success", "failed"]).all()
