@@ -212,7 +212,7 @@ def run_with_checkpoint(job_ids: JobIds, options: Options, path: str | os.PathLi
 
 def run(ids: Sequence[str], invalid: dict[str, str], options: Options, *,
         extra: pd.DataFrame | None = None, known: dict[str, tuple] | None = None,
-        sink: RowSink | None = None, desc: str = "jobs") -> pd.DataFrame:
+        sink: RowSink | None = None) -> pd.DataFrame:
     """Rows for ``ids``: invalid ones made here, ``known`` ones kept, the rest fetched."""
     known = known or {}
     rows: list[tuple | None] = [None] * len(ids)
@@ -224,7 +224,7 @@ def run(ids: Sequence[str], invalid: dict[str, str], options: Options, *,
             rows[i] = known[job_id]
         else:
             todo.append(i)
-    progress = Progress(options.progress, len(ids), desc=desc) if options.progress else None
+    progress = Progress(options.progress, len(ids)) if options.progress else None
     if progress is not None:
         for row in rows:
             if row is not None:

@@ -65,9 +65,8 @@ class _FinalProgress(Progress):
                 self.count(row)
 
     def row(self, row: tuple) -> None:
-        old = self.state.get(row[0])
+        old = self.state.get(row[0])  # the wait's sink records the new row right after
         self.count(row, replaces=old)
-        self.state[row[0]] = row
         if is_final_row(row) and not (old is not None and is_final_row(old)):
             self.advance()
         else:
@@ -124,9 +123,8 @@ def wait_for_jobs(ids_or_df: Any, *, poll_interval: float = 10.0, timeout: float
             return df
 
         def note(rows: list[tuple]) -> None:
-            if progress is None:
-                for row in rows:
-                    state[row[0]] = row
+            for row in rows:
+                state[row[0]] = row
             if cp is not None:
                 cp.write(rows)
 
