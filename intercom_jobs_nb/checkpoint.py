@@ -66,11 +66,19 @@ class Checkpoint:
 
     def write(self, rows: Iterable[tuple]) -> None:
         """Save rows (replacing older rows of the same jobs) in one transaction."""
-        self._db.execute("BEGIN")
-        self._db.executemany(f"INSERT OR REPLACE INTO jobs ({_NAMES}, final) "
-                             f"VALUES ({_PLACEHOLDERS})",
-                             ((*row, is_final_row(row)) for row in rows))
-        self._db.execute("COMMIT")
+        db = self._db
+        if db.in_transaction:  # a write cut short by Ctrl-C: it is written again whole
+            db.execute("ROLLBACK")
+        db.execute("BEGIN")
+        try:
+            db.executemany(f"INSERT OR REPLACE INTO jobs ({_NAMES}, final) "
+                           f"VALUES ({_PLACEHOLDERS})",
+                           ((*row, is_final_row(row)) for row in rows))
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
 
     def final_rows(self) -> dict[str, tuple]:
         """The saved rows that will not change, by job id."""

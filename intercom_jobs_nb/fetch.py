@@ -116,6 +116,15 @@ def fetch_rows(ids: Sequence[str], options: Options, *, progress: Progress | Non
                 batch = []
     except KeyboardInterrupt:
         stop.set()
+        # Rows already answered but not yet read are fetched too: keep them, don't ask again.
+        while True:
+            try:
+                item = out.get_nowait()
+            except queue.Empty:
+                break
+            if item is not _DONE and not isinstance(item[0], str) and rows[item[0]] is None:
+                rows[item[0]] = item[1]
+                batch.append(item[1])
         if batch and sink is not None:
             sink(batch)
         interrupted = E.FetchInterrupted("interrupted: the rows fetched so far are on .df")

@@ -125,3 +125,19 @@ def test_refresh_with_checkpoint_saves_what_it_asked_again(mixed_sandbox, opts, 
     assert set(saved["job_id"]) == was_pending
     assert saved["status"].isin(["success", "failed"]).all()
     assert again["status"].isin(["success", "failed"]).all()
+
+
+def test_a_write_cut_short_by_ctrl_c_can_be_written_again(final_sandbox, tmp_path):
+    rows = [(job_id, "success", "ticket", "1", None, None, 200, None, None, None, 1, 0.0)
+            for job_id in final_sandbox.job_ids[:3]]
+
+    def interrupted():
+        yield rows[0]
+        raise KeyboardInterrupt
+
+    with Checkpoint(tmp_path / "jobs.sqlite", final_sandbox.base_url) as checkpoint:
+        with pytest.raises(KeyboardInterrupt):
+            checkpoint.write(interrupted())
+        assert len(checkpoint.frame()) == 0  # nothing half-written
+        checkpoint.write(rows)
+        assert len(checkpoint.frame()) == 3
