@@ -88,3 +88,30 @@ def test_sigint_to_the_cli_process_then_resume_asks_each_job_once(slow_sandbox, 
     # Each saved job was asked for once; only the requests cut off by the signal were repeated.
     assert sum(per_job.values()) <= 400 + 4
     assert (tmp_path / "out.csv").read_text().count("\n") == 401
+
+
+def test_a_killed_process_keeps_its_checkpoint_and_the_rerun_finishes(slow_sandbox, tmp_path):
+    ids = tmp_path / "ids.txt"
+    ids.write_text("\n".join(slow_sandbox.job_ids) + "\n")
+    checkpoint = tmp_path / "jobs.sqlite"
+    env = {**os.environ, "INTERCOM_TOKEN": slow_sandbox.token, "TQDM_DISABLE": "1"}
+    args = ["fetch", str(ids), "--base-url", slow_sandbox.base_url, "--checkpoint",
+            str(checkpoint), "--out", str(tmp_path / "out.csv"), "--max-workers", "4"]
+    process = _cli(args, env)
+    deadline = time.monotonic() + 20
+    while saved_rows(checkpoint) < 40 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.kill()  # SIGKILL: no handler runs, like a kernel killed from the outside
+    process.communicate(timeout=10)
+    kept = saved_rows(checkpoint)
+    assert kept >= 40
+
+    rerun = _cli(args, env)
+    _, err = rerun.communicate(timeout=60)
+    assert rerun.returncode == 0, err
+    assert saved_rows(checkpoint) == 400
+    per_job = slow_sandbox.stats["per_job"]
+    # What the file held was not asked again; only what was in flight or in the last,
+    # uncommitted batch was (milliseconds of work at the moment of the kill).
+    assert sum(per_job.values()) - 400 <= 400 - kept
+    assert sum(per_job.values()) <= 400 + 12
