@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import ConfigurationError
+from .frames import to_frame
 from .transport import COLUMNS, is_final_row
 
 SCHEMA_VERSION = "1"
@@ -87,8 +88,6 @@ class Checkpoint:
 
     def frame(self) -> pd.DataFrame:
         """Everything saved, as a jobs DataFrame (for a look at a run that stopped)."""
-        from .frames import to_frame
-
         return to_frame(self._db.execute(f"SELECT {_NAMES} FROM jobs").fetchall())
 
     def close(self) -> None:

@@ -85,6 +85,20 @@ def fetch_rows(ids: Sequence[str], options: Options, *, progress: Progress | Non
     running = len(workers)
     problem: tuple[str, BaseException] | None = None
     batch: list[tuple] = []
+
+    def receive(item: Any) -> None:
+        nonlocal running, problem
+        if item is _DONE:
+            running -= 1
+        elif isinstance(item[0], str):
+            problem = problem or item
+        elif rows[item[0]] is None:
+            i, row = item
+            rows[i] = row
+            batch.append(row)
+            if progress is not None:
+                progress.row(row)
+
     try:
         while running:
             try:
@@ -94,18 +108,9 @@ def fetch_rows(ids: Sequence[str], options: Options, *, progress: Progress | Non
             # Drain what is ready and hand it on in one batch, but never more than BATCH_ROWS:
             # workers faster than this loop would otherwise keep rows out of the checkpoint.
             while True:
-                if item is _DONE:
-                    running -= 1
-                elif isinstance(item[0], str):
-                    problem = problem or item
-                else:
-                    i, row = item
-                    rows[i] = row
-                    batch.append(row)
-                    if progress is not None:
-                        progress.row(row)
-                    if len(batch) >= BATCH_ROWS:
-                        break
+                receive(item)
+                if len(batch) >= BATCH_ROWS:
+                    break
                 try:
                     item = out.get_nowait()
                 except queue.Empty:
@@ -119,12 +124,9 @@ def fetch_rows(ids: Sequence[str], options: Options, *, progress: Progress | Non
         # Rows already answered but not yet read are fetched too: keep them, don't ask again.
         while True:
             try:
-                item = out.get_nowait()
+                receive(out.get_nowait())
             except queue.Empty:
                 break
-            if item is not _DONE and not isinstance(item[0], str) and rows[item[0]] is None:
-                rows[item[0]] = item[1]
-                batch.append(item[1])
         if batch and sink is not None:
             sink(batch)
         interrupted = E.FetchInterrupted("interrupted: the rows fetched so far are on .df")

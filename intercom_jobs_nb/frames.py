@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import uuid
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,8 +33,6 @@ DTYPES: dict[str, object] = {
 }
 INPUT_SUFFIX = "_input"
 _CHUNK = 8192
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
 
 
 def _column(name: str, values: Sequence) -> object:
@@ -170,13 +168,13 @@ def export_csv(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     target = Path(path).expanduser().resolve()
     if not target.parent.is_dir():
         raise ConfigurationError(f"cannot write {str(target)!r}: no such folder")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    # Opened like any new file (not mkstemp, which makes it 0600), so the umask sets its mode.
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
     try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
+        with open(tmp, "x", newline="", encoding="utf-8") as handle:
             df.to_csv(handle, index=False)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a CSV gets the usual mode
         os.replace(tmp, target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return target

@@ -28,12 +28,12 @@ import pandas as pd
 from . import errors as E
 from .fetch import fetch_jobs
 from .frames import export_csv, frame_rows, is_final, summarize, to_frame
-from .ids import ID_FILE_SUFFIXES, check_job_id, read_job_ids
+from .ids import ID_FILE_SUFFIXES, read_job_ids
 from .options import REGIONS, TOKEN_ENV, Secret
 from .plotting import _figure_png, outcomes
 from .polling import refresh
 from .progress import Snapshot
-from .transport import COLUMNS, error_row
+from .transport import COLUMNS
 
 __all__ = ["JobsPanel", "FILTERS"]
 
@@ -153,22 +153,13 @@ def counts_text(df: pd.DataFrame) -> str:
 
 def _frame_for(ids: list[str], previous: pd.DataFrame) -> pd.DataFrame:
     """A jobs frame over ``ids`` that keeps ``previous``'s rows: new ids get an empty row,
-    which `refresh` asks for (and invalid ones an ``invalid_job_id`` row, never sent)."""
+    which `refresh` asks for (an invalid one becomes an ``invalid_job_id`` row there, where
+    every id is checked before a URL is made, and is never sent)."""
     if previous["job_id"].tolist() == ids:
         return previous
     old = {row[0]: row for row in frame_rows(previous)}
-    rows = []
-    for job_id in ids:
-        if job_id in old:
-            rows.append(old[job_id])
-            continue
-        checked, problem = check_job_id(job_id)
-        if problem:
-            rows.append(error_row(checked, None, E.INVALID_JOB_ID,
-                                  f"job id {checked!r} {problem}; it was not sent"))
-        else:
-            rows.append((checked, *([None] * (len(COLUMNS) - 1))))
-    return to_frame(rows)
+    empty = (None,) * (len(COLUMNS) - 1)
+    return to_frame([old.get(job_id) or (job_id, *empty) for job_id in ids])
 
 
 class _Stop(Exception):

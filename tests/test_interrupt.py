@@ -54,22 +54,30 @@ def test_sigint_stops_a_run_promptly_with_the_rows_so_far(slow_sandbox, opts, tm
     assert slow_sandbox.stats["requests"] == asked < 400
 
 
-def _cli(args, env, **kwargs):
-    return subprocess.Popen([sys.executable, "-m", "intercom_jobs_nb", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+def _checkpointed_fetch(sandbox, tmp_path):
+    """``intercom-jobs fetch --checkpoint`` of every sandbox job, as a process to start (and,
+    given ``saved_at_least``, to let run until the checkpoint holds that many rows)."""
+    ids = tmp_path / "ids.txt"
+    ids.write_text("\n".join(sandbox.job_ids) + "\n")
+    checkpoint = tmp_path / "jobs.sqlite"
+    env = {**os.environ, "INTERCOM_TOKEN": sandbox.token, "TQDM_DISABLE": "1"}
+    args = ["fetch", str(ids), "--base-url", sandbox.base_url, "--checkpoint", str(checkpoint),
+            "--out", str(tmp_path / "out.csv"), "--max-workers", "4"]
+
+    def start(saved_at_least: int = 0):
+        process = subprocess.Popen([sys.executable, "-m", "intercom_jobs_nb", *args], env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 20
+        while saved_rows(checkpoint) < saved_at_least and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return process
+
+    return start, checkpoint
 
 
 def test_sigint_to_the_cli_process_then_resume_asks_each_job_once(slow_sandbox, tmp_path):
-    ids = tmp_path / "ids.txt"
-    ids.write_text("\n".join(slow_sandbox.job_ids) + "\n")
-    checkpoint = tmp_path / "jobs.sqlite"
-    env = {**os.environ, "INTERCOM_TOKEN": slow_sandbox.token, "TQDM_DISABLE": "1"}
-    args = ["fetch", str(ids), "--base-url", slow_sandbox.base_url, "--checkpoint",
-            str(checkpoint), "--out", str(tmp_path / "out.csv"), "--max-workers", "4"]
-    process = _cli(args, env)
-    deadline = time.monotonic() + 20
-    while saved_rows(checkpoint) < 20 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    start, checkpoint = _checkpointed_fetch(slow_sandbox, tmp_path)
+    process = start(saved_at_least=20)
     process.send_signal(signal.SIGINT)
     sent = time.monotonic()
     _, err = process.communicate(timeout=10)
@@ -79,7 +87,7 @@ def test_sigint_to_the_cli_process_then_resume_asks_each_job_once(slow_sandbox, 
     first = saved_rows(checkpoint)
     assert 20 <= first < 400
 
-    resumed = _cli(args, env)
+    resumed = start()
     _, err = resumed.communicate(timeout=60)
     assert resumed.returncode == 0, err
     assert saved_rows(checkpoint) == 400
@@ -91,22 +99,14 @@ def test_sigint_to_the_cli_process_then_resume_asks_each_job_once(slow_sandbox, 
 
 
 def test_a_killed_process_keeps_its_checkpoint_and_the_rerun_finishes(slow_sandbox, tmp_path):
-    ids = tmp_path / "ids.txt"
-    ids.write_text("\n".join(slow_sandbox.job_ids) + "\n")
-    checkpoint = tmp_path / "jobs.sqlite"
-    env = {**os.environ, "INTERCOM_TOKEN": slow_sandbox.token, "TQDM_DISABLE": "1"}
-    args = ["fetch", str(ids), "--base-url", slow_sandbox.base_url, "--checkpoint",
-            str(checkpoint), "--out", str(tmp_path / "out.csv"), "--max-workers", "4"]
-    process = _cli(args, env)
-    deadline = time.monotonic() + 20
-    while saved_rows(checkpoint) < 40 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    start, checkpoint = _checkpointed_fetch(slow_sandbox, tmp_path)
+    process = start(saved_at_least=40)
     process.kill()  # SIGKILL: no handler runs, like a kernel killed from the outside
     process.communicate(timeout=10)
     kept = saved_rows(checkpoint)
     assert kept >= 40
 
-    rerun = _cli(args, env)
+    rerun = start()
     _, err = rerun.communicate(timeout=60)
     assert rerun.returncode == 0, err
     assert saved_rows(checkpoint) == 400
