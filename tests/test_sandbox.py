@@ -1,6 +1,8 @@
 """The sandbox answers like Intercom's job-status API 2.15, and does what tests ask of it.
 
-Every test talks to a real server over loopback sockets.
+Every test talks to a real server over loopback sockets, except the unit tests of the
+rate-limit window (on a fake clock). The OpenAPI excerpts the bodies are checked against are
+in ``tests/openapi/``.
 """
 
 from __future__ import annotations
@@ -21,9 +23,19 @@ import pytest
 import requests
 import yaml
 
-from intercom_jobs_nb.sandbox import DEFAULT_TOKEN, FAULTS, INTERCOM_VERSIONS, Sandbox
+from intercom_jobs_nb.sandbox import (
+    DEFAULT_TOKEN,
+    DEFAULT_WORKSPACE,
+    FAULTS,
+    INTERCOM_VERSIONS,
+    Sandbox,
+)
+from intercom_jobs_nb.sandbox._faults import TABLE as FAULT_TABLE
+from intercom_jobs_nb.sandbox._ratelimit import FixedWindow
 
-OPENAPI_PATH = Path("/work/shared/reference/intercom-jobs-openapi-2.15.yaml")
+OPENAPI_DIR = Path(__file__).resolve().parent / "openapi"
+OPENAPI_PATH = OPENAPI_DIR / "intercom-jobs-openapi-2.15.yaml"
+TICKETS_OPENAPI_PATH = OPENAPI_DIR / "intercom-tickets-openapi-2.15.yaml"
 RATE_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
 
 
@@ -46,11 +58,25 @@ def openapi_to_json_schema(node):
     return out
 
 
+def component_schema(openapi, name):
+    """The JSON Schema of a component, its ``$ref``s resolvable inside it."""
+    schemas = openapi_to_json_schema(openapi["components"]["schemas"])
+    return {"$ref": f"#/components/schemas/{name}", "components": {"schemas": schemas}}
+
+
 @pytest.fixture(scope="session")
 def openapi():
-    if not OPENAPI_PATH.exists():
-        pytest.skip(f"{OPENAPI_PATH} is not available")
     return yaml.safe_load(OPENAPI_PATH.read_text())
+
+
+@pytest.fixture(scope="session")
+def tickets_openapi():
+    return yaml.safe_load(TICKETS_OPENAPI_PATH.read_text())
+
+
+@pytest.fixture(scope="session")
+def admin_schema(tickets_openapi):
+    return component_schema(tickets_openapi, "admin_with_app")
 
 
 @pytest.fixture(scope="session")
@@ -111,6 +137,37 @@ def error_code(response):
     return response.json()["errors"][0]["code"]
 
 
+def port_of(sb):
+    return int(sb.base_url.rsplit(":", 1)[1])
+
+
+def raw_request(sb, method, path, headers=None):
+    """One request on a fresh connection, the path sent as is (requests would re-quote it).
+
+    Returns the status, the headers (a dict) and the body.
+    """
+    conn = http.client.HTTPConnection("127.0.0.1", port_of(sb), timeout=10)
+    try:
+        conn.request(method, path, headers=auth(sb) if headers is None else headers)
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        conn.close()
+
+
+def wait_until(condition, timeout=30.0):
+    """Poll ``condition`` until it holds; fail after a generous ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+def get_me(session, sb, token=None):
+    token = sb.token if token is None else token
+    return session.get(f"{sb.base_url}/me", headers={"Authorization": f"Bearer {token}"})
+
+
 # -- the 200 answer ------------------------------------------------------------------------------
 
 
@@ -165,7 +222,7 @@ def test_error_request_id_matches_the_header(sandbox, session):
 
 
 def test_keep_alive_serves_many_requests_on_one_connection(sandbox):
-    conn = http.client.HTTPConnection("127.0.0.1", int(sandbox.base_url.rsplit(":", 1)[1]))
+    conn = http.client.HTTPConnection("127.0.0.1", port_of(sandbox))
     try:
         conn.request("GET", "/jobs/status/1001", headers=auth(sandbox))
         first = conn.getresponse()
@@ -257,11 +314,202 @@ def test_invalid_intercom_version_is_400(sandbox, session, error_schema):
 
 def test_every_openapi_version_is_accepted_and_recorded(sandbox, session, openapi):
     enum = openapi["components"]["schemas"]["intercom_version"]["enum"]
-    assert set(INTERCOM_VERSIONS) == {*enum, "Preview", "Unstable"}
+    # 2.15's enum, 2.16's addition, the Preview description's name, and its former name.
+    assert set(INTERCOM_VERSIONS) == {*enum, "2.16", "Preview", "Unstable"}
     for version in INTERCOM_VERSIONS:
         headers = auth(sandbox, **{"Intercom-Version": version})
         assert session.get(status_url(sandbox, "1001"), headers=headers).status_code == 200
     assert sandbox.stats["versions"] == {version: 1 for version in INTERCOM_VERSIONS}
+
+
+def test_version_2_16_is_accepted(sandbox, session):
+    headers = auth(sandbox, **{"Intercom-Version": "2.16"})
+    assert session.get(status_url(sandbox, "1001"), headers=headers).status_code == 200
+
+
+def test_version_unstable_is_accepted(sandbox, session):
+    headers = auth(sandbox, **{"Intercom-Version": "Unstable"})
+    assert session.get(status_url(sandbox, "1001"), headers=headers).status_code == 200
+
+
+# -- HTTP semantics ------------------------------------------------------------------------------
+
+ALWAYS_DIFFERENT = {"Date", "X-Request-Id"}
+
+
+def test_head_answers_like_get_without_a_body(make_sandbox):
+    sb = make_sandbox(jobs=1, rate_limit=None, failed_share=0.0, pending_share=0.0)
+    head_status, head_headers, head_body = raw_request(sb, "HEAD", "/jobs/status/1001")
+    get_status, get_headers, get_body = raw_request(sb, "GET", "/jobs/status/1001")
+    assert head_status == get_status == 200
+    assert head_body == b"" and int(head_headers["Content-Length"]) == len(get_body) > 0
+
+    def same(headers):
+        return {k: v for k, v in headers.items() if k not in ALWAYS_DIFFERENT}
+
+    assert same(head_headers) == same(get_headers)
+
+
+def test_head_carries_the_rate_limit_headers_and_counts_against_the_budget(make_sandbox):
+    sb = make_sandbox(jobs=1, rate_limit=5, window=10)
+    leave_room_in_window(10)
+    _, head_headers, _ = raw_request(sb, "HEAD", "/jobs/status/1001")
+    _, get_headers, _ = raw_request(sb, "GET", "/jobs/status/1001")
+    assert head_headers["X-RateLimit-Remaining"] == "4"
+    assert get_headers["X-RateLimit-Remaining"] == "3"
+
+
+def test_head_of_an_unknown_job_is_a_404_without_a_body(sandbox):
+    status, headers, body = raw_request(sandbox, "HEAD", "/jobs/status/999999")
+    _, _, get_body = raw_request(sandbox, "GET", "/jobs/status/999999")
+    assert status == 404 and body == b""
+    assert int(headers["Content-Length"]) == len(get_body)
+
+
+def test_head_without_a_token_is_a_401_without_a_body(sandbox):
+    status, headers, body = raw_request(sandbox, "HEAD", "/jobs/status/1001", headers={})
+    assert status == 401 and body == b"" and int(headers["Content-Length"]) > 0
+
+
+def test_head_sends_no_body_bytes_before_the_next_answer(sandbox):
+    token = f"Bearer {sandbox.token}"
+    pipelined = (
+        f"HEAD /jobs/status/1001 HTTP/1.1\r\nHost: x\r\nAuthorization: {token}\r\n\r\n"
+        f"GET /jobs/status/1002 HTTP/1.1\r\nHost: x\r\nAuthorization: {token}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", port_of(sandbox)), timeout=10) as sock:
+        sock.sendall(pipelined)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head_answer, rest = received.split(b"\r\n\r\n", 1)
+    assert head_answer.startswith(b"HTTP/1.1 200 ")
+    assert rest.startswith(b"HTTP/1.1 200 ")  # the GET's answer follows the HEAD's head at once
+    assert json.loads(rest.split(b"\r\n\r\n", 1)[1])["id"] == "1002"
+
+
+def test_percent_encoded_job_id_names_the_same_job(sandbox):
+    status, _, body = raw_request(sandbox, "GET", "/jobs/status/%31%30%30%31")
+    assert status == 200 and json.loads(body)["id"] == "1001"
+    assert sandbox.stats["per_job"] == {"1001": 1}
+
+
+def test_injected_faults_apply_to_the_percent_encoded_job_id(sandbox):
+    sandbox.inject("1001", "server_error")
+    assert raw_request(sandbox, "GET", "/jobs/status/100%31")[0] == 500
+
+
+def test_percent_encoded_slash_in_a_job_id_names_no_job(sandbox, error_schema):
+    status, _, body = raw_request(sandbox, "GET", "/jobs/status/10%2F01")
+    assert status == 404
+    assert_matches(json.loads(body), error_schema)
+    assert json.loads(body)["errors"][0]["code"] == "not_found"
+
+
+def test_percent_encoded_fixed_segments_name_the_same_route(sandbox):
+    status, _, body = raw_request(sandbox, "GET", "/%6Aobs/status/1002")
+    assert status == 200 and json.loads(body)["id"] == "1002"
+
+
+# -- /me and workspaces --------------------------------------------------------------------------
+
+
+def test_me_answers_an_admin_with_app_of_the_main_token_workspace(
+    sandbox, session, admin_schema, tickets_openapi
+):
+    response = get_me(session, sandbox)
+    assert response.status_code == 200
+    body = response.json()
+    assert_matches(body, admin_schema)
+    schemas = tickets_openapi["components"]["schemas"]
+    assert set(body) <= set(schemas["admin_with_app"]["properties"])
+    assert set(body["app"]) <= set(schemas["app"]["properties"])
+    assert body["type"] == "admin" and body["app"]["type"] == "app"
+    assert body["app"]["id_code"] == sandbox.workspace == DEFAULT_WORKSPACE == "sandbox"
+
+
+def test_workspace_names_the_main_token_app(make_sandbox, session):
+    sb = make_sandbox(jobs=1, token="t-main", workspace="abc123xy")
+    assert sb.workspace == "abc123xy"
+    assert get_me(session, sb).json()["app"]["id_code"] == "abc123xy"
+
+
+def test_me_answers_each_token_its_own_workspace_and_admin(make_sandbox, session, admin_schema):
+    sb = make_sandbox(jobs=1, tokens={"t-acme": "acme", "t-globex": "globex"})
+    bodies = {
+        token: get_me(session, sb, token).json() for token in (sb.token, "t-acme", "t-globex")
+    }
+    for body in bodies.values():
+        assert_matches(body, admin_schema)
+    assert {t: b["app"]["id_code"] for t, b in bodies.items()} == {
+        sb.token: "sandbox",
+        "t-acme": "acme",
+        "t-globex": "globex",
+    }
+    assert len({b["id"] for b in bodies.values()}) == 3
+
+
+def test_tokens_of_one_workspace_share_its_admin(make_sandbox, session):
+    sb = make_sandbox(jobs=1, tokens={"t-second": DEFAULT_WORKSPACE})
+    assert get_me(session, sb, "t-second").json() == get_me(session, sb).json()
+
+
+def test_tokens_are_kept_as_given(make_sandbox):
+    sb = make_sandbox(jobs=1, tokens={"t-acme": "acme"})
+    assert sb.tokens == {"t-acme": "acme"}
+    assert make_sandbox(jobs=1).tokens == {}
+
+
+def test_extra_tokens_read_the_same_jobs(make_sandbox, session):
+    sb = make_sandbox(jobs=2, tokens={"t-acme": "acme"})
+    headers = {"Authorization": "Bearer t-acme"}
+    for job_id in sb.job_ids:
+        assert session.get(status_url(sb, job_id), headers=headers).json() == (
+            get_job(session, sb, job_id).json()
+        )
+
+
+def test_me_without_a_valid_token_is_401(sandbox, session, error_schema):
+    response = get_me(session, sandbox, "nope")
+    assert response.status_code == 401
+    assert_matches(response.json(), error_schema)
+    assert error_code(response) == "unauthorized"
+
+
+def test_me_counts_against_the_rate_limit(make_sandbox, session):
+    sb = make_sandbox(jobs=1, rate_limit=2, window=10)
+    leave_room_in_window(10)
+    assert get_me(session, sb).headers["X-RateLimit-Remaining"] == "1"
+    get_job(session, sb, "1001")
+    assert get_me(session, sb).status_code == 429
+
+
+def test_me_with_another_method_is_405(sandbox, session):
+    response = session.post(f"{sandbox.base_url}/me", headers=auth(sandbox), json={})
+    assert response.status_code == 405 and response.headers["Allow"] == "GET"
+
+
+def test_me_refuses_an_invalid_intercom_version(sandbox, session):
+    response = session.get(
+        f"{sandbox.base_url}/me", headers=auth(sandbox, **{"Intercom-Version": "9.9"})
+    )
+    assert response.status_code == 400 and error_code(response) == "intercom_version_invalid"
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"tokens": {DEFAULT_TOKEN: "elsewhere"}},
+        {"tokens": {"": "acme"}},
+        {"tokens": {"t-acme": ""}},
+        {"workspace": ""},
+    ],
+    ids=["main-token-elsewhere", "empty-token", "empty-workspace", "empty-main-workspace"],
+)
+def test_inconsistent_tokens_and_workspaces_are_refused(options):
+    with pytest.raises(ValueError):
+        Sandbox(jobs=1, **options)
 
 
 # -- jobs over time ------------------------------------------------------------------------------
@@ -384,6 +632,85 @@ def test_no_rate_headers_when_rate_limit_is_disabled(make_sandbox, session):
     responses = [get_job(session, sb, "1001") for _ in range(5)]
     assert {r.status_code for r in responses} == {200}
     assert not any(name in responses[-1].headers for name in RATE_HEADERS)
+
+
+class FakeClock:
+    def __init__(self, now=0.0):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+def test_fixed_window_counts_the_budget_down():
+    limiter = FixedWindow(3, 10, clock=FakeClock(1000.0))
+    verdicts = [limiter.admit() for _ in range(3)]
+    assert [v.allowed for v in verdicts] == [True, True, True]
+    assert [v.remaining for v in verdicts] == [2, 1, 0]
+    assert {v.limit for v in verdicts} == {3}
+
+
+def test_fixed_window_refuses_past_the_limit_with_nothing_remaining():
+    limiter = FixedWindow(2, 10, clock=FakeClock(1000.0))
+    limiter.admit(), limiter.admit()
+    refused = [limiter.admit() for _ in range(3)]
+    assert [(v.allowed, v.remaining) for v in refused] == [(False, 0)] * 3
+
+
+def test_fixed_window_reset_is_the_end_of_the_window():
+    clock = FakeClock(1003.5)
+    limiter = FixedWindow(5, 10, clock=clock)
+    assert (limiter.admit().reset, limiter.admit().window_index) == (1010, 100)
+    clock.now = 1009.999
+    assert limiter.admit().reset == 1010
+
+
+def test_fixed_window_boundary_starts_a_fresh_budget():
+    clock = FakeClock(1009.999)
+    limiter = FixedWindow(1, 10, clock=clock)
+    assert limiter.admit().allowed and not limiter.admit().allowed
+    clock.now = 1010.0  # the first instant of the next window
+    fresh = limiter.admit()
+    assert (
+        fresh.allowed and fresh.remaining == 0 and fresh.reset == 1020 and fresh.window_index == 101
+    )
+
+
+def test_fixed_window_keeps_a_late_clock_reading_in_the_current_window():
+    clock = FakeClock(1010.0)
+    limiter = FixedWindow(3, 10, clock=clock)
+    limiter.admit()
+    clock.now = 1009.9  # a thread that read the clock before another's later reading
+    late = limiter.admit()
+    assert late.window_index == 101 and late.reset == 1020 and late.remaining == 1
+
+
+def test_fixed_window_refund_gives_the_cost_back():
+    limiter = FixedWindow(3, 10, clock=FakeClock(0.0))
+    refunded = limiter.refund(limiter.admit())
+    assert not refunded.allowed and refunded.remaining == 0
+    assert limiter.admit().remaining == 2
+
+
+def test_fixed_window_without_a_limit_admits_everything_and_numbers_windows():
+    clock = FakeClock(25.0)
+    limiter = FixedWindow(None, 10, clock=clock)
+    verdicts = [limiter.admit() for _ in range(1000)]
+    assert all(v.allowed and v.limit is None for v in verdicts)
+    assert (verdicts[0].window_index, verdicts[0].reset) == (2, 30)
+
+
+def test_fixed_window_error_words_the_limit_as_intercom_does():
+    assert FixedWindow(167, 10).error() == (
+        "rate_limit_exceeded",
+        "Exceeded rate limit of 167 in 10_seconds",
+    )
+
+
+@pytest.mark.parametrize(("limit", "window"), [(-1, 10), (5, 0), (5, 2.5)])
+def test_fixed_window_refuses_bad_arguments(limit, window):
+    with pytest.raises(ValueError):
+        FixedWindow(limit, window)
 
 
 # -- clock skew ----------------------------------------------------------------------------------
@@ -517,6 +844,92 @@ def test_faults_lists_every_fault_name():
     }
 
 
+def test_faults_are_the_names_of_the_fault_table_in_order():
+    assert tuple(FAULT_TABLE) == FAULTS
+    assert all(FAULT_TABLE[name].name == name and FAULT_TABLE[name].summary for name in FAULTS)
+
+
+def expect_error(status, code):
+    def check(session, sb, error_schema):
+        response = get_job(session, sb, "1001")
+        assert response.status_code == status
+        assert_matches(response.json(), error_schema)
+        assert error_code(response) == code
+        assert response.headers["X-RateLimit-Remaining"] == "3"  # it cost one of 4
+
+    return check
+
+
+def expect_drop(session, sb, error_schema):
+    with pytest.raises(requests.ConnectionError):
+        get_job(session, sb, "1001")
+
+
+def expect_slow(session, sb, error_schema):
+    started = time.monotonic()
+    response = get_job(session, sb, "1001")
+    assert time.monotonic() - started >= sb.slow_seconds
+    assert response.status_code == 200 and response.json()["id"] == "1001"
+
+
+def expect_html(session, sb, error_schema):
+    response = get_job(session, sb, "1001")
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/html")
+    assert response.text.lower().startswith("<!doctype html>")
+
+
+def expect_not_json(session, sb, error_schema):
+    response = get_job(session, sb, "1001")
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith(
+        "application/json"
+    )
+    with pytest.raises(ValueError):
+        json.loads(response.content)
+
+
+def expect_no_id(session, sb, error_schema):
+    response = get_job(session, sb, "1001")
+    assert response.status_code == 200
+    assert response.json()["type"] == "job" and "id" not in response.json()
+
+
+def expect_rate_limit(session, sb, error_schema):
+    response = get_job(session, sb, "1001")
+    assert response.status_code == 429 and error_code(response) == "rate_limit_exceeded"
+    assert_matches(response.json(), error_schema)
+    assert response.headers["X-RateLimit-Remaining"] == "0"
+    assert get_job(session, sb, "1001").headers["X-RateLimit-Remaining"] == "3"  # none spent
+
+
+#: What each fault's table row says it answers, checked against the running sandbox.
+FAULT_EXPECTATIONS = {
+    "server_error": expect_error(500, "server_error"),
+    "service_unavailable": expect_error(503, "service_unavailable"),
+    "drop": expect_drop,
+    "slow": expect_slow,
+    "html": expect_html,
+    "not_json": expect_not_json,
+    "no_id": expect_no_id,
+    "rate_limit": expect_rate_limit,
+}
+
+
+def test_every_fault_has_an_expectation():
+    assert set(FAULT_EXPECTATIONS) == set(FAULTS)
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_every_fault_does_what_it_says(make_sandbox, session, error_schema, fault):
+    sb = make_sandbox(
+        jobs=1, rate_limit=4, window=10, slow_seconds=0.2, failed_share=0.0, pending_share=0.0
+    )
+    leave_room_in_window(10, room=1.0)
+    sb.inject("1001", fault)
+    FAULT_EXPECTATIONS[fault](session, sb, error_schema)
+    assert sb.stats["faults"] == {fault: 1}
+    assert get_job(session, sb, "1001").json()["status"] == "success"  # then normal again
+
+
 # -- latency, stats, lifecycle --------------------------------------------------------------------
 
 
@@ -594,7 +1007,7 @@ def test_many_concurrent_keep_alive_clients_are_all_served(make_sandbox):
 
 def test_stop_is_prompt_and_closes_open_connections(make_sandbox):
     sb = make_sandbox(jobs=1)
-    port = int(sb.base_url.rsplit(":", 1)[1])
+    port = port_of(sb)
     conns = []
     for _ in range(5):
         conn = http.client.HTTPConnection("127.0.0.1", port)
@@ -612,25 +1025,24 @@ def test_stop_is_prompt_and_closes_open_connections(make_sandbox):
         socket.create_connection(("127.0.0.1", port), timeout=1.0).close()
 
 
-def test_stop_is_prompt_while_a_slow_answer_is_pending(make_sandbox):
-    sb = make_sandbox(jobs=1, slow_seconds=30.0)
+def test_stop_wakes_a_slow_answer_and_closes_its_connection(make_sandbox):
+    sb = make_sandbox(jobs=1, slow_seconds=600.0)
     sb.inject("1001", "slow")
     errors = []
 
     def wait_for_answer():
         try:
-            get_job(requests, sb, "1001", timeout=10)
+            get_job(requests, sb, "1001", timeout=300)
         except requests.RequestException as exc:
             errors.append(exc)
 
     waiter = threading.Thread(target=wait_for_answer, daemon=True)
     waiter.start()
-    time.sleep(0.1)
-    started = time.perf_counter()
+    wait_until(lambda: sb.stats["faults"] == {"slow": 1})  # the answer is being held back
     sb.stop()
-    waiter.join(2.0)
-    assert time.perf_counter() - started < 1.0 and not waiter.is_alive()
-    assert len(errors) == 1
+    waiter.join(timeout=60)  # generous: far below the slow fault's 600 s and the client's 300 s
+    assert not waiter.is_alive()
+    assert len(errors) == 1 and isinstance(errors[0], requests.ConnectionError)
 
 
 def test_start_and_stop_work_without_a_with_block():
@@ -646,6 +1058,11 @@ def test_repr_never_shows_the_token(make_sandbox):
     sb = make_sandbox(jobs=3, token="very-secret-token")
     assert "very-secret-token" not in repr(sb)
     assert sb.base_url in repr(sb)
+
+
+def test_repr_never_shows_extra_tokens(make_sandbox):
+    sb = make_sandbox(jobs=1, tokens={"very-secret-extra": "acme"})
+    assert "very-secret-extra" not in repr(sb)
 
 
 # -- conformance with the official SDK --------------------------------------------------------
@@ -672,3 +1089,13 @@ def test_official_sdk_raises_not_found_for_an_unknown_job(sandbox, intercom_sdk)
     client = intercom_sdk.Intercom(token=sandbox.token, base_url=sandbox.base_url)
     with pytest.raises(intercom_sdk.NotFoundError):
         client.jobs.status(job_id="424242")
+
+
+def test_official_sdk_identifies_the_admin_of_each_workspace(make_sandbox, intercom_sdk):
+    sb = make_sandbox(jobs=1, tokens={"t-acme": "acme"})
+    admins = [
+        intercom_sdk.Intercom(token=token, base_url=sb.base_url).admins.identify()
+        for token in (sb.token, "t-acme")
+    ]
+    assert [admin.app.id_code for admin in admins] == ["sandbox", "acme"]
+    assert admins[0].id != admins[1].id and admins[0].type == "admin"
