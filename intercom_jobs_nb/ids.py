@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .errors import ConfigurationError
@@ -25,10 +26,20 @@ from .errors import ConfigurationError
 MAX_JOB_ID_LENGTH = 128
 _JOB_ID = re.compile(r"[A-Za-z0-9_-]+")
 ID_FILE_SUFFIXES = (".txt", ".csv")
+# A float holds every integer exactly only up to 2**53; above, 2**53 + 1 reads as 2**53, so a
+# float id that large may already be another job's id.
+MAX_EXACT_FLOAT_ID = 2**53
+# Headers of an ids column, compared case-insensitively with spaces, '_' and '-' alike.
+ID_COLUMN_NAMES = frozenset({"id", "job_id", "jobid", "job"})
+_SEPARATORS = re.compile(r"[\s_-]+")
+_DIGIT = re.compile(r"[0-9]")
 
 
 def check_job_id(value: Any) -> tuple[str, str | None]:
     """Normalize one id. Returns ``(job_id, problem)``; ``problem`` is None for a good id.
+
+    A float is an id only if it is a whole number no larger than 2**53 (beyond that it may have
+    been rounded from another id); an int of any size is fine.
 
     Example:
         >>> check_job_id(" 20 ")
@@ -43,8 +54,13 @@ def check_job_id(value: Any) -> tuple[str, str | None]:
     if isinstance(value, numbers.Real):
         if math.isnan(value):
             return "", "is empty"
-        if float(value).is_integer():
-            return str(int(value)), None
+        if isinstance(value, (float, np.floating)):
+            if abs(value) > MAX_EXACT_FLOAT_ID:
+                return str(value), "is a float too large to be an exact job id; pass it as text"
+            if float(value).is_integer():
+                return str(int(float(value))), None
+        elif float(value).is_integer():
+            return str(math.trunc(value)), None
         return str(value), "is a fractional number, not a job id"
     if value is None or value is pd.NA:
         return "", "is empty"
@@ -104,6 +120,42 @@ def _from_frame(frame: pd.DataFrame, column: str = "job_id") -> JobIds:
     return JobIds(ids, invalid, extra if len(extra.columns) else None, duplicates)
 
 
+def _is_id_column_name(cell: str) -> bool:
+    return _SEPARATORS.sub("_", cell.strip().lower()) in ID_COLUMN_NAMES
+
+
+def _has_header(first: list[str], second: list[str] | None) -> bool:
+    """Whether the first line of a CSV is a header (the rule is in `read_job_ids`)."""
+    head = first[0]
+    if _is_id_column_name(head) or check_job_id(head)[1] is not None:
+        return True
+    if _DIGIT.search(head):
+        return False
+    return bool(second and _DIGIT.search(second[0])) or any(
+        _is_id_column_name(cell) for cell in first[1:]
+    )
+
+
+def _csv_frame(path: Path) -> pd.DataFrame | None:
+    """The CSV as text, its ids column named ``job_id``; None for an empty file."""
+    options: dict[str, Any] = dict(dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    try:
+        top = pd.read_csv(path, header=None, nrows=2, **options)
+        header = _has_header(top.iloc[0].tolist(), top.iloc[1].tolist() if len(top) > 1 else None)
+        frame = pd.read_csv(path, header=0 if header else None, **options)
+    except pd.errors.EmptyDataError:
+        return None
+    except (UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise ConfigurationError(f"cannot read {str(path)!r} as CSV: {exc}") from None
+    if not header:
+        frame.columns = ["job_id", *(f"column_{n}" for n in range(2, len(frame.columns) + 1))]
+        return frame
+    if "job_id" in frame.columns:
+        return frame
+    names = [c for c in frame.columns if _is_id_column_name(str(c))]
+    return frame.rename(columns={(names or list(frame.columns))[0]: "job_id"})
+
+
 def _read_file(path: Path) -> JobIds:
     if not path.is_file():
         raise ConfigurationError(f"no such ids file: {str(path)!r}")
@@ -116,26 +168,27 @@ def _read_file(path: Path) -> JobIds:
         ids, invalid, _, duplicates = _distinct(values)
         return JobIds(ids, invalid, None, duplicates)
     if suffix == ".csv":
-        try:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-        except pd.errors.EmptyDataError:
-            return JobIds([])
-        except (UnicodeDecodeError, pd.errors.ParserError) as exc:
-            raise ConfigurationError(f"cannot read {str(path)!r} as CSV: {exc}") from None
-        if "job_id" in frame.columns:
-            return _from_frame(frame)
-        # No job_id header: the first column holds the ids, and its header may be an id too.
-        first = frame.columns[0]
-        if check_job_id(first)[1] is None and len(frame.columns) == 1:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, header=None,
-                                encoding="utf-8-sig")
-            first = frame.columns[0]
-        return _from_frame(frame.rename(columns={first: "job_id"}))
+        frame = _csv_frame(path)
+        return JobIds([]) if frame is None else _from_frame(frame)
     raise ConfigurationError(f"ids file must end in .txt or .csv, got {str(path)!r}")
 
 
 def read_job_ids(source: Any) -> JobIds:
     """Accept what users have: ids (str or int), a Series, a DataFrame with ``job_id``, a file path.
+
+    A ``.txt`` file holds one id a line (blank lines and ``#`` comments are skipped). A ``.csv``
+    file may or may not have a header line; its first line is a header when
+
+    - its first cell is a known id-column name: ``id``, ``job_id``, ``jobid`` or ``job``
+      (case-insensitive; spaces, ``_`` and ``-`` are alike, so ``Job ID`` is one), or
+    - its first cell is not a valid job id (e.g. ``order no.``, or empty), or
+    - its first cell has no digit while the second line's first cell has one (``name`` over
+      ``123``), or while another of its cells is a known id-column name (``order,job_id``).
+
+    Otherwise the first line is data, whatever the number of columns: it is the first id. The
+    ids column is ``job_id`` (or else the first known id-column name) if the header has one,
+    else the first column; the other columns are kept as your columns (``column_2``,
+    ``column_3``... in a file without a header).
 
     Raises:
         ConfigurationError: the source is none of those, or the file cannot be read.
