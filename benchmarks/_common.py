@@ -64,8 +64,9 @@ class RemoteSandbox:
     def __enter__(self) -> RemoteSandbox:
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_serve, args=(self.kwargs, child, self.max_seconds),
-                                 name="sandbox", daemon=True)
+        self._proc = ctx.Process(
+            target=_serve, args=(self.kwargs, child, self.max_seconds), name="sandbox", daemon=True
+        )
         self._proc.start()
         child.close()
         self._conn = parent
@@ -106,8 +107,10 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, align: str =
     align = align or "l" + "r" * (len(headers) - 1)
 
     def line(row: Sequence[str]) -> str:
-        return "  ".join(c.ljust(w) if a == "l" else c.rjust(w)
-                         for c, w, a in zip(row, widths, align, strict=True)).rstrip()
+        return "  ".join(
+            c.ljust(w) if a == "l" else c.rjust(w)
+            for c, w, a in zip(row, widths, align, strict=True)
+        ).rstrip()
 
     out = [line(cells[0]), "  ".join("-" * w for w in widths)]
     out += [line(r) for r in cells[1:]]
@@ -122,9 +125,11 @@ def machine() -> str:
     import pandas
     import requests
 
-    return (f"python {platform.python_version()}, pandas {pandas.__version__}, requests "
-            f"{requests.__version__}, {os.cpu_count()} CPUs, {platform.system()} "
-            f"{platform.machine()}")
+    return (
+        f"python {platform.python_version()}, pandas {pandas.__version__}, requests "
+        f"{requests.__version__}, {os.cpu_count()} CPUs, {platform.system()} "
+        f"{platform.machine()}"
+    )
 
 
 def median(values: Sequence[float]) -> float:

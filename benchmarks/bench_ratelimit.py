@@ -23,7 +23,7 @@ import sys
 import time
 from collections import defaultdict
 
-import requests
+import urllib3
 from _common import RemoteSandbox, machine, median, table, verdict
 
 import intercom_jobs_nb as ij
@@ -31,23 +31,30 @@ import intercom_jobs_nb as ij
 
 def one_run(jobs: int, limit: int, window: int, skew: float) -> dict:
     sends: list[float] = []  # local time of every request fetch_jobs sends
-    original = requests.Session.request
+    original = urllib3.HTTPConnectionPool.urlopen  # the bulk path's transport
 
     def request(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         sends.append(time.time())
         return original(self, *args, **kwargs)
 
-    with RemoteSandbox(jobs=jobs, seed=0, rate_limit=limit, window=window, clock_skew=skew,
-                       pending_share=0.0, max_seconds=600) as sb:
+    with RemoteSandbox(
+        jobs=jobs,
+        seed=0,
+        rate_limit=limit,
+        window=window,
+        clock_skew=skew,
+        pending_share=0.0,
+        max_seconds=600,
+    ) as sb:
         ids = list(sb.job_ids)
         sb.reset_stats()
-        requests.Session.request = request  # type: ignore[method-assign]
+        urllib3.HTTPConnectionPool.urlopen = request  # type: ignore[method-assign]
         try:
             started = time.perf_counter()
             df = ij.fetch_jobs(ids, token=sb.token, base_url=sb.base_url, progress=False)
             elapsed = time.perf_counter() - started
         finally:
-            requests.Session.request = original  # type: ignore[method-assign]
+            urllib3.HTTPConnectionPool.urlopen = original  # type: ignore[method-assign]
         stats = sb.stats()
     # When did the first request of each window leave, after the window opened? (The sandbox's
     # windows are aligned to its own clock, which is ours + skew.)
@@ -64,8 +71,14 @@ def one_run(jobs: int, limit: int, window: int, skew: float) -> dict:
     served = sum(s for s, _ in windows.values())
     rejected = sum(r for _, r in windows.values())
     return {
-        "skew": skew, "jobs": len(ids), "elapsed": elapsed, "windows": windows,
-        "starts": starts, "full": full, "served": served, "rejected": rejected,
+        "skew": skew,
+        "jobs": len(ids),
+        "elapsed": elapsed,
+        "windows": windows,
+        "starts": starts,
+        "full": full,
+        "served": served,
+        "rejected": rejected,
         "error_rows": int(df["error_code"].notna().sum()),
         "error_codes": df["error_code"].value_counts().to_dict(),
         "ideal": len(ids) / limit * window,
@@ -85,14 +98,18 @@ def main(argv: list[str] | None = None) -> int:
     limit = args.limit or (40 if args.quick else 100)
     window = args.window or 2
     jobs = args.jobs or (90 if args.quick else 800)
-    print(f"bench_ratelimit: {jobs} jobs, sandbox allows {limit} requests per {window} s window "
-          f"(separate process), fetch_jobs defaults; {machine()}")
+    print(
+        f"bench_ratelimit: {jobs} jobs, sandbox allows {limit} requests per {window} s window "
+        f"(separate process), fetch_jobs defaults; {machine()}"
+    )
 
     runs = [one_run(jobs, limit, window, skew) for skew in (0.0, 3.0, -3.0)]
 
     for run in runs:
-        print(f"\nserver clock skew {run['skew']:+g} s: per window (start relative to the "
-              f"first; * = full window, counted)")
+        print(
+            f"\nserver clock skew {run['skew']:+g} s: per window (start relative to the "
+            f"first; * = full window, counted)"
+        )
         first = run["starts"][0]
         full_starts = {start for start, _, _ in run["full"]}
         rows = []
@@ -101,11 +118,18 @@ def main(argv: list[str] | None = None) -> int:
             served, rejected = run["windows"].get(start, (0, 0))
             mark = "*" if start in full_starts else ""
             wake = run["first_send"].get(start)
-            rows.append([f"{start - first:+d} s{mark}", served, rejected,
-                         f"{100 * served / limit:.0f}%",
-                         f"{wake:.3f} s" if wake is not None else "-"])
-        print(table(["window", "served", "429", "budget used", "first request after opening"],
-                    rows))
+            rows.append(
+                [
+                    f"{start - first:+d} s{mark}",
+                    served,
+                    rejected,
+                    f"{100 * served / limit:.0f}%",
+                    f"{wake:.3f} s" if wake is not None else "-",
+                ]
+            )
+        print(
+            table(["window", "served", "429", "budget used", "first request after opening"], rows)
+        )
 
     print("\nsummary")
     rows = []
@@ -113,19 +137,41 @@ def main(argv: list[str] | None = None) -> int:
         shares = [served / limit for _, served, _ in run["full"]]
         total = run["served"] + run["rejected"]
         delays = [run["first_send"][start] for start, served, _ in run["full"] if served]
-        rows.append([
-            f"{run['skew']:+g} s", run["jobs"], len(shares),
-            f"{100 * min(shares):.0f}%" if shares else "n/a",
-            f"{100 * sum(shares) / len(shares):.0f}%" if shares else "n/a",
-            f"{run['rejected']}/{total} = {100 * run['rejected'] / total:.2f}%",
-            run["error_rows"], f"{len(run['starts'])} / {run['min_windows']}",
-            f"{run['elapsed']:.1f} s", f"{run['ideal']:.1f} s",
-            f"{run['elapsed'] / run['ideal']:.2f}x", f"{median(delays):.2f} / {max(delays):.2f} s"
-            if delays else "n/a",
-        ])
-    print(table(["clock skew", "jobs", "full windows", "min budget used", "mean budget used",
-                 "answered 429", "error rows", "windows used / min", "time", "ideal",
-                 "time/ideal", "wake delay med/max"], rows))
+        rows.append(
+            [
+                f"{run['skew']:+g} s",
+                run["jobs"],
+                len(shares),
+                f"{100 * min(shares):.0f}%" if shares else "n/a",
+                f"{100 * sum(shares) / len(shares):.0f}%" if shares else "n/a",
+                f"{run['rejected']}/{total} = {100 * run['rejected'] / total:.2f}%",
+                run["error_rows"],
+                f"{len(run['starts'])} / {run['min_windows']}",
+                f"{run['elapsed']:.1f} s",
+                f"{run['ideal']:.1f} s",
+                f"{run['elapsed'] / run['ideal']:.2f}x",
+                f"{median(delays):.2f} / {max(delays):.2f} s" if delays else "n/a",
+            ]
+        )
+    print(
+        table(
+            [
+                "clock skew",
+                "jobs",
+                "full windows",
+                "min budget used",
+                "mean budget used",
+                "answered 429",
+                "error rows",
+                "windows used / min",
+                "time",
+                "ideal",
+                "time/ideal",
+                "wake delay med/max",
+            ],
+            rows,
+        )
+    )
 
     print("\ntargets")
     rows = []
@@ -134,20 +180,36 @@ def main(argv: list[str] | None = None) -> int:
         total = run["served"] + run["rejected"]
         share_429 = run["rejected"] / total
         low = min(shares) if shares else 0.0
-        rows.append([f"{run['skew']:+g} s",
-                     f"{100 * low:.0f}% ({verdict(low >= 0.9)})",
-                     f"{100 * share_429:.2f}% ({verdict(share_429 < 0.02)})",
-                     f"{run['error_rows']} ({verdict(run['error_rows'] == 0)})"])
+        rows.append(
+            [
+                f"{run['skew']:+g} s",
+                f"{100 * low:.0f}% ({verdict(low >= 0.9)})",
+                f"{100 * share_429:.2f}% ({verdict(share_429 < 0.02)})",
+                f"{run['error_rows']} ({verdict(run['error_rows'] == 0)})",
+            ]
+        )
         if run["error_rows"]:
             rows[-1][-1] += f" {run['error_codes']}"
-    print(table(["clock skew", ">= 90% budget in every full window", "< 2% answered 429",
-                 "0 error rows"], rows, align="llll"))
-    print("\nideal = jobs / limit x window; it ignores that the first, partial window already "
-          "gives a full budget, so time/ideal can dip below 1. 'windows used / min': windows "
-          "with any request against ceil(jobs / limit). 'wake delay': in each full window, how "
-          "long after it opened (server clock) the first request left; the gate wakes after "
-          "the reset it computed from Date (second resolution, estimated from below) plus "
-          "0.02-0.2 s of jitter.")
+    print(
+        table(
+            [
+                "clock skew",
+                ">= 90% budget in every full window",
+                "< 2% answered 429",
+                "0 error rows",
+            ],
+            rows,
+            align="llll",
+        )
+    )
+    print(
+        "\nideal = jobs / limit x window; it ignores that the first, partial window already "
+        "gives a full budget, so time/ideal can dip below 1. 'windows used / min': windows "
+        "with any request against ceil(jobs / limit). 'wake delay': in each full window, how "
+        "long after it opened (server clock) the first request left; the gate wakes after "
+        "the reset it computed from Date (second resolution, estimated from below) plus "
+        "0.02-0.2 s of jitter."
+    )
     return 0
 
 

@@ -38,8 +38,15 @@ APP_LIMIT_PER_MIN = 10_000  # Intercom: per app
 WORKSPACE_LIMIT_PER_MIN = 25_000  # Intercom: per workspace
 
 
-def _client(base_url: str, token: str, first_id: int, n: int, traced: bool,
-            checkpoint: str | None, conn: Any) -> None:
+def _client(
+    base_url: str,
+    token: str,
+    first_id: int,
+    n: int,
+    traced: bool,
+    checkpoint: str | None,
+    conn: Any,
+) -> None:
     """Child process: one fetch of ``n`` jobs, measured; the figures go back on ``conn``."""
     import gc
     import json
@@ -72,12 +79,21 @@ def _client(base_url: str, token: str, first_id: int, n: int, traced: bool,
         keys = ("url", "status", "resource_type", "resource_id", "resource_url")
         cols = {k: df[k].astype(object).where(df[k].notna(), None).tolist() for k in keys}
         job_ids = df["job_id"].astype(object).tolist()
-        bodies = [json.dumps({"type": "job", "id": job_ids[i], "url": cols["url"][i],
-                              "status": cols["status"][i],
-                              "resource_type": cols["resource_type"][i],
-                              "resource_id": cols["resource_id"][i],
-                              "resource_url": cols["resource_url"][i]}, separators=(",", ":"))
-                  for i in range(len(df))]
+        bodies = [
+            json.dumps(
+                {
+                    "type": "job",
+                    "id": job_ids[i],
+                    "url": cols["url"][i],
+                    "status": cols["status"][i],
+                    "resource_type": cols["resource_type"][i],
+                    "resource_id": cols["resource_id"][i],
+                    "resource_url": cols["resource_url"][i],
+                },
+                separators=(",", ":"),
+            )
+            for i in range(len(df))
+        ]
         del cols, job_ids
         gc.collect()
         before = tracemalloc.get_traced_memory()[0]
@@ -95,14 +111,18 @@ def _client(base_url: str, token: str, first_id: int, n: int, traced: bool,
     conn.close()
 
 
-def run_client(sb: RemoteSandbox, n: int, *, traced: bool = False,
-               checkpoint: str | None = None) -> dict[str, Any]:
+def run_client(
+    sb: RemoteSandbox, n: int, *, traced: bool = False, checkpoint: str | None = None
+) -> dict[str, Any]:
     # "fork" where there is one (this process has no threads, and has imported the package
     # already, so each client starts in a moment); the figures are measured inside the child.
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     parent, child = ctx.Pipe()
-    proc = ctx.Process(target=_client, args=(sb.base_url, sb.token, int(sb.job_ids[0]), n,
-                                             traced, checkpoint, child), daemon=True)
+    proc = ctx.Process(
+        target=_client,
+        args=(sb.base_url, sb.token, int(sb.job_ids[0]), n, traced, checkpoint, child),
+        daemon=True,
+    )
     proc.start()
     child.close()
     try:
@@ -126,22 +146,29 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes = (500, 1_000, 2_000) if args.quick else (25_000, 50_000, 100_000)
     import intercom_jobs_nb  # noqa: F401  (imported once here, inherited by forked clients)
+
     top = sizes[-1]
-    print(f"bench_scale: {', '.join(f'{n:,}' for n in sizes)} jobs against a sandbox with no "
-          f"latency and no rate limit (separate process); each fetch in a fresh client process; "
-          f"{machine()}")
+    print(
+        f"bench_scale: {', '.join(f'{n:,}' for n in sizes)} jobs against a sandbox with no "
+        f"latency and no rate limit (separate process); each fetch in a fresh client process; "
+        f"{machine()}"
+    )
 
     untraced: dict[int, dict[str, Any]] = {}
     traced: dict[int, dict[str, Any]] = {}
-    with RemoteSandbox(jobs=top, seed=0, latency=0.0, rate_limit=None, pending_share=0.0,
-                       max_seconds=3600) as sb:
+    with RemoteSandbox(
+        jobs=top, seed=0, latency=0.0, rate_limit=None, pending_share=0.0, max_seconds=3600
+    ) as sb:
         for n in sizes:
             untraced[n] = run_client(sb, n)
             traced[n] = run_client(sb, n, traced=True)
             u, t = untraced[n], traced[n]
-            print(f"  {n:>7,} jobs: {u['wall']:.1f} s, {u['n'] / u['wall']:,.0f} jobs/s, "
-                  f"CPU {1e6 * u['cpu'] / n:,.0f} us/job, ru_maxrss +{mb(u['rss_growth'])}, "
-                  f"tracemalloc peak {mb(t['trace_peak'])}, errors {u['errors']}", flush=True)
+            print(
+                f"  {n:>7,} jobs: {u['wall']:.1f} s, {u['n'] / u['wall']:,.0f} jobs/s, "
+                f"CPU {1e6 * u['cpu'] / n:,.0f} us/job, ru_maxrss +{mb(u['rss_growth'])}, "
+                f"tracemalloc peak {mb(t['trace_peak'])}, errors {u['errors']}",
+                flush=True,
+            )
 
         with tempfile.TemporaryDirectory(prefix="bench-scale-") as folder:
             path = os.path.join(folder, "jobs.sqlite")
@@ -149,94 +176,210 @@ def main(argv: list[str] | None = None) -> int:
             first = run_client(sb, top, checkpoint=path)
             sent_first = sb.stats_http()["requests"]
             size = os.path.getsize(path) + sum(
-                os.path.getsize(path + s) for s in ("-wal", "-shm") if os.path.exists(path + s))
+                os.path.getsize(path + s) for s in ("-wal", "-shm") if os.path.exists(path + s)
+            )
             sb.reset_stats()
             second = run_client(sb, top, checkpoint=path)
             sent_second = sb.stats_http()["requests"]
-            print(f"  checkpoint: first run {first['wall']:.1f} s ({sent_first:,} requests), "
-                  f"resumed run {second['wall']:.2f} s ({sent_second} requests)", flush=True)
+            print(
+                f"  checkpoint: first run {first['wall']:.1f} s ({sent_first:,} requests), "
+                f"resumed run {second['wall']:.2f} s ({sent_second} requests)",
+                flush=True,
+            )
 
-    print("\nmemory and CPU by size (untraced run: time, CPU, ru_maxrss; traced run: "
-          "tracemalloc peak)")
+    print(
+        "\nmemory and CPU by size (untraced run: time, CPU, ru_maxrss; traced run: "
+        "tracemalloc peak)"
+    )
     rows = []
     for n in sizes:
         u, t = untraced[n], traced[n]
-        rows.append([f"{n:,}", f"{u['wall']:.1f}", f"{n / u['wall']:,.0f}",
-                     f"{1e6 * u['cpu'] / n:,.0f}", mb(t["trace_peak"]),
-                     f"{t['trace_peak'] / n:,.0f}", mb(u["rss_growth"]),
-                     f"{u['rss_growth'] / n:,.0f}", f"{t['df_bytes'] / t['rows']:,.0f}",
-                     u["errors"]])
-    print(table(["jobs", "wall s", "jobs/s", "CPU us/job", "peak (tracemalloc)",
-                 "peak B/job", "ru_maxrss growth", "maxrss B/job", "df B/row", "error rows"],
-                rows))
+        rows.append(
+            [
+                f"{n:,}",
+                f"{u['wall']:.1f}",
+                f"{n / u['wall']:,.0f}",
+                f"{1e6 * u['cpu'] / n:,.0f}",
+                mb(t["trace_peak"]),
+                f"{t['trace_peak'] / n:,.0f}",
+                mb(u["rss_growth"]),
+                f"{u['rss_growth'] / n:,.0f}",
+                f"{t['df_bytes'] / t['rows']:,.0f}",
+                u["errors"],
+            ]
+        )
+    print(
+        table(
+            [
+                "jobs",
+                "wall s",
+                "jobs/s",
+                "CPU us/job",
+                "peak (tracemalloc)",
+                "peak B/job",
+                "ru_maxrss growth",
+                "maxrss B/job",
+                "df B/row",
+                "error rows",
+            ],
+            rows,
+        )
+    )
 
     # Linearity: the extra memory of each extra job, between consecutive sizes (a fixed cost,
     # imports and pools, weighs on bytes/job at small sizes but not on this slope).
     per_job = [traced[n]["trace_peak"] / n for n in sizes]
-    slopes = [(traced[b]["trace_peak"] - traced[a]["trace_peak"]) / (b - a)
-              for a, b in zip(sizes, sizes[1:], strict=False)]
-    rss_slopes = [(untraced[b]["rss_growth"] - untraced[a]["rss_growth"]) / (b - a)
-                  for a, b in zip(sizes, sizes[1:], strict=False)]
+    slopes = [
+        (traced[b]["trace_peak"] - traced[a]["trace_peak"]) / (b - a)
+        for a, b in zip(sizes, sizes[1:], strict=False)
+    ]
+    rss_slopes = [
+        (untraced[b]["rss_growth"] - untraced[a]["rss_growth"]) / (b - a)
+        for a, b in zip(sizes, sizes[1:], strict=False)
+    ]
     spread = max(slopes) / min(slopes) if min(slopes) > 0 else float("inf")
     print("\nlinearity: marginal bytes per extra job (tracemalloc peak; ru_maxrss)")
-    print(table(["between", "peak B/extra job", "maxrss B/extra job"], [
-        [f"{a:,} -> {b:,}", f"{sl:,.0f}", f"{rs:,.0f}"]
-        for (a, b), sl, rs in zip(zip(sizes, sizes[1:], strict=False), slopes, rss_slopes,
-                                   strict=True)]))
+    print(
+        table(
+            ["between", "peak B/extra job", "maxrss B/extra job"],
+            [
+                [f"{a:,} -> {b:,}", f"{sl:,.0f}", f"{rs:,.0f}"]
+                for (a, b), sl, rs in zip(
+                    zip(sizes, sizes[1:], strict=False), slopes, rss_slopes, strict=True
+                )
+            ],
+        )
+    )
 
     t = traced[top]
     print(f"\nthe same {top:,} answers, held as:")
-    print(table(["form", "bytes", "bytes/job", "vs DataFrame"], [
-        ["DataFrame (fetch_jobs; deep memory_usage)", f"{t['df_bytes']:,}",
-         f"{t['df_bytes'] / top:,.0f}", "1.00x"],
-        ["list of parsed JSON dicts (response.json())", f"{t['json_dicts_bytes']:,}",
-         f"{t['json_dicts_bytes'] / top:,.0f}", f"{t['json_dicts_bytes'] / t['df_bytes']:.2f}x"],
-        ["list of dicts, df.to_dict('records')", f"{t['records_bytes']:,}",
-         f"{t['records_bytes'] / top:,.0f}", f"{t['records_bytes'] / t['df_bytes']:.2f}x"],
-        ["whole run's peak (tracemalloc)", f"{t['trace_peak']:,}",
-         f"{t['trace_peak'] / top:,.0f}", f"{t['trace_peak'] / t['df_bytes']:.2f}x"],
-    ]))
+    print(
+        table(
+            ["form", "bytes", "bytes/job", "vs DataFrame"],
+            [
+                [
+                    "DataFrame (fetch_jobs; deep memory_usage)",
+                    f"{t['df_bytes']:,}",
+                    f"{t['df_bytes'] / top:,.0f}",
+                    "1.00x",
+                ],
+                [
+                    "list of parsed JSON dicts (response.json())",
+                    f"{t['json_dicts_bytes']:,}",
+                    f"{t['json_dicts_bytes'] / top:,.0f}",
+                    f"{t['json_dicts_bytes'] / t['df_bytes']:.2f}x",
+                ],
+                [
+                    "list of dicts, df.to_dict('records')",
+                    f"{t['records_bytes']:,}",
+                    f"{t['records_bytes'] / top:,.0f}",
+                    f"{t['records_bytes'] / t['df_bytes']:.2f}x",
+                ],
+                [
+                    "whole run's peak (tracemalloc)",
+                    f"{t['trace_peak']:,}",
+                    f"{t['trace_peak'] / top:,.0f}",
+                    f"{t['trace_peak'] / t['df_bytes']:.2f}x",
+                ],
+            ],
+        )
+    )
 
     print(f"\ncheckpoint ({top:,} jobs, SQLite file {mb(size)})")
-    print(table(["run", "wall s", "CPU us/job", "requests sent", "rows", "error rows"], [
-        ["first (writes the checkpoint)", f"{first['wall']:.1f}",
-         f"{1e6 * first['cpu'] / top:,.0f}", f"{sent_first:,}", f"{first['rows']:,}",
-         first["errors"]],
-        ["again, same checkpoint (resume)", f"{second['wall']:.2f}",
-         f"{1e6 * second['cpu'] / top:,.1f}", f"{sent_second:,}", f"{second['rows']:,}",
-         second["errors"]],
-    ]))
+    print(
+        table(
+            ["run", "wall s", "CPU us/job", "requests sent", "rows", "error rows"],
+            [
+                [
+                    "first (writes the checkpoint)",
+                    f"{first['wall']:.1f}",
+                    f"{1e6 * first['cpu'] / top:,.0f}",
+                    f"{sent_first:,}",
+                    f"{first['rows']:,}",
+                    first["errors"],
+                ],
+                [
+                    "again, same checkpoint (resume)",
+                    f"{second['wall']:.2f}",
+                    f"{1e6 * second['cpu'] / top:,.1f}",
+                    f"{sent_second:,}",
+                    f"{second['rows']:,}",
+                    second["errors"],
+                ],
+            ],
+        )
+    )
 
     cpu_per_job = untraced[top]["cpu"] / top
     app_rps = APP_LIMIT_PER_MIN / 60
     ws_rps = WORKSPACE_LIMIT_PER_MIN / 60
-    print(f"\nprojection from the measured client CPU per job ({1e6 * cpu_per_job:,.0f} us, "
-          f"{top:,}-job run, no latency; it includes building the DataFrame):")
-    print(table(["Intercom limit", "req/s", "1,000,000 statuses take", "client CPU needed",
-                 "one process could do"], [
-        [f"{APP_LIMIT_PER_MIN:,}/min per app", f"{app_rps:.1f}",
-         f"{1e6 / app_rps / 60:,.0f} min", f"{100 * cpu_per_job * app_rps:.1f}% of a core",
-         f"{1 / cpu_per_job:,.0f} req/s ({1 / cpu_per_job / app_rps:.0f}x)"],
-        [f"{WORKSPACE_LIMIT_PER_MIN:,}/min per workspace", f"{ws_rps:.1f}",
-         f"{1e6 / ws_rps / 60:,.0f} min", f"{100 * cpu_per_job * ws_rps:.1f}% of a core",
-         f"{1 / cpu_per_job:,.0f} req/s ({1 / cpu_per_job / ws_rps:.0f}x)"],
-    ]))
+    print(
+        f"\nprojection from the measured client CPU per job ({1e6 * cpu_per_job:,.0f} us, "
+        f"{top:,}-job run, no latency; it includes building the DataFrame):"
+    )
+    print(
+        table(
+            [
+                "Intercom limit",
+                "req/s",
+                "1,000,000 statuses take",
+                "client CPU needed",
+                "one process could do",
+            ],
+            [
+                [
+                    f"{APP_LIMIT_PER_MIN:,}/min per app",
+                    f"{app_rps:.1f}",
+                    f"{1e6 / app_rps / 60:,.0f} min",
+                    f"{100 * cpu_per_job * app_rps:.1f}% of a core",
+                    f"{1 / cpu_per_job:,.0f} req/s ({1 / cpu_per_job / app_rps:.0f}x)",
+                ],
+                [
+                    f"{WORKSPACE_LIMIT_PER_MIN:,}/min per workspace",
+                    f"{ws_rps:.1f}",
+                    f"{1e6 / ws_rps / 60:,.0f} min",
+                    f"{100 * cpu_per_job * ws_rps:.1f}% of a core",
+                    f"{1 / cpu_per_job:,.0f} req/s ({1 / cpu_per_job / ws_rps:.0f}x)",
+                ],
+            ],
+        )
+    )
     peak_1m = traced[top]["trace_peak"] / top * 1e6
-    print(f"(1,000,000 jobs at the measured peak bytes/job: about {mb(peak_1m)} of memory; the "
-          f"wait is the API's rate limit, not the client: one process is enough)")
+    print(
+        f"(1,000,000 jobs at the measured peak bytes/job: about {mb(peak_1m)} of memory; the "
+        f"wait is the API's rate limit, not the client: one process is enough)"
+    )
 
     print("\ntargets")
     big = per_job[-1]
-    print(table(["target", "measured", "verdict"], [
-        ["memory linear in jobs (marginal B/job steady, +-25%)",
-         f"{' vs '.join(f'{sl:,.0f}' for sl in slopes)} (max/min {spread:.2f})",
-         verdict(spread <= 1.25)],
-        [f"a few hundred bytes a job (peak at {top:,}, tracemalloc)", f"{big:,.0f} B/job",
-         verdict(big <= 1000)],
-        [f"resume over a finished {top:,}-job checkpoint sends nothing",
-         f"{sent_second} requests", verdict(sent_second == 0)],
-        ["... and answers in seconds", f"{second['wall']:.2f} s", verdict(second["wall"] < 10)],
-    ], align="lll"))
+    print(
+        table(
+            ["target", "measured", "verdict"],
+            [
+                [
+                    "memory linear in jobs (marginal B/job steady, +-25%)",
+                    f"{' vs '.join(f'{sl:,.0f}' for sl in slopes)} (max/min {spread:.2f})",
+                    verdict(spread <= 1.25),
+                ],
+                [
+                    f"a few hundred bytes a job (peak at {top:,}, tracemalloc)",
+                    f"{big:,.0f} B/job",
+                    verdict(big <= 1000),
+                ],
+                [
+                    f"resume over a finished {top:,}-job checkpoint sends nothing",
+                    f"{sent_second} requests",
+                    verdict(sent_second == 0),
+                ],
+                [
+                    "... and answers in seconds",
+                    f"{second['wall']:.2f} s",
+                    verdict(second["wall"] < 10),
+                ],
+            ],
+            align="lll",
+        )
+    )
     return 0
 
 

@@ -45,8 +45,11 @@ POOL_THREADS = 16
 
 def headers_for(token: str) -> dict[str, str]:
     # What fetch_jobs sends, so both sides ask the server for the same work.
-    return {"Authorization": f"Bearer {token}", "Accept": "application/json",
-            "Intercom-Version": "2.15"}
+    return {
+        "Authorization": f"Bearer {token}",
+        "Accept": "application/json",
+        "Intercom-Version": "2.15",
+    }
 
 
 def run_ours(ids: list[str], sb: RemoteSandbox) -> int:
@@ -97,15 +100,22 @@ def run_sequential(ids: list[str], sb: RemoteSandbox) -> int:
     return sum(1 for r in results if r.get("type") != "job")
 
 
-def measure(fn: Callable[[list[str], RemoteSandbox], int], ids: list[str],
-            sb: RemoteSandbox) -> dict[str, float]:
+def measure(
+    fn: Callable[[list[str], RemoteSandbox], int], ids: list[str], sb: RemoteSandbox
+) -> dict[str, float]:
     gc.collect()
     cpu0, wall0 = time.process_time(), time.perf_counter()
     errors = fn(ids, sb)
     wall = time.perf_counter() - wall0
     cpu = time.process_time() - cpu0
-    return {"jobs": len(ids), "wall": wall, "cpu": cpu, "rate": len(ids) / wall,
-            "cpu_ms": 1000 * cpu / len(ids), "errors": errors}
+    return {
+        "jobs": len(ids),
+        "wall": wall,
+        "cpu": cpu,
+        "rate": len(ids) / wall,
+        "cpu_ms": 1000 * cpu / len(ids),
+        "errors": errors,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,11 +136,20 @@ def main(argv: list[str] | None = None) -> int:
         ("c", "(c) sequential, one Session", run_sequential),
         ("d", "(d) fetch_jobs, progress=True (tqdm)", run_ours_bar),
     ]
-    print(f"bench_throughput: {jobs} jobs ({seq_jobs} for the sequential loop), sandbox latency "
-          f"{LATENCY * 1000:.0f} ms in a separate process, {rounds} round(s); {machine()}")
+    print(
+        f"bench_throughput: {jobs} jobs ({seq_jobs} for the sequential loop), sandbox latency "
+        f"{LATENCY * 1000:.0f} ms in a separate process, {rounds} round(s); {machine()}"
+    )
     results: dict[str, list[dict[str, float]]] = {key: [] for key, _, _ in cases}
-    with RemoteSandbox(jobs=jobs, seed=0, latency=LATENCY, rate_limit=1_000_000_000, window=10,
-                       pending_share=0.0, max_seconds=900) as sb:
+    with RemoteSandbox(
+        jobs=jobs,
+        seed=0,
+        latency=LATENCY,
+        rate_limit=1_000_000_000,
+        window=10,
+        pending_share=0.0,
+        max_seconds=900,
+    ) as sb:
         ids = list(sb.job_ids)
         run_ours(ids[:50], sb)  # warm up: imports, first-call costs
         make_pool(True)(ids[:50], sb)
@@ -139,8 +158,11 @@ def main(argv: list[str] | None = None) -> int:
                 subset = ids[:seq_jobs] if key == "c" else ids
                 m = measure(fn, subset, sb)
                 results[key].append(m)
-                print(f"  round {r + 1}: {label:<40} {m['rate']:8.0f} jobs/s  "
-                      f"{m['cpu_ms']:.3f} CPU ms/job  errors {m['errors']}", flush=True)
+                print(
+                    f"  round {r + 1}: {label:<40} {m['rate']:8.0f} jobs/s  "
+                    f"{m['cpu_ms']:.3f} CPU ms/job  errors {m['errors']}",
+                    flush=True,
+                )
         stats = sb.stats()
 
     def med(key: str, field: str) -> float:
@@ -153,12 +175,33 @@ def main(argv: list[str] | None = None) -> int:
     print()
     rows = []
     for key, label, _ in cases:
-        rows.append([label, results[key][0]["jobs"], f"{med(key, 'wall'):.2f}",
-                     f"{med(key, 'rate'):,.0f}", f"{best(key, 'rate'):,.0f}",
-                     f"{med(key, 'cpu_ms'):.3f}", f"{best(key, 'cpu_ms'):.3f}",
-                     sum(m["errors"] for m in results[key])])
-    print(table(["client", "jobs", "wall s", "jobs/s (median)", "jobs/s (best)",
-                 "CPU ms/job (median)", "CPU ms/job (best)", "errors"], rows))
+        rows.append(
+            [
+                label,
+                results[key][0]["jobs"],
+                f"{med(key, 'wall'):.2f}",
+                f"{med(key, 'rate'):,.0f}",
+                f"{best(key, 'rate'):,.0f}",
+                f"{med(key, 'cpu_ms'):.3f}",
+                f"{best(key, 'cpu_ms'):.3f}",
+                sum(m["errors"] for m in results[key]),
+            ]
+        )
+    print(
+        table(
+            [
+                "client",
+                "jobs",
+                "wall s",
+                "jobs/s (median)",
+                "jobs/s (best)",
+                "CPU ms/job (median)",
+                "CPU ms/job (best)",
+                "errors",
+            ],
+            rows,
+        )
+    )
 
     thr_pool = med("a", "rate") / med("b", "rate")
     thr_pool2 = med("a", "rate") / med("b2", "rate")
@@ -167,21 +210,46 @@ def main(argv: list[str] | None = None) -> int:
     cpu_pool2 = med("a", "cpu_ms") / med("b2", "cpu_ms")
     bar = med("d", "cpu_ms") / med("a", "cpu_ms")
     print()
-    print(table(["ratio (medians)", "value", "target", "verdict"], [
-        ["throughput (a)/(b) pool", f"{thr_pool:.2f}x", ">= 1.2x", verdict(thr_pool >= 1.2)],
-        ["throughput (a)/(c) sequential", f"{thr_seq:.1f}x", ">= 20x", verdict(thr_seq >= 20)],
-        ["CPU per job (a)/(b) pool", f"{cpu_pool:.2f}x", "<= 1.3x", verdict(cpu_pool <= 1.3)],
-        ["throughput (a)/(b') pool, trust_env=False", f"{thr_pool2:.2f}x", "(info)", ""],
-        ["CPU per job (a)/(b') pool, trust_env=False", f"{cpu_pool2:.2f}x", "(info)", ""],
-        ["CPU per job (d) with tqdm bar / (a)", f"{bar:.2f}x", "(info)", ""],
-    ], align="lrll"))
+    print(
+        table(
+            ["ratio (medians)", "value", "target", "verdict"],
+            [
+                [
+                    "throughput (a)/(b) pool",
+                    f"{thr_pool:.2f}x",
+                    ">= 1.2x",
+                    verdict(thr_pool >= 1.2),
+                ],
+                [
+                    "throughput (a)/(c) sequential",
+                    f"{thr_seq:.1f}x",
+                    ">= 20x",
+                    verdict(thr_seq >= 20),
+                ],
+                [
+                    "CPU per job (a)/(b) pool",
+                    f"{cpu_pool:.2f}x",
+                    "<= 1.3x",
+                    verdict(cpu_pool <= 1.3),
+                ],
+                ["throughput (a)/(b') pool, trust_env=False", f"{thr_pool2:.2f}x", "(info)", ""],
+                ["CPU per job (a)/(b') pool, trust_env=False", f"{cpu_pool2:.2f}x", "(info)", ""],
+                ["CPU per job (d) with tqdm bar / (a)", f"{bar:.2f}x", "(info)", ""],
+            ],
+            align="lrll",
+        )
+    )
     served = stats["by_status"]
-    print(f"\nsandbox: {stats['requests']} requests, by status {served}, "
-          f"max in flight {stats['max_in_flight']}")
+    print(
+        f"\nsandbox: {stats['requests']} requests, by status {served}, "
+        f"max in flight {stats['max_in_flight']}"
+    )
     ideal = min(32, jobs) / LATENCY
-    print(f"ceiling from latency alone: 32 workers / {LATENCY * 1000:.0f} ms = {ideal:,.0f} "
-          f"jobs/s; 16 threads = {16 / LATENCY:,.0f} jobs/s; "
-          f"sequential = {1 / LATENCY:,.0f} jobs/s")
+    print(
+        f"ceiling from latency alone: 32 workers / {LATENCY * 1000:.0f} ms = {ideal:,.0f} "
+        f"jobs/s; 16 threads = {16 / LATENCY:,.0f} jobs/s; "
+        f"sequential = {1 / LATENCY:,.0f} jobs/s"
+    )
     return 0
 
 

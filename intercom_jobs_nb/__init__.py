@@ -13,11 +13,18 @@ The public API, in one place::
 Every call that talks to Intercom takes the same keyword-only options: ``token`` (default: the
 ``INTERCOM_TOKEN`` environment variable), ``region``, ``base_url``, ``api_version``,
 ``timeout``, ``retries``, ``max_workers``, ``max_rps`` and ``progress``.
+
+The modules behind it, a concern each: ``rows`` (the result row and its one ``final`` rule),
+``codes`` (every error code), ``options`` (defaults and the token), ``ids`` (input),
+``transport`` (one request, bounded), ``pacing`` (the rate-limit gate), ``engine`` (the one run
+loop), ``checkpoint``, ``fetch`` and ``polling`` (the public calls), ``frames`` (analysis and
+CSV), ``progress``, ``plotting``, ``widgets``, ``sandbox`` (a local Intercom) and ``cli``.
 """
 
 from .errors import (
     ApiVersionError,
     AuthenticationError,
+    CheckpointError,
     ConfigurationError,
     FetchInterrupted,
     IntercomJobsError,
@@ -28,20 +35,19 @@ from .errors import (
     MissingTokenError,
     RateLimitError,
     RunAbortedError,
+    RunFailedError,
     ServerError,
     TransportError,
 )
 from .fetch import fetch_job, fetch_jobs
 from .frames import export_csv, failures, join_jobs, summarize
 from .ids import check_job_id
-from .options import REGIONS
+from .options import REGIONS, Secret, __version__
 from .plotting import outcome_counts, outcomes, plot_status
 from .polling import refresh, wait_for_jobs
 from .progress import Snapshot
 from .sandbox import Sandbox
 from .widgets import JobsPanel
-
-__version__ = "0.1.0"
 
 __all__ = [
     # fetching
@@ -64,6 +70,7 @@ __all__ = [
     "Sandbox",
     # settings and progress
     "REGIONS",
+    "Secret",
     "Snapshot",
     # exceptions
     "IntercomJobsError",
@@ -72,6 +79,8 @@ __all__ = [
     "RunAbortedError",
     "AuthenticationError",
     "ApiVersionError",
+    "CheckpointError",
+    "RunFailedError",
     "FetchInterrupted",
     "JobError",
     "InvalidJobIdError",

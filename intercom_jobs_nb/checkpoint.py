@@ -3,8 +3,17 @@
 SQLite (the standard library's, an embedded file, no server) in WAL mode: each batch of rows is
 one committed transaction, which survives a killed kernel or a crash (though not a power cut
 mid-write: ``synchronous=NORMAL`` trades that for speed). A run started again with the same file
-asks Intercom only for the jobs not final there. The file holds the API host it was made for and
-the rows, never the token.
+asks Intercom only for the jobs not final there.
+
+A checkpoint belongs to one workspace. Job ids are only unique within a workspace, and two
+workspaces can share a region host, so the file records the API host *and* the workspace that
+``GET /me`` names for the token (Intercom's ``app.id_code``), and refuses, before any job is
+asked, a token of another workspace. Why ``/me`` and not a salted hash of the token: the hash
+would refuse the same workspace's rotated or second token, and would keep something derived
+from the secret on disk; ``/me`` costs one request a run and names what actually matters.
+
+The file holds the schema version it was written with; a file of another version, or a file
+that is not a checkpoint at all, is refused with a message and left exactly as it was.
 """
 
 from __future__ import annotations
@@ -13,16 +22,53 @@ import os
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
+from urllib.parse import quote
 
 import pandas as pd
 
-from .errors import ConfigurationError
-from .frames import to_frame
-from .transport import COLUMNS, is_final_row
+from .errors import CheckpointError, ConfigurationError
+from .options import __version__
+from .rows import COLUMNS, Row, to_frame
 
-SCHEMA_VERSION = "1"
-_PLACEHOLDERS = ", ".join("?" * (len(COLUMNS) + 1))
+__all__ = ["Checkpoint", "SCHEMA_VERSION"]
+
+#: Version of the file layout. 1: before 0.2 (no workspace); 2: workspace-bound, ``final`` a
+#: column of the rows.
+SCHEMA_VERSION = "2"
+_PLACEHOLDERS = ", ".join("?" * len(COLUMNS))
 _NAMES = ", ".join(COLUMNS)
+
+
+def _inspect(path: Path) -> dict[str, str]:
+    """The meta table of an existing file, read without changing it.
+
+    Raises:
+        ConfigurationError: the file is not a checkpoint.
+    """
+    meta: dict[str, str] | None = None
+    try:
+        db = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)
+        try:
+            tables = {
+                name
+                for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
+            if {"meta", "jobs"} <= tables:
+                meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        raise _not_a_checkpoint(path, f"it is not an SQLite database ({exc})") from None
+    if meta is None:
+        raise _not_a_checkpoint(path, "it has no checkpoint tables")
+    return meta
+
+
+def _not_a_checkpoint(path: Path, why: str) -> ConfigurationError:
+    return ConfigurationError(
+        f"{str(path)!r} is not a checkpoint file: {why}. It was left unchanged; pass the path "
+        "of a new file, or of a checkpoint this toolkit wrote"
+    )
 
 
 class Checkpoint:
@@ -30,65 +76,113 @@ class Checkpoint:
 
     Args:
         path: the SQLite file (created if missing).
-        base_url: the API host the rows come from; a file made for another host is refused,
-            since job ids are only unique within one workspace.
+        base_url: the API host the rows come from; a file made for another host is refused.
+
+    Raises:
+        ConfigurationError: the folder does not exist, the file is not a checkpoint, was written
+            with another schema version, or for another host.
     """
 
     def __init__(self, path: str | os.PathLike, base_url: str) -> None:
         self.path = Path(path).expanduser()
+        shown = str(self.path)
         if not self.path.parent.is_dir():
-            raise ConfigurationError(f"cannot create checkpoint {str(self.path)!r}: no such folder")
+            raise ConfigurationError(f"cannot create checkpoint {shown!r}: no such folder")
+        if self.path.is_dir():
+            raise ConfigurationError(f"checkpoint {shown!r} is a folder, not a file")
+        stored: dict[str, str] = {}
+        if self.path.exists() and self.path.stat().st_size:
+            stored = _inspect(self.path)
+            schema = stored.get("schema")
+            if schema != SCHEMA_VERSION:
+                raise ConfigurationError(
+                    f"checkpoint {shown!r} was written with schema {schema or '?'} (by "
+                    f"intercom-jobs-nb {stored.get('written_by', 'before 0.2')}); this version "
+                    f"reads schema {SCHEMA_VERSION} only. Use a new file (the old one is "
+                    "unchanged)"
+                )
+            if stored.get("base_url") != base_url:
+                raise ConfigurationError(
+                    f"checkpoint {shown!r} was made for {stored.get('base_url')}, not "
+                    f"{base_url}: job ids are per workspace, use another file"
+                )
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(
-                f"""
-                CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
-                CREATE TABLE IF NOT EXISTS jobs (
-                    {COLUMNS[0]} TEXT PRIMARY KEY,
-                    {", ".join(COLUMNS[1:])},
-                    final INTEGER NOT NULL
-                ) WITHOUT ROWID;
-                """
-            )
-            stored = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
-        except sqlite3.DatabaseError as exc:
-            raise ConfigurationError(
-                f"{str(self.path)!r} is not a usable checkpoint file: {exc}") from None
-        if stored.get("base_url", base_url) != base_url:
-            raise ConfigurationError(
-                f"checkpoint {str(self.path)!r} was made for {stored['base_url']}, not {base_url}: "
-                "job ids are per workspace, use another file"
-            )
-        if not stored:
-            self._db.executemany("INSERT INTO meta VALUES (?, ?)",
-                                 [("base_url", base_url), ("schema", SCHEMA_VERSION)])
+            if not stored:
+                self._db.executescript(
+                    f"""
+                    BEGIN;
+                    CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+                    CREATE TABLE IF NOT EXISTS jobs (
+                        {COLUMNS[0]} TEXT PRIMARY KEY, {", ".join(COLUMNS[1:])}
+                    ) WITHOUT ROWID;
+                    COMMIT;
+                    """
+                )
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                    [
+                        ("base_url", base_url),
+                        ("schema", SCHEMA_VERSION),
+                        ("written_by", __version__),
+                    ],
+                )
+        except sqlite3.Error as exc:
+            raise ConfigurationError(f"cannot use checkpoint {shown!r}: {exc}") from None
+        self.workspace = stored.get("workspace")
 
-    def write(self, rows: Iterable[tuple]) -> None:
-        """Save rows (replacing older rows of the same jobs) in one transaction."""
+    def bind(self, workspace: str) -> None:
+        """Record the token's workspace, or refuse a token of another one.
+
+        Raises:
+            ConfigurationError: the file belongs to another workspace.
+        """
+        if self.workspace is None:
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('workspace', ?)", (workspace,))
+            self.workspace = workspace
+        elif self.workspace != workspace:
+            raise ConfigurationError(
+                f"checkpoint {str(self.path)!r} belongs to another workspace than this token's "
+                "(Intercom's /me names another app): its rows are not this workspace's jobs. "
+                "Use another file for this workspace"
+            )
+
+    def write(self, rows: Iterable[Row]) -> None:
+        """Save rows (replacing older rows of the same jobs) in one transaction.
+
+        Raises:
+            CheckpointError: the rows could not be written (disk full, read-only...).
+        """
         db = self._db
-        if db.in_transaction:  # a write cut short by Ctrl-C: it is written again whole
-            db.execute("ROLLBACK")
-        db.execute("BEGIN")
         try:
-            db.executemany(f"INSERT OR REPLACE INTO jobs ({_NAMES}, final) "
-                           f"VALUES ({_PLACEHOLDERS})",
-                           ((*row, is_final_row(row)) for row in rows))
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
+            if db.in_transaction:  # a write cut short by Ctrl-C: it is written again whole
                 db.execute("ROLLBACK")
-            raise
+            db.execute("BEGIN")
+            try:
+                db.executemany(
+                    f"INSERT OR REPLACE INTO jobs ({_NAMES}) VALUES ({_PLACEHOLDERS})", rows
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise CheckpointError(
+                f"cannot write to checkpoint {str(self.path)!r} ({exc}); the rows committed "
+                "before are in the file, and every row fetched is on .df"
+            ) from None
 
-    def final_rows(self) -> dict[str, tuple]:
-        """The saved rows that will not change, by job id."""
-        cursor = self._db.execute(f"SELECT {_NAMES} FROM jobs WHERE final = 1")
-        return {row[0]: row for row in cursor}
+    def rows(self) -> dict[str, Row]:
+        """Every saved row, by job id."""
+        cursor = self._db.execute(f"SELECT {_NAMES} FROM jobs")
+        return {row[0]: Row._make((*row[:-1], bool(row[-1]))) for row in cursor}
 
     def frame(self) -> pd.DataFrame:
         """Everything saved, as a jobs DataFrame (for a look at a run that stopped)."""
-        return to_frame(self._db.execute(f"SELECT {_NAMES} FROM jobs").fetchall())
+        return to_frame(list(self.rows().values()))
 
     def close(self) -> None:
         self._db.close()
@@ -98,4 +192,3 @@ class Checkpoint:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-

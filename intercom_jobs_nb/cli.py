@@ -23,8 +23,19 @@ import pandas as pd
 from . import errors as E
 from .fetch import fetch_jobs
 from .frames import export_csv, summarize
-from .options import REGIONS
+from .options import (
+    DEFAULT_MAX_RPS,
+    DEFAULT_MAX_WORKERS,
+    DEFAULT_POLL_INTERVAL,
+    DEFAULT_REGION,
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT,
+    REGIONS,
+    __version__,
+)
 from .polling import wait_for_jobs
+
+__all__ = ["main", "build_parser"]
 
 EXIT_ERROR = 2
 EXIT_AUTH = 3
@@ -50,13 +61,24 @@ def _print_summary(df: pd.DataFrame) -> None:
 
 def cmd_fetch(args: argparse.Namespace) -> int:
     ids = _read_stdin_ids() if args.ids == "-" else args.ids
-    options = dict(region=args.region, base_url=args.base_url, max_workers=args.max_workers,
-                   max_rps=args.max_rps, retries=args.retries, progress=not args.no_progress,
-                   checkpoint=args.checkpoint)
+    options = dict(
+        region=args.region,
+        base_url=args.base_url,
+        max_workers=args.max_workers,
+        max_rps=args.max_rps,
+        retries=args.retries,
+        progress=not args.no_progress,
+        checkpoint=args.checkpoint,
+    )
     try:
         if args.wait:
-            df = wait_for_jobs(ids, poll_interval=args.poll_interval, timeout=args.wait_timeout,
-                               request_timeout=args.timeout, **options)
+            df = wait_for_jobs(
+                ids,
+                poll_interval=args.poll_interval,
+                timeout=args.wait_timeout,
+                request_timeout=args.timeout,
+                **options,
+            )
         else:
             df = fetch_jobs(ids, timeout=args.timeout, **options)
     except E.FetchInterrupted as exc:
@@ -80,13 +102,24 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from .sandbox import Sandbox
 
-    sandbox = Sandbox(jobs=args.jobs, seed=args.seed, latency=args.latency, port=args.port,
-                      rate_limit=args.rate_limit or None, window=args.window)
+    sandbox = Sandbox(
+        jobs=args.jobs,
+        seed=args.seed,
+        latency=args.latency,
+        port=args.port,
+        rate_limit=args.rate_limit or None,
+        window=args.window,
+    )
     sandbox.start()
-    print(f"sandbox listening on {sandbox.base_url} with {len(sandbox.job_ids)} jobs "
-          f"({sandbox.job_ids[0]}..{sandbox.job_ids[-1]})", flush=True)
-    print(f"  export INTERCOM_TOKEN={sandbox.token}   # the sandbox's own token, not a secret",
-          flush=True)
+    print(
+        f"sandbox listening on {sandbox.base_url} with {len(sandbox.job_ids)} jobs "
+        f"({sandbox.job_ids[0]}..{sandbox.job_ids[-1]})",
+        flush=True,
+    )
+    print(
+        f"  export INTERCOM_TOKEN={sandbox.token}   # the sandbox's own token, not a secret",
+        flush=True,
+    )
     print("Ctrl-C stops it.", flush=True)
     try:
         while True:
@@ -103,13 +136,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     with Sandbox(jobs=args.jobs, seed=0, latency=0.02, faults={"server_error": 0.01}) as sandbox:
         ids = [*sandbox.job_ids, "404404", "not/a/job"]
-        print(f"Offline demo: a local Intercom sandbox at {sandbox.base_url}, "
-              f"{len(ids)} job ids (two of them bad on purpose).", file=sys.stderr)
+        print(
+            f"Offline demo: a local Intercom sandbox at {sandbox.base_url}, "
+            f"{len(ids)} job ids (two of them bad on purpose).",
+            file=sys.stderr,
+        )
         started = time.perf_counter()
         df = fetch_jobs(ids, token=sandbox.token, base_url=sandbox.base_url)
         elapsed = time.perf_counter() - started
-    print(f"fetched {len(df)} jobs in {elapsed:.1f} s ({len(df) / elapsed:,.0f} jobs/s)",
-          file=sys.stderr)
+    print(
+        f"fetched {len(df)} jobs in {elapsed:.1f} s ({len(df) / elapsed:,.0f} jobs/s)",
+        file=sys.stderr,
+    )
     _print_summary(df)
     path = export_csv(df, args.out)
     print(f"wrote {path}", file=sys.stderr)
@@ -122,25 +160,58 @@ def build_parser() -> argparse.ArgumentParser:
         description="What became of my Intercom jobs? Fetch job statuses in bulk.",
         epilog="The token is read from the INTERCOM_TOKEN environment variable.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     fetch = sub.add_parser("fetch", help="fetch job statuses listed in a .txt/.csv file or stdin")
     fetch.add_argument("ids", help="a .txt (one id a line) or .csv file of job ids, or - for stdin")
     fetch.add_argument("--out", help="write the results to this CSV file (default: stdout)")
-    fetch.add_argument("--region", choices=sorted(REGIONS), default="us")
+    fetch.add_argument("--region", choices=sorted(REGIONS), default=DEFAULT_REGION)
     fetch.add_argument("--base-url", help="another API host (overrides --region)")
     fetch.add_argument("--wait", action="store_true", help="poll pending jobs until all are final")
-    fetch.add_argument("--poll-interval", type=float, default=10.0, metavar="S",
-                       help="with --wait: seconds between polls (default 10)")
-    fetch.add_argument("--wait-timeout", type=float, default=None, metavar="S",
-                       help="with --wait: give up after this many seconds")
-    fetch.add_argument("--checkpoint", metavar="FILE",
-                       help="SQLite file: save rows as they come, resume where a run stopped")
-    fetch.add_argument("--max-workers", type=int, default=32)
-    fetch.add_argument("--max-rps", type=float, default=None,
-                       help="cap requests per second (leave room for other integrations)")
-    fetch.add_argument("--timeout", type=float, default=30.0)
-    fetch.add_argument("--retries", type=int, default=4)
+    fetch.add_argument(
+        "--poll-interval",
+        type=float,
+        default=DEFAULT_POLL_INTERVAL,
+        metavar="S",
+        help="with --wait: seconds between polls (default %(default)s)",
+    )
+    fetch.add_argument(
+        "--wait-timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="with --wait: give up after this many seconds",
+    )
+    fetch.add_argument(
+        "--checkpoint",
+        metavar="FILE",
+        help="SQLite file: save rows as they come, resume where a run stopped",
+    )
+    fetch.add_argument(
+        "--max-workers",
+        type=int,
+        default=DEFAULT_MAX_WORKERS,
+        help="requests in flight at most (default %(default)s)",
+    )
+    fetch.add_argument(
+        "--max-rps",
+        type=float,
+        default=DEFAULT_MAX_RPS,
+        help="cap requests per second (leave room for other integrations)",
+    )
+    fetch.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        help="seconds for one whole answer (default %(default)s)",
+    )
+    fetch.add_argument(
+        "--retries",
+        type=int,
+        default=DEFAULT_RETRIES,
+        help="further tries after a passing failure (default %(default)s)",
+    )
     fetch.add_argument("--no-progress", action="store_true")
     fetch.set_defaults(func=cmd_fetch)
 
@@ -149,8 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--jobs", type=int, default=2000)
     sandbox.add_argument("--seed", type=int, default=0)
     sandbox.add_argument("--latency", type=float, default=0.0, metavar="S")
-    sandbox.add_argument("--rate-limit", type=int, default=10_000,
-                         help="requests per window (0: no limit)")
+    sandbox.add_argument(
+        "--rate-limit", type=int, default=10_000, help="requests per window (0: no limit)"
+    )
     sandbox.add_argument("--window", type=int, default=10, metavar="S")
     sandbox.set_defaults(func=cmd_sandbox)
 

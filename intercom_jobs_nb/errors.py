@@ -1,4 +1,4 @@
-"""Exceptions, and the error codes that bulk results carry instead of raising.
+"""Exceptions: what stops a whole run, and what `fetch_job` raises for its one job.
 
 In bulk calls (`fetch_jobs`, `wait_for_jobs`, `refresh`) one job's failure is a row with
 ``error_code`` set, never an exception. Exceptions are for what stops the whole run, and for
@@ -9,7 +9,9 @@ In bulk calls (`fetch_jobs`, `wait_for_jobs`, `refresh`) one job's failure is a 
     │   └── MissingTokenError           no token given and INTERCOM_TOKEN unset
     ├── RunAbortedError                 the run cannot go on; ``.df`` holds the rows fetched so far
     │   ├── AuthenticationError         Intercom rejected the token (401, token_*, forbidden)
-    │   └── ApiVersionError             Intercom rejected the Intercom-Version header
+    │   ├── ApiVersionError             Intercom rejected the Intercom-Version header
+    │   ├── CheckpointError             the checkpoint could not be written (disk full...)
+    │   └── RunFailedError              an unexpected error; the original is ``__cause__``
     └── JobError                        `fetch_job` only: this job could not be read; ``.code``
         ├── InvalidJobIdError           the id is not a job id; nothing was sent
         ├── JobNotFoundError            404 job_not_found
@@ -20,37 +22,41 @@ In bulk calls (`fetch_jobs`, `wait_for_jobs`, `refresh`) one job's failure is a 
 
 `FetchInterrupted` (a `KeyboardInterrupt`, so ``except Exception`` does not swallow Ctrl-C)
 carries the rows fetched before the interruption as ``.df``.
+
+Partial results are a contract: every exception that ends a bulk run (`RunAbortedError` and its
+subclasses, `FetchInterrupted`) declares ``df``, and the run engine (``engine.py``) sets it to a
+DataFrame of every row fetched so far (final rows from a checkpoint or an input frame included),
+in input order, with the same columns as a finished run.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from . import codes as C
+
 if TYPE_CHECKING:
     import pandas as pd
 
-# Error codes the toolkit itself puts in ``error_code`` (Intercom's own codes, such as
-# ``job_not_found``, pass through unchanged).
-INVALID_JOB_ID = "invalid_job_id"
-TIMEOUT = "timeout"
-CONNECTION_ERROR = "connection_error"
-INVALID_RESPONSE = "invalid_response"
-SERVER_ERROR = "server_error"
-RATE_LIMIT_EXCEEDED = "rate_limit_exceeded"
-JOB_NOT_FOUND = "job_not_found"
-
-#: Codes for a fetch that failed for a passing reason: asking again later may succeed.
-TRANSIENT_CODES = frozenset(
-    {TIMEOUT, CONNECTION_ERROR, INVALID_RESPONSE, SERVER_ERROR, RATE_LIMIT_EXCEEDED,
-     "service_unavailable"}
-)
-
-#: Intercom codes meaning the token itself is bad or may not read jobs: the whole run stops
-#: (asking for the next job would meet the same answer).
-AUTH_CODES = frozenset(
-    {"unauthorized", "token_revoked", "token_expired", "token_not_found", "token_blocked",
-     "forbidden", "api_plan_restricted"}
-)
+__all__ = [
+    "IntercomJobsError",
+    "ConfigurationError",
+    "MissingTokenError",
+    "RunAbortedError",
+    "AuthenticationError",
+    "ApiVersionError",
+    "CheckpointError",
+    "RunFailedError",
+    "FetchInterrupted",
+    "JobError",
+    "InvalidJobIdError",
+    "JobNotFoundError",
+    "RateLimitError",
+    "TransportError",
+    "ServerError",
+    "InvalidResponseError",
+    "job_error_for",
+]
 
 
 class IntercomJobsError(Exception):
@@ -68,8 +74,18 @@ class MissingTokenError(ConfigurationError):
 class RunAbortedError(IntercomJobsError):
     """The run cannot go on. ``df`` holds the rows fetched before it stopped."""
 
-    def __init__(self, message: str, *, df: pd.DataFrame | None = None,
-                 code: str | None = None, http_status: int | None = None) -> None:
+    #: Every row fetched before the run stopped (set by the run engine; None only when the
+    #: exception was raised outside a run).
+    df: pd.DataFrame | None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        df: pd.DataFrame | None = None,
+        code: str | None = None,
+        http_status: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.df = df
         self.code = code
@@ -84,8 +100,20 @@ class ApiVersionError(RunAbortedError):
     """Intercom rejected the ``Intercom-Version`` header (``intercom_version_invalid``)."""
 
 
+class CheckpointError(RunAbortedError):
+    """The checkpoint could not be written (disk full, read-only, locked); rows committed
+    before stay in the file."""
+
+
+class RunFailedError(RunAbortedError):
+    """An unexpected error ended the run (a bug: please report it); ``__cause__`` is it."""
+
+
 class FetchInterrupted(KeyboardInterrupt):
     """Ctrl-C stopped a run. ``df`` holds the rows fetched before it."""
+
+    #: Every row fetched before the interruption (set by the run engine).
+    df: pd.DataFrame | None
 
     def __init__(self, message: str = "interrupted", *, df: pd.DataFrame | None = None) -> None:
         super().__init__(message)
@@ -95,8 +123,9 @@ class FetchInterrupted(KeyboardInterrupt):
 class JobError(IntercomJobsError):
     """`fetch_job` could not read this job. ``code`` is the row's ``error_code``."""
 
-    def __init__(self, message: str, *, job_id: str, code: str,
-                 record: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, message: str, *, job_id: str, code: str, record: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.job_id = job_id
         self.code = code
@@ -128,20 +157,20 @@ class InvalidResponseError(JobError):
 
 
 _JOB_ERRORS: dict[str, type[JobError]] = {
-    INVALID_JOB_ID: InvalidJobIdError,
-    JOB_NOT_FOUND: JobNotFoundError,
-    RATE_LIMIT_EXCEEDED: RateLimitError,
-    TIMEOUT: TransportError,
-    CONNECTION_ERROR: TransportError,
-    SERVER_ERROR: ServerError,
-    "service_unavailable": ServerError,
-    INVALID_RESPONSE: InvalidResponseError,
+    C.INVALID_JOB_ID: InvalidJobIdError,
+    C.JOB_NOT_FOUND: JobNotFoundError,
+    C.RATE_LIMIT_EXCEEDED: RateLimitError,
+    C.TIMEOUT: TransportError,
+    C.CONNECTION_ERROR: TransportError,
+    C.INVALID_RESPONSE: InvalidResponseError,
 }
 
 
 def job_error_for(record: dict[str, Any]) -> JobError:
     """The exception that stands for an error row."""
     code = record["error_code"]
-    cls = _JOB_ERRORS.get(code, JobError)
+    cls = _JOB_ERRORS.get(code) or (
+        ServerError if (record.get("http_status") or 0) >= 500 else JobError
+    )
     message = f"job {record['job_id']!r}: {code}: {record.get('error_message') or ''}".rstrip(": ")
     return cls(message, job_id=record["job_id"], code=code, record=record)

@@ -12,7 +12,6 @@ import math
 import numbers
 import os
 import re
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._warnings import warn
 from .errors import ConfigurationError
 
 MAX_JOB_ID_LENGTH = 128
@@ -113,10 +113,7 @@ def _from_frame(frame: pd.DataFrame, column: str = "job_id") -> JobIds:
     ids, invalid, positions, duplicates = _distinct(frame[column].tolist())
     extra = frame.drop(columns=[column]).iloc[positions].reset_index(drop=True)
     if duplicates:
-        warnings.warn(
-            f"{duplicates} rows repeat a job_id already seen; the first row of each id is kept",
-            stacklevel=4,
-        )
+        warn(f"{duplicates} rows repeat a job_id already seen; the first row of each id is kept")
     return JobIds(ids, invalid, extra if len(extra.columns) else None, duplicates)
 
 

@@ -1,35 +1,105 @@
-"""The options every call that talks to Intercom shares, checked once, token kept out of sight."""
+"""The options every call that talks to Intercom shares: defaults, checks, and the token's wrapper.
+
+Every default is defined once, here (`DEFAULTS` and the ``DEFAULT_*`` names): the signatures of
+`fetch_jobs`, `refresh`, `wait_for_jobs`, `JobsPanel` and the CLI's flags read them.
+
+The token comes in by one door, `Secret.wrap`: surrounding whitespace (a token read from a file
+ends in a newline) is stripped, anything else outside visible ASCII is refused without echoing
+it, and from then on it is a `Secret` whose repr hides it. Public functions wrap it on their first
+line, so verbose tracebacks (``%xmode Verbose``) show ``Secret('********')``.
+"""
 
 from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import ConfigurationError, MissingTokenError
+
+__all__ = [
+    "REGIONS",
+    "DEFAULT_REGION",
+    "DEFAULT_API_VERSION",
+    "DEFAULT_TIMEOUT",
+    "DEFAULT_RETRIES",
+    "DEFAULT_MAX_WORKERS",
+    "DEFAULT_MAX_RPS",
+    "DEFAULT_PROGRESS",
+    "DEFAULT_POLL_INTERVAL",
+    "TOKEN_ENV",
+    "USER_AGENT",
+    "Secret",
+    "Options",
+    "check_base_url",
+    "is_loopback",
+]
+
+try:
+    __version__ = version("intercom-jobs-nb")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree not installed
+    __version__ = "0+unknown"
 
 REGIONS: dict[str, str] = {
     "us": "https://api.intercom.io",
     "eu": "https://api.eu.intercom.io",
     "au": "https://api.au.intercom.io",
 }
+DEFAULT_REGION = "us"
 DEFAULT_API_VERSION = "2.15"
+DEFAULT_TIMEOUT = 30.0  # seconds for one whole answer
+DEFAULT_RETRIES = 4
+DEFAULT_MAX_WORKERS = 32
+DEFAULT_MAX_RPS: float | None = None
+DEFAULT_PROGRESS = True
+DEFAULT_POLL_INTERVAL = 10.0  # seconds between two passes of wait_for_jobs
 TOKEN_ENV = "INTERCOM_TOKEN"
+USER_AGENT = f"intercom-jobs-nb/{__version__}"
+
+_VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+")
 
 
 class Secret:
-    """A string that never shows itself in a repr, str, log line or traceback."""
+    """A string that never shows itself in a repr, str, log line, traceback or pickle."""
 
     __slots__ = ("_value",)
 
     def __init__(self, value: str) -> None:
         self._value = value
 
+    @classmethod
+    def wrap(cls, token: str | Secret | None, *, source: str = "token") -> Secret | None:
+        """The one door for tokens: None stays None, a Secret stays itself, a string is checked.
+
+        Raises:
+            ConfigurationError: the token is empty or has characters outside visible ASCII
+                (after stripping surrounding whitespace); the message never contains it.
+        """
+        if token is None or isinstance(token, Secret):
+            return token
+        if not isinstance(token, str):
+            raise ConfigurationError(f"{source} must be a string, got {type(token).__name__}")
+        token = token.strip()
+        if not token:
+            raise ConfigurationError(f"{source} is empty")
+        if not _VISIBLE_ASCII.fullmatch(token):
+            raise ConfigurationError(
+                f"{source} has characters that cannot be part of an Intercom access token "
+                "(spaces, line breaks, control or non-ASCII characters); copy it again"
+            )
+        return cls(token)
+
     def reveal(self) -> str:
         return self._value
+
+    def scrub(self, text: str) -> str:
+        """``text`` with every occurrence of the secret masked."""
+        return text.replace(self._value, "********") if self._value in text else text
 
     def __repr__(self) -> str:
         return "Secret('********')"
@@ -40,8 +110,21 @@ class Secret:
         raise TypeError("a Secret cannot be pickled")
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
+def resolve_token(token: Secret | None) -> Secret:
+    """The token to use: the one given, else ``INTERCOM_TOKEN``."""
+    if token is None:
+        token = Secret.wrap(os.environ.get(TOKEN_ENV) or None, source=TOKEN_ENV)
+    if token is None:
+        raise MissingTokenError(
+            "no Intercom access token: pass token=... or set the INTERCOM_TOKEN environment "
+            "variable (in a notebook: %env INTERCOM_TOKEN=... in a cell you do not save, or "
+            "getpass.getpass())"
+        )
+    return token
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -51,12 +134,18 @@ def _is_loopback(host: str) -> bool:
 
 def check_base_url(base_url: str) -> str:
     """The base URL without a trailing slash, if the token may be sent there."""
+    if not isinstance(base_url, str) or not _VISIBLE_ASCII.fullmatch(base_url):
+        raise ConfigurationError(f"base_url must be an http(s) URL in ASCII, got {base_url!r}")
     parts = urlsplit(base_url)
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise ConfigurationError(f"base_url has a bad port: {base_url!r}") from None
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ConfigurationError(f"base_url must be an http(s) URL, got {base_url!r}")
     if parts.username or parts.password or parts.query or parts.fragment:
         raise ConfigurationError("base_url must not carry credentials, a query or a fragment")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise ConfigurationError(
             f"refusing to send the token over plain http to {parts.hostname!r}: "
             "use https (plain http is allowed only to loopback addresses such as the sandbox)"
@@ -71,40 +160,27 @@ class Options:
     token: Secret = field(repr=False)
     base_url: str
     api_version: str | None = DEFAULT_API_VERSION
-    timeout: float = 30.0
-    retries: int = 4
-    max_workers: int = 32
-    max_rps: float | None = None
-    progress: bool | Callable[..., Any] = True
+    timeout: float = DEFAULT_TIMEOUT
+    retries: int = DEFAULT_RETRIES
+    max_workers: int = DEFAULT_MAX_WORKERS
+    max_rps: float | None = DEFAULT_MAX_RPS
+    progress: bool | Callable[..., Any] = DEFAULT_PROGRESS
 
     @classmethod
     def build(
         cls,
         *,
         token: str | Secret | None = None,
-        region: str = "us",
+        region: str = DEFAULT_REGION,
         base_url: str | None = None,
         api_version: str | None = DEFAULT_API_VERSION,
-        timeout: float = 30.0,
-        retries: int = 4,
-        max_workers: int = 32,
-        max_rps: float | None = None,
-        progress: bool | Callable[..., Any] = True,
+        timeout: float = DEFAULT_TIMEOUT,
+        retries: int = DEFAULT_RETRIES,
+        max_workers: int = DEFAULT_MAX_WORKERS,
+        max_rps: float | None = DEFAULT_MAX_RPS,
+        progress: bool | Callable[..., Any] = DEFAULT_PROGRESS,
     ) -> Options:
-        if token is None:
-            token = os.environ.get(TOKEN_ENV) or None
-        if token is None:
-            raise MissingTokenError(
-                "no Intercom access token: pass token=... or set the INTERCOM_TOKEN environment "
-                "variable (in a notebook: %env INTERCOM_TOKEN=... in a cell you do not save, or "
-                "getpass.getpass())"
-            )
-        if not isinstance(token, Secret):
-            if not isinstance(token, str) or not token.strip():
-                raise ConfigurationError("token must be a non-empty string")
-            if any(c.isspace() or ord(c) < 32 for c in token.strip()):
-                raise ConfigurationError("token contains whitespace or control characters")
-            token = Secret(token.strip())
+        secret = resolve_token(Secret.wrap(token))
         if base_url is None:
             key = str(region).lower()
             if key not in REGIONS:
@@ -113,44 +189,53 @@ class Options:
                 )
             base_url = REGIONS[key]
         base_url = check_base_url(base_url)
-        if not (isinstance(timeout, (int, float)) and timeout > 0):
-            raise ConfigurationError(f"timeout must be a positive number, got {timeout!r}")
-        if not (isinstance(retries, int) and 0 <= retries <= 20):
+        if isinstance(timeout, bool) or not (
+            isinstance(timeout, (int, float)) and 0 < timeout < 1e6
+        ):
+            raise ConfigurationError(
+                f"timeout must be a positive number of seconds, got {timeout!r}"
+            )
+        if isinstance(retries, bool) or not (isinstance(retries, int) and 0 <= retries <= 20):
             raise ConfigurationError(f"retries must be an int from 0 to 20, got {retries!r}")
-        if not (isinstance(max_workers, int) and 1 <= max_workers <= 256):
+        if isinstance(max_workers, bool) or not (
+            isinstance(max_workers, int) and 1 <= max_workers <= 256
+        ):
             raise ConfigurationError(
-                f"max_workers must be an int from 1 to 256, got {max_workers!r}")
-        if max_rps is not None and not (isinstance(max_rps, (int, float)) and max_rps > 0):
+                f"max_workers must be an int from 1 to 256, got {max_workers!r}"
+            )
+        if max_rps is not None and (
+            isinstance(max_rps, bool)
+            or not (isinstance(max_rps, (int, float)) and 0 < max_rps < 1e6)
+        ):
+            raise ConfigurationError(f"max_rps must be a positive number or None, got {max_rps!r}")
+        if api_version is not None and not (
+            isinstance(api_version, str) and _VISIBLE_ASCII.fullmatch(api_version)
+        ):
             raise ConfigurationError(
-                f"max_rps must be a positive number or None, got {max_rps!r}")
-        if api_version is not None and not isinstance(api_version, str):
-            raise ConfigurationError("api_version must be a string such as '2.15', or None")
-        return cls(token=token, base_url=base_url, api_version=api_version, timeout=float(timeout),
-                   retries=retries, max_workers=max_workers, max_rps=max_rps, progress=progress)
-
-    def job_url(self, job_id: str) -> str:
-        return f"{self.base_url}/jobs/status/{job_id}"
+                f"api_version must be a version name such as '2.15' (visible ASCII), or None; "
+                f"got {api_version!r}"
+            )
+        if not (isinstance(progress, bool) or callable(progress)):
+            raise ConfigurationError("progress must be True, False or a callable")
+        return cls(
+            token=secret,
+            base_url=base_url,
+            api_version=api_version,
+            timeout=float(timeout),
+            retries=retries,
+            max_workers=max_workers,
+            max_rps=max_rps,
+            progress=progress,
+        )
 
     def headers(self) -> dict[str, str]:
+        """The request headers (the token included: keep the result out of locals you log)."""
         headers = {
             "Authorization": f"Bearer {self.token.reveal()}",
             "Accept": "application/json",
-            "User-Agent": "intercom-jobs-nb/0.1",
+            "Accept-Encoding": "gzip, deflate",
+            "User-Agent": USER_AGENT,
         }
         if self.api_version:
             headers["Intercom-Version"] = self.api_version
         return headers
-
-
-OPTION_NAMES = ("token", "region", "base_url", "api_version", "timeout", "retries",
-                "max_workers", "max_rps", "progress")
-
-
-def options_from(kwargs: dict[str, Any]) -> Options:
-    """`Options.build` for functions that take the options as ``**options``."""
-    unknown = sorted(set(kwargs) - set(OPTION_NAMES))
-    if unknown:
-        raise ConfigurationError(
-            f"unknown option(s) {', '.join(unknown)}; the options are {', '.join(OPTION_NAMES)}"
-        )
-    return Options.build(**kwargs)

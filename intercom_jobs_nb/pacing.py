@@ -2,48 +2,77 @@
 
 Intercom answers each authenticated request with ``X-RateLimit-Limit``, ``-Remaining`` (left in
 the current window) and ``-Reset`` (UNIX seconds, server clock, when the window resets). The gate
-keeps a *budget*: what the window has left, less the requests sent since the answer that said so.
-A request goes out only while the budget is positive, so never more are in flight than the window
-has left. When it is spent (or a 429 arrives) every worker waits for the reset, converted to the
-local clock with the answers' ``Date`` header, plus a little jitter so that many clients do not
-stampede together. Before the first answer only one request is in flight: a bad token is found
-with one request, not one per worker.
+keeps a *budget*: what the window has left, less the requests in flight. A request goes out only
+while the budget is positive. When it is spent (or a 429 arrives) every worker waits for the
+reset, converted to the local clock with the answers' ``Date`` header, plus a little jitter so
+that many clients do not stampede together. Before the first answer only one request is in
+flight: a bad token is found with one request, not one per worker.
 
-The clock offset is estimated from below (``Date`` is truncated to the second and was written
-before we read it), so the gate may wake a little late but never early: late costs a fraction of
-a window, early costs 429s.
+Nothing a server sends can make the gate wait for ever:
+
+- headers are parsed as RFC 9110 says (ASCII digits only; ``inf``, ``1e400`` or ``٣`` are no
+  information, not a crash);
+- one wait lasts at most `MAX_WAIT` seconds (`MAX_RETRY_AFTER` for a ``Retry-After``);
+- the clock offset is the consensus of recent ``Date`` headers (outliers more than a couple of
+  seconds from their median are ignored), so one absurd ``Date`` cannot shift every window;
+- when `BLOCKED_WINDOWS` windows in a row end without one answer other than a 429, or the server
+  says its windows allow no request at all (``X-RateLimit-Limit: 0``), the gate is *blocked*:
+  `acquire` returns `BLOCKED` at once and the jobs not sent become ``rate_limit_exceeded`` rows,
+  which `refresh` asks again later.
 """
 
 from __future__ import annotations
 
 import random
+import re
+import statistics
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping
-from email.utils import parsedate_tz
+from email.utils import parsedate_to_datetime
 
-MAX_WAIT = 60.0  # a reset further away than this is not believed
+__all__ = ["RateGate", "BLOCKED", "STOPPED", "MAX_WAIT", "MAX_RETRY_AFTER", "BLOCKED_WINDOWS"]
+
+MAX_WAIT = 15.0  # Intercom's windows are 10 s: a reset further away is not believed
+MAX_RETRY_AFTER = 60.0  # a Retry-After is believed up to this
 MIN_WAIT = 0.5  # when a window is spent but its reset looks past, wait at least this
+BLOCKED_WINDOWS = 3  # windows in a row with nothing but 429s before the gate gives up
+SKEW_SAMPLES = 15  # Date headers kept for the clock-offset consensus
+SKEW_SPREAD = 2.0  # seconds from the median within which a sample is believed
+
+GO = 1
+STOPPED = 0  # the run is stopping
+BLOCKED = -1  # the server allows nothing: give up on the request
+
+_UINT = re.compile(r"[0-9]{1,15}")
+_RESET = re.compile(r"([0-9]{1,15})(?:\.[0-9]{1,9})?")
 
 
-def _parse_date(value: str) -> float | None:
-    parts = parsedate_tz(value)
-    if parts is None:
+def parse_uint(value: str | None) -> int | None:
+    """A header's delta-seconds or count per RFC 9110: ASCII digits only, else None."""
+    if value is None:
         return None
-    # calendar.timegm equivalent without the import cost of datetime per call
-    year, month, day, hour, minute, second = parts[:6]
-    offset = parts[9] or 0
-    days = _days_from_civil(year, month, day)
-    return days * 86400 + hour * 3600 + minute * 60 + second - offset
+    value = value.strip()
+    return int(value) if _UINT.fullmatch(value) else None
 
 
-def _days_from_civil(y: int, m: int, d: int) -> int:
-    y -= m <= 2
-    era = (y if y >= 0 else y - 399) // 400
-    yoe = y - era * 400
-    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
-    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-    return era * 146097 + doe - 719468
+def parse_reset(value: str | None) -> int | None:
+    """``X-RateLimit-Reset``: UNIX seconds (a fraction is tolerated and dropped), else None."""
+    if value is None:
+        return None
+    match = _RESET.fullmatch(value.strip())
+    return int(match.group(1)) if match else None
+
+
+def parse_http_date(value: str | None) -> float | None:
+    """An HTTP date (RFC 9110, via `email.utils`) as UNIX seconds, else None."""
+    if not value or len(value) > 64:
+        return None
+    try:
+        return parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, OverflowError, IndexError):
+        return None
 
 
 class RateGate:
@@ -57,11 +86,12 @@ class RateGate:
     Args:
         max_rps: an optional cap on requests per second, below what Intercom allows, to leave
             headroom for the workspace's other integrations.
-        stop: set it to release every waiting worker (`acquire` then returns False).
+        stop: set it to release every waiting worker (`acquire` then returns `STOPPED`).
     """
 
-    def __init__(self, *, max_rps: float | None = None,
-                 stop: threading.Event | None = None) -> None:
+    def __init__(
+        self, *, max_rps: float | None = None, stop: threading.Event | None = None
+    ) -> None:
         self._cond = threading.Condition(threading.Lock())
         self.stop = stop or threading.Event()
         self._interval = 1.0 / max_rps if max_rps else 0.0
@@ -70,35 +100,51 @@ class RateGate:
         self.in_flight = 0
         self.limit: int | None = None
         self.remaining: int | None = None  # None: no headers, no limit known
+        self.blocked = False
         self._window_reset: int | None = None  # the latest reset value the server sent
         self._learned = False  # whether the current local window has heard of itself yet
         self._reset_local: float | None = None  # local time of that reset, never early
         self._jitter = 0.0
-        self._skew: float | None = None  # lower bound of (server clock - local clock)
-        self._date_cache: tuple[str, float | None] = ("", None)
+        self._answered_in_window = False  # an answer other than 429 since the window began
+        self._refused_in_window = False  # a 429 since the window began
+        self._empty_windows = 0
+        self._skew = 0.0  # server clock - local clock, a lower bound
+        self._skew_samples: deque[float] = deque(maxlen=SKEW_SAMPLES)
+        self._last_date = ""
+        self.waited = 0.0  # seconds workers were held back for the window (for progress)
 
     @property
     def budget(self) -> int | None:
         """Requests that may still go out in this window (None: no limit known)."""
         return None if self.remaining is None else self.remaining - self.in_flight
 
+    @property
+    def skew(self) -> float:
+        """The estimated offset of the server's clock (seconds ahead of ours)."""
+        return self._skew
+
     # -- called by workers -------------------------------------------------------------------
-    def acquire(self) -> bool:
-        """Block until a request may go out. False when the run is stopping."""
+    def acquire(self) -> int:
+        """Block until a request may go out: `GO`, `STOPPED` or `BLOCKED`."""
         with self._cond:
             while True:
                 if self.stop.is_set():
-                    return False
+                    return STOPPED
+                if self.blocked:
+                    return BLOCKED
                 now = time.time()
                 if self._reset_local is not None and now >= self._reset_local + self._jitter:
                     self._new_window()
+                    continue
                 if self._probing and self.in_flight:
                     self._cond.wait(0.5)
                     continue
                 if self.remaining is not None and self.remaining - self.in_flight <= 0:
                     if self._reset_local is None:
                         self._reset_local = now + MIN_WAIT
-                    self._cond.wait(max(0.01, self._reset_local + self._jitter - now))
+                    wait = min(MAX_WAIT, max(0.01, self._reset_local + self._jitter - now))
+                    self._cond.wait(wait)
+                    self.waited += time.time() - now
                     continue
                 break
             self.in_flight += 1
@@ -109,53 +155,78 @@ class RateGate:
                 delay = slot - now
         if delay > 0 and self.stop.wait(delay):
             self.release()
-            return False
-        return True
+            return STOPPED
+        return GO
 
-    def release(self, headers: Mapping[str, str] | None = None,
-                received_at: float | None = None, status: int = 0) -> None:
+    def release(
+        self,
+        headers: Mapping[str, str] | None = None,
+        received_at: float | None = None,
+        status: int = 0,
+    ) -> None:
         """Return the slot, learning what the answer's headers say about the window."""
         with self._cond:
             self.in_flight -= 1
             self._probing = False
             if headers is not None:
+                if status == 429:
+                    self._refused_in_window = True
+                else:
+                    self._answered_in_window = True
+                    self._empty_windows = 0
                 self._learn(headers, received_at or time.time(), status)
             self._cond.notify_all()
 
     # -- internals -------------------------------------------------------------------------
     def _new_window(self) -> None:
         # The reset has passed: assume the full limit until an answer says otherwise.
+        # A window counts as refused when it met 429s and nothing else; an idle one is neutral.
+        if self._answered_in_window:
+            self._empty_windows = 0
+        elif self._refused_in_window:
+            self._empty_windows += 1
+        if self._empty_windows >= BLOCKED_WINDOWS or self.limit == 0:
+            self.blocked = True
+            self._cond.notify_all()
+        self._answered_in_window = self._refused_in_window = False
         self.remaining = self.limit
         self._learned = False
         self._reset_local = None
 
-    def _date(self, value: str | None) -> float | None:
-        if not value:
-            return None
-        cached, parsed = self._date_cache
-        if value != cached:
-            parsed = _parse_date(value)
-            self._date_cache = (value, parsed)
-        return parsed
+    def _learn_skew(self, date: str | None, received_at: float) -> None:
+        # One sample per distinct Date value: the first answer stamped with a second is the
+        # one received earliest after it, so its offset is the tightest lower bound.
+        if not date or date == self._last_date:
+            return
+        self._last_date = date
+        server_now = parse_http_date(date)
+        if server_now is None:
+            return
+        samples = self._skew_samples
+        samples.append(server_now - received_at)
+        median = statistics.median(samples)
+        near = [s for s in samples if abs(s - median) <= SKEW_SPREAD]
+        if near:  # two samples far apart have no consensus yet: keep what we had
+            self._skew = max(near)
 
     def _learn(self, headers: Mapping[str, str], received_at: float, status: int) -> None:
-        server_now = self._date(headers.get("Date"))
-        if server_now is not None:
-            low = server_now - received_at
-            if self._skew is None or low > self._skew:
-                self._skew = low
-        retry_after = headers.get("Retry-After")
-        if retry_after and retry_after.isdigit() and status in (429, 503):
-            until = received_at + min(float(retry_after), MAX_WAIT)
-            if self._reset_local is None or until > self._reset_local:
-                self._reset_local = until
-            if status == 429:
-                self.remaining = 0
-        try:
-            limit = int(headers["X-RateLimit-Limit"])
-            remaining = int(headers["X-RateLimit-Remaining"])
-            reset = int(float(headers["X-RateLimit-Reset"]))
-        except (KeyError, ValueError, TypeError):
+        self._learn_skew(headers.get("Date"), received_at)
+        if status in (429, 503):
+            retry_after = headers.get("Retry-After")
+            seconds: float | None = parse_uint(retry_after)
+            if seconds is None:
+                at = parse_http_date(retry_after)
+                seconds = None if at is None else at - self._skew - received_at
+            if seconds is not None:
+                until = received_at + min(max(seconds, 0.0), MAX_RETRY_AFTER)
+                if self._reset_local is None or until > self._reset_local:
+                    self._reset_local = until
+                if status == 429:
+                    self.remaining = 0
+        limit = parse_uint(headers.get("X-RateLimit-Limit"))
+        remaining = parse_uint(headers.get("X-RateLimit-Remaining"))
+        reset = parse_reset(headers.get("X-RateLimit-Reset"))
+        if limit is None or remaining is None or reset is None:
             if status == 429:  # a 429 without headers: wait a little before anyone tries again
                 self.remaining = 0
                 self._reset_local = max(self._reset_local or 0.0, received_at + MIN_WAIT)
@@ -164,7 +235,7 @@ class RateGate:
         latest = self._window_reset
         if latest is not None and (reset < latest or (reset == latest and not self._learned)):
             # An answer from a window that is over here. A 429 among them means we woke too
-            # early (no usable Date header): hold everyone back a little.
+            # early: hold everyone back a little.
             if status == 429:
                 self.remaining = 0
                 self._reset_local = time.time() + MIN_WAIT
@@ -176,7 +247,7 @@ class RateGate:
             self._learned = True
             self.remaining = remaining
             now = time.time()
-            reset_local = reset - (self._skew or 0.0)
+            reset_local = reset - self._skew
             self._reset_local = min(max(reset_local, now), now + MAX_WAIT)
             self._jitter = random.uniform(0.02, 0.2)
         elif self.remaining is None or remaining < self.remaining:

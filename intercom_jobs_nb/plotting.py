@@ -21,10 +21,22 @@ if TYPE_CHECKING:
 OUTCOMES = ("success", "failed", "pending", "error")
 NO_TYPE = "(none)"
 # Colour-blind-safe and readable in both light and dark themes (Okabe-Ito palette).
-OUTCOME_COLORS = {"success": "#009E73", "failed": "#D55E00", "pending": "#E69F00",
-                  "error": "#CC79A7"}
-_TYPE_COLORS = ("#0072B2", "#56B4E9", "#009E73", "#E69F00", "#D55E00", "#CC79A7", "#F0E442",
-                "#999999")
+OUTCOME_COLORS = {
+    "success": "#009E73",
+    "failed": "#D55E00",
+    "pending": "#E69F00",
+    "error": "#CC79A7",
+}
+_TYPE_COLORS = (
+    "#0072B2",
+    "#56B4E9",
+    "#009E73",
+    "#E69F00",
+    "#D55E00",
+    "#CC79A7",
+    "#F0E442",
+    "#999999",
+)
 PLOT_HINT = 'plot_status needs matplotlib: pip install "intercom-jobs-nb[plot]"'
 
 
@@ -39,8 +51,9 @@ def outcomes(df: pd.DataFrame) -> pd.Series:
     if "status" not in df.columns:
         raise ConfigurationError("outcomes needs a jobs DataFrame (from fetch_jobs)")
     labels = df["status"].astype(object).where(df["status"].notna(), "error")
-    return pd.Series(pd.Categorical(labels, categories=list(OUTCOMES)), index=df.index,
-                     name="outcome")
+    return pd.Series(
+        pd.Categorical(labels, categories=list(OUTCOMES)), index=df.index, name="outcome"
+    )
 
 
 def outcome_counts(df: pd.DataFrame) -> pd.DataFrame:
@@ -110,19 +123,32 @@ def plot_status(df: pd.DataFrame, ax: Axes | None = None, *, title: str | None =
     named = [c for c in table.columns if c != NO_TYPE]
     if len(named) <= 1:
         totals = table.sum(axis=1)
-        bars = ax.bar(x, totals.to_numpy(), color=[OUTCOME_COLORS[o] for o in table.index],
-                      width=0.6)
+        bars = ax.bar(
+            x, totals.to_numpy(), color=[OUTCOME_COLORS[o] for o in table.index], width=0.6
+        )
         ax.bar_label(bars, labels=[str(v) for v in totals], padding=2)
     else:
         bottom = pd.Series(0, index=table.index)
         for k, column in enumerate(table.columns):
             color = "#BBBBBB" if column == NO_TYPE else _TYPE_COLORS[k % len(_TYPE_COLORS)]
-            ax.bar(x, table[column].to_numpy(), bottom=bottom.to_numpy(), width=0.6,
-                   label=str(column), color=color)
+            ax.bar(
+                x,
+                table[column].to_numpy(),
+                bottom=bottom.to_numpy(),
+                width=0.6,
+                label=str(column),
+                color=color,
+            )
             bottom = bottom + table[column]
         for xi, total in zip(x, bottom, strict=True):
-            ax.annotate(str(total), (xi, total), ha="center", va="bottom",
-                        xytext=(0, 2), textcoords="offset points")
+            ax.annotate(
+                str(total),
+                (xi, total),
+                ha="center",
+                va="bottom",
+                xytext=(0, 2),
+                textcoords="offset points",
+            )
         ax.legend(title="resource type", frameon=False, fontsize="small")
     ax.set_xticks(x, [str(o) for o in table.index])
     ax.set_ylabel("jobs")
@@ -133,8 +159,9 @@ def plot_status(df: pd.DataFrame, ax: Axes | None = None, *, title: str | None =
     return ax
 
 
-def _figure_png(df: pd.DataFrame, *, width: float = 5.0, height: float = 3.0,
-                dpi: int = 96) -> bytes:
+def _figure_png(
+    df: pd.DataFrame, *, width: float = 5.0, height: float = 3.0, dpi: int = 96
+) -> bytes:
     """`plot_status` rendered to PNG bytes without pyplot (safe off the main thread)."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg

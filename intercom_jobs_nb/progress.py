@@ -15,6 +15,10 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from .rows import Row
+
+__all__ = ["Snapshot", "Progress"]
+
 UPDATE_EVERY = 0.2  # seconds between refreshes of the counts
 
 
@@ -31,19 +35,29 @@ class Snapshot:
     finished: bool = False
 
     def describe(self) -> str:
-        return (f"{self.done}/{self.total} · success {self.success} · failed {self.failed} · "
-                f"pending {self.pending} · errors {self.errors}")
+        return (
+            f"{self.done}/{self.total} · success {self.success} · failed {self.failed} · "
+            f"pending {self.pending} · errors {self.errors}"
+        )
 
 
-def _key(row: tuple) -> str:
-    return row[1] or "errors"
+def _key(row: Row) -> str:
+    if row.status is not None:
+        return row.status
+    return "errors" if row.error_code is not None else "pending"  # not asked yet: to do
 
 
 class Progress:
     """Counts rows as they arrive and shows them. ``done`` advances only on `advance`."""
 
-    def __init__(self, setting: bool | Callable[[Snapshot], Any], total: int, *,
-                 desc: str = "jobs", done: int = 0) -> None:
+    def __init__(
+        self,
+        setting: bool | Callable[[Snapshot], Any],
+        total: int,
+        *,
+        desc: str = "jobs",
+        done: int = 0,
+    ) -> None:
         self.total = total
         self.done = done
         self.counts = {"success": 0, "failed": 0, "pending": 0, "errors": 0}
@@ -51,20 +65,16 @@ class Progress:
         self._bar = None
         # tqdm reads TQDM_DISABLE once, at import; read it per run so `%env` works too.
         if setting is True and os.environ.get("TQDM_DISABLE", "").lower() in ("", "0", "false"):
-            self._bar = tqdm(total=total, initial=done, desc=desc, unit="job",
-                             dynamic_ncols=True, smoothing=0.05)
+            self._bar = tqdm(
+                total=total, initial=done, desc=desc, unit="job", dynamic_ncols=True, smoothing=0.05
+            )
         self._last = 0.0
 
-    def count(self, row: tuple, *, replaces: tuple | None = None) -> None:
+    def count(self, row: Row, *, replaces: Row | None = None) -> None:
         """Count a row's outcome (taking back the outcome of the row it replaces)."""
         if replaces is not None:
             self.counts[_key(replaces)] -= 1
         self.counts[_key(row)] += 1
-
-    def row(self, row: tuple) -> None:
-        """A row has arrived: count it and move on by one."""
-        self.count(row)
-        self.advance()
 
     def advance(self, n: int = 1) -> None:
         self.done += n
@@ -83,7 +93,9 @@ class Progress:
             c = self.counts
             self._bar.set_postfix_str(
                 f"success={c['success']} failed={c['failed']} pending={c['pending']} "
-                f"errors={c['errors']}", refresh=False)
+                f"errors={c['errors']}",
+                refresh=False,
+            )
         if self._callback is not None:
             self._callback(self.snapshot(finished))
 

@@ -1,46 +1,75 @@
-"""Transport: one job's status over HTTP, with retries, turned into one result row.
+"""Transport: one job's status over HTTP, with retries, turned into one `Row`.
 
-`requests.Session` is not documented as thread-safe, so no session is shared: each worker thread
-owns one session with a single pooled keep-alive connection (`new_session`). The sessions
-never follow redirects (the token must not travel to another host) and read proxy and CA settings
-from the environment once, not per request.
+Each worker thread owns a `Client`: one urllib3 connection pool holding one keep-alive
+connection (urllib3 is requests' own transport; the bulk path uses it directly, which halves the
+client CPU per request). Nothing a server sends is trusted:
+
+- an answer is bounded in size (`MAX_BODY` bytes after gzip/deflate decoding, checked while
+  reading, so a compression bomb or an endless chunked stream is cut off) and in time: the
+  run's `Watchdog` cuts a connection whose whole answer took longer than ``timeout``, so a server
+  dripping one byte at a time gets a ``timeout`` row, not a row after minutes;
+- JSON is parsed defensively (a body nested a million levels deep is ``invalid_response``), every
+  field is type- and length-checked, and the answer must be for the job asked;
+- redirects are never followed (the token must not travel to another host), a loopback base URL
+  never goes through a proxy, and exception text is scrubbed of the token.
+
+Where a change goes: a new kind of answer is a branch of `read_job`; what is retried, and how
+often, is `ask`; what counts as transient is ``codes.is_transient``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import random
+import re
+import socket
+import threading
 import time
-from typing import Any
+import zlib
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
-import requests
-from requests.adapters import HTTPAdapter
+import urllib3
+from requests.utils import get_environ_proxies
+from urllib3.connection import HTTPConnection, HTTPSConnection
 
+from . import codes as C
 from . import errors as E
 from .ids import check_job_id
-from .options import Options
-from .pacing import RateGate
+from .options import Options, is_loopback
+from .pacing import BLOCKED, STOPPED, RateGate
+from .rows import STATUSES, Row, error_row, job_row
 
-#: The columns of a result row, in order. Rows travel as tuples in this order.
-COLUMNS = (
-    "job_id", "status", "resource_type", "resource_id", "resource_url", "url", "http_status",
-    "error_code", "error_message", "request_id", "attempts", "fetched_at",
-)
-STATUSES = ("pending", "success", "failed")
-FINAL_STATUSES = frozenset({"success", "failed"})
+__all__ = [
+    "Client",
+    "Watchdog",
+    "Stopped",
+    "Fatal",
+    "fetch_row",
+    "identify",
+    "ask",
+    "read_job",
+    "MAX_BODY",
+    "backoff",
+]
+
+MAX_BODY = 1_000_000  # bytes of a decoded answer; a job status is a few hundred
+MAX_FIELD = 2048  # characters of one field of a job (a URL, an id)
+MAX_MESSAGE = 500  # characters of an error message kept
 MALFORMED_TRIES = 2  # a malformed answer is asked for at most this many times
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
+WATCHDOG_TICK = 0.05  # seconds between two looks at the deadlines
+_READ = 65536
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_CODE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 # Interned values: 100,000 rows share these strings instead of holding a copy each.
 _INTERN: dict[Any, Any] = {s: s for s in (*STATUSES, "ticket")}
-
-
-def is_final_row(row: tuple) -> bool:
-    """Whether a row will not change: the job is done, or its id can never be read."""
-    if row[1] is not None:
-        return row[1] in FINAL_STATUSES
-    return row[7] is not None and row[7] not in E.TRANSIENT_CODES
+STATUS_PATH = "/jobs/status/"
+ME_PATH = "/me"
 
 
 class Stopped(Exception):
@@ -50,28 +79,458 @@ class Stopped(Exception):
 class Fatal(Exception):
     """An answer that stops the whole run (bad token, bad API version)."""
 
-    def __init__(self, kind: type[E.RunAbortedError], message: str, code: str,
-                 http_status: int) -> None:
+    def __init__(
+        self, kind: type[E.RunAbortedError], message: str, code: str, http_status: int
+    ) -> None:
         super().__init__(message)
         self.kind = kind
         self.code = code
         self.http_status = http_status
 
+    def aborted(self) -> E.RunAbortedError:
+        """The exception that ends the run."""
+        return self.kind(str(self), code=self.code, http_status=self.http_status)
 
-def new_session(options: Options) -> requests.Session:
-    """A session for one worker thread: one keep-alive connection, no redirects, no netrc."""
-    session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=1, max_retries=0)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    # trust_env would re-read proxies and .netrc on every request (and .netrc could replace our
-    # Authorization header); read the environment's proxy and CA settings once instead.
-    session.trust_env = False
-    session.proxies = requests.utils.get_environ_proxies(options.base_url)
+
+class TransportFailure(Exception):
+    """No usable answer: ``code`` is ``timeout`` or ``connection_error``."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Answer(NamedTuple):
+    status: int
+    headers: Mapping[str, str]
+    body: bytes | None  # None when ``problem`` says why there is none
+    problem: str | None  # too large, undecodable: the answer is invalid
+    received_at: float
+
+
+# -- deadlines ------------------------------------------------------------------------------------
+
+
+class _Slot:
+    """One worker's request in flight: its socket and the moment its whole answer is due."""
+
+    __slots__ = ("_lock", "sock", "deadline", "expired")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.sock: socket.socket | None = None
+        self.deadline: float | None = None
+        self.expired = False
+
+    def arm(self, seconds: float) -> None:
+        with self._lock:
+            self.deadline = time.monotonic() + seconds
+            self.expired = False
+
+    def disarm(self) -> None:
+        with self._lock:
+            self.deadline = None
+
+    def attach(self, sock: socket.socket) -> None:
+        with self._lock:
+            self.sock = sock
+
+    def check(self, now: float) -> None:
+        if self.deadline is None or now < self.deadline:
+            return
+        with self._lock:
+            if self.deadline is not None and now >= self.deadline:
+                self.deadline = None
+                self.expired = True
+                self._cut()
+
+    def cut(self) -> None:
+        with self._lock:
+            if self.deadline is not None:
+                self.expired = True
+                self._cut()
+
+    def _cut(self) -> None:
+        # shutdown() wakes the thread blocked in recv (TLS included: same descriptor).
+        if self.sock is not None:
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RDWR)
+
+
+class Watchdog:
+    """One thread per run that cuts the connection of any request past its deadline.
+
+    Socket timeouts bound each read, not the answer: a server sending a byte every half second
+    would never trip them. The watchdog looks at every worker's deadline a few dozen times a
+    second and shuts the socket down, which the worker sees as a ``timeout``.
+    """
+
+    def __init__(self) -> None:
+        self._slots: list[_Slot] = []
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._thread = threading.Thread(
+            target=self._loop, name="intercom-jobs-watchdog", daemon=True
+        )
+        self._thread.start()
+
+    def slot(self) -> _Slot:
+        slot = _Slot()
+        with self._lock:
+            self._slots.append(slot)
+        return slot
+
+    def cut_all(self) -> None:
+        """Cut every request in flight (the run is stopping)."""
+        with self._lock:
+            slots = list(self._slots)
+        for slot in slots:
+            slot.cut()
+
+    def close(self) -> None:
+        self._closed.set()
+
+    def _loop(self) -> None:
+        while not self._closed.wait(WATCHDOG_TICK):
+            now = time.monotonic()
+            with self._lock:
+                slots = list(self._slots)
+            for slot in slots:
+                slot.check(now)
+
+
+_current = threading.local()  # the slot of the worker running in this thread
+
+
+def _watched(cls: type[HTTPConnection]) -> type[HTTPConnection]:
+    class Watched(cls):  # type: ignore[valid-type,misc]
+        def _new_conn(self) -> socket.socket:
+            sock = super()._new_conn()
+            slot = getattr(_current, "slot", None)
+            if slot is not None:
+                slot.attach(sock)
+            return sock
+
+    Watched.__name__ = f"Watched{cls.__name__}"
+    return Watched
+
+
+_WATCHED_HTTP = _watched(HTTPConnection)
+_WATCHED_HTTPS = _watched(HTTPSConnection)
+
+
+def _ca_bundle() -> str | None:
     env = os.environ
-    session.verify = env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") or True
-    session.headers.update(options.headers())
-    return session
+    bundle = env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE")
+    if bundle:
+        return bundle
+    try:
+        import certifi  # requests' own CA bundle
+
+        return certifi.where()
+    except ImportError:  # pragma: no cover - requests depends on certifi
+        return None
+
+
+def _proxy_for(base_url: str) -> str | None:
+    """The environment's proxy for ``base_url``; never one for loopback (the token would
+    travel to the proxy in clear over plain http)."""
+    parts = urlsplit(base_url)
+    if is_loopback(parts.hostname or ""):
+        return None
+    proxies = get_environ_proxies(base_url)
+    return proxies.get(parts.scheme) or proxies.get("all") or None
+
+
+class Client:
+    """One worker's connection to Intercom. Create it in the thread that uses it."""
+
+    def __init__(self, options: Options, watchdog: Watchdog) -> None:
+        self.options = options
+        self._slot = watchdog.slot()
+        _current.slot = self._slot
+        parts = urlsplit(options.base_url)
+        self._prefix = parts.path.rstrip("/")
+        self._timeout = urllib3.Timeout(connect=options.timeout, read=options.timeout)
+        kw: dict[str, Any] = {
+            "maxsize": 1,
+            "block": False,
+            "retries": False,
+            "timeout": self._timeout,
+        }
+        if parts.scheme == "https":
+            kw.update(cert_reqs="CERT_REQUIRED", ca_certs=_ca_bundle())
+        proxy = _proxy_for(options.base_url)
+        pool: Any
+        if proxy:
+            try:
+                manager = urllib3.ProxyManager(proxy, num_pools=1, **kw)
+            except (urllib3.exceptions.HTTPError, ValueError) as exc:
+                raise E.ConfigurationError(
+                    f"the proxy set in the environment cannot be used: {exc}"
+                ) from None
+            pool = manager.connection_from_host(parts.hostname, parts.port, parts.scheme)
+        else:
+            cls = (
+                urllib3.HTTPSConnectionPool
+                if parts.scheme == "https"
+                else urllib3.HTTPConnectionPool
+            )
+            pool = cls(parts.hostname or "", parts.port, **kw)
+        pool.ConnectionCls = _WATCHED_HTTPS if parts.scheme == "https" else _WATCHED_HTTP
+        self._pool = pool
+        # Kept on the object, not in locals: a traceback with locals must not show the token.
+        self._headers = options.headers()
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def get(self, path: str) -> Answer:
+        """Ask once. Raises `TransportFailure` when there is no usable answer."""
+        slot = self._slot
+        slot.arm(self.options.timeout)
+        response = None
+        whole = False
+        try:
+            response = self._pool.urlopen(
+                "GET",
+                self._prefix + path,
+                headers=self._headers,
+                retries=False,
+                redirect=False,
+                preload_content=False,
+                decode_content=False,
+                assert_same_host=False,
+                timeout=self._timeout,
+            )
+            body, problem = _read_body(response, slot)
+            whole = problem is None
+            return Answer(response.status, response.headers, body, problem, time.time())
+        except Exception as exc:
+            raise self._failure(exc, slot) from None
+        finally:
+            slot.disarm()
+            if response is not None:
+                if not whole:  # a body cut short leaves the connection unusable
+                    response.close()
+                response.release_conn()
+
+    def _failure(self, exc: BaseException, slot: _Slot) -> TransportFailure:
+        # NewConnectionError (refused, unreachable) subclasses ConnectTimeoutError in urllib3 2.
+        timed_out = isinstance(
+            exc, (urllib3.exceptions.TimeoutError, TimeoutError)
+        ) and not isinstance(exc, urllib3.exceptions.NewConnectionError)
+        if slot.expired or timed_out:
+            return TransportFailure(
+                C.TIMEOUT, f"no complete answer within {self.options.timeout:g} s"
+            )
+        return TransportFailure(C.CONNECTION_ERROR, self.options.token.scrub(_short(exc)))
+
+
+def _read_body(response: Any, slot: _Slot) -> tuple[bytes | None, str | None]:
+    """The decoded body, at most `MAX_BODY` bytes; or (None, why) for an unusable one."""
+    encoding = (response.headers.get("Content-Encoding") or "").strip().lower()
+    decoder: Any = None
+    if encoding in ("gzip", "x-gzip"):
+        decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    elif encoding == "deflate":
+        decoder = zlib.decompressobj(zlib.MAX_WBITS)
+    elif encoding not in ("", "identity"):
+        return None, f"unsupported Content-Encoding {_clip(encoding, 40)!r}"
+    declared = response.headers.get("Content-Length")
+    if (
+        declared is not None
+        and declared.strip().isascii()
+        and declared.strip().isdigit()
+        and int(declared) > MAX_BODY
+    ):
+        return None, f"the answer is larger than {MAX_BODY:,} bytes"
+    parts: list[bytes] = []
+    size = raw_size = 0
+    try:
+        while True:
+            chunk = response.read(_READ, decode_content=False)
+            if not chunk:
+                break
+            raw_size += len(chunk)
+            if decoder is not None:
+                chunk = decoder.decompress(chunk, MAX_BODY + 1 - size)
+            size += len(chunk)
+            if size > MAX_BODY or raw_size > MAX_BODY:
+                return None, f"the answer is larger than {MAX_BODY:,} bytes"
+            parts.append(chunk)
+            if slot.expired:
+                raise TimeoutError
+    except zlib.error:
+        return None, f"the answer's {encoding} encoding is corrupt"
+    return b"".join(parts), None
+
+
+def _short(exc: BaseException) -> str:
+    return _clip(f"{type(exc).__name__}: {exc}", 300)
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _json(body: bytes | None) -> Any:
+    if not body:
+        return None
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):  # RecursionError: nested too deep
+        return None
+
+
+def _is_text(value: Any, limit: int = MAX_FIELD) -> bool:
+    """Whether a JSON value is null or a string (or integer) of at most ``limit`` characters."""
+    if value is None:
+        return True
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return False
+    return len(value if isinstance(value, str) else str(value)) <= limit
+
+
+def _text(value: Any, limit: int = MAX_FIELD) -> str | None:
+    """A JSON value as a bounded string; None for null and for anything unusable."""
+    if value is None or not _is_text(value, limit):
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+def _intern(value: str | None) -> str | None:
+    return _INTERN.get(value, value)
+
+
+def _error_list(body: Any) -> tuple[str | None, str | None, str | None]:
+    """(code, message, request_id) from an Intercom ``error.list`` body, where there is one."""
+    if not isinstance(body, dict):
+        return None, None, None
+    request_id = _text(body.get("request_id"), 128) or None
+    code = message = None
+    errs = body.get("errors")
+    if isinstance(errs, list) and errs and isinstance(errs[0], dict):
+        first = errs[0]
+        raw_code, raw_message = first.get("code"), first.get("message")
+        if isinstance(raw_code, str) and _CODE.fullmatch(raw_code):
+            code = raw_code
+        if isinstance(raw_message, str) and raw_message:
+            message = _clip(raw_message, MAX_MESSAGE)
+    return code, message, request_id
+
+
+def _job_problem(job_id: str, body: Any) -> str | None:
+    """Why a 200 body is not this job's status, or None."""
+    if not isinstance(body, dict):
+        return "the answer is not a JSON object"
+    got = body.get("id")
+    if got is None or got == "":
+        return "the answer has no job id"
+    if _text(got, 128) != job_id:
+        return f"the answer is for another job (id {_clip(repr(got), 40)})"
+    status = body.get("status")
+    if status is None:
+        return "the answer has no status"
+    if not isinstance(status, str) or status not in STATUSES:
+        return f"unknown job status {_clip(repr(status), 40)}"
+    for name in ("resource_type", "resource_id", "resource_url", "url"):
+        if not _is_text(body.get(name)):
+            return f"the answer's {name} is not a string of at most {MAX_FIELD} characters"
+    return None
+
+
+def read_job(job_id: str, url: str, answer: Answer, attempts: int, options: Options) -> Row:
+    """One answer about ``job_id`` as a row.
+
+    Raises:
+        Fatal: the answer stops the whole run (token or API version rejected).
+    """
+    status = answer.status
+    request_id = _text(answer.headers.get("X-Request-Id"), 128) or None
+    if answer.problem is not None:
+        return error_row(
+            job_id,
+            url,
+            C.INVALID_RESPONSE,
+            answer.problem,
+            http_status=status,
+            request_id=request_id,
+            attempts=attempts,
+        )
+    body = _json(answer.body)
+    if status == 200:
+        problem = _job_problem(job_id, body)
+        if problem is None:
+            return job_row(
+                job_id,
+                _INTERN[body["status"]],
+                resource_type=_intern(_text(body.get("resource_type"))),
+                resource_id=_text(body.get("resource_id")),
+                resource_url=_text(body.get("resource_url")),
+                url=_text(body.get("url")) or url,
+                request_id=request_id,
+                attempts=attempts,
+                fetched_at=answer.received_at,
+            )
+        if body is None:
+            kind = _clip((answer.headers.get("Content-Type") or "?").split(";")[0], 60)
+            problem = f"the answer is not JSON (Content-Type {kind})"
+        return error_row(
+            job_id,
+            url,
+            C.INVALID_RESPONSE,
+            problem,
+            http_status=status,
+            request_id=request_id,
+            attempts=attempts,
+        )
+    if status in _REDIRECTS:
+        where = _clip(answer.headers.get("Location") or "?", 200)
+        return error_row(
+            job_id,
+            url,
+            C.INVALID_RESPONSE,
+            f"redirect ({status}) to {where!r} not followed",
+            http_status=status,
+            request_id=request_id,
+            attempts=attempts,
+        )
+    code, message, body_request_id = _error_list(body)
+    request_id = body_request_id or request_id
+    if status == 401 or code in C.AUTH_CODES:
+        raise Fatal(
+            E.AuthenticationError,
+            f"Intercom rejected the token ({status} {code or C.UNAUTHORIZED}: "
+            f"{message or 'no message'}); check INTERCOM_TOKEN or token=, and the region",
+            code or C.UNAUTHORIZED,
+            status,
+        )
+    if code == C.INTERCOM_VERSION_INVALID:
+        raise Fatal(
+            E.ApiVersionError,
+            f"Intercom rejected Intercom-Version {options.api_version!r}: {message or code}",
+            code,
+            status,
+        )
+    if status == 429:
+        code = C.RATE_LIMIT_EXCEEDED
+    elif status >= 500:
+        code = code or C.SERVER_ERROR
+    elif not (200 < status < 300):
+        code = code or C.http_code(status)
+    else:  # another 2xx: not a job
+        code, message = C.INVALID_RESPONSE, f"HTTP {status} is not a job status"
+    return error_row(
+        job_id,
+        url,
+        code,
+        message or f"HTTP {status} from Intercom",
+        http_status=status,
+        request_id=request_id,
+        attempts=attempts,
+    )
 
 
 def backoff(attempt: int) -> float:
@@ -79,142 +538,119 @@ def backoff(attempt: int) -> float:
     return min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
 
 
-def _intern(value: Any) -> Any:
-    if value is None or isinstance(value, str):
-        return _INTERN.get(value, value)
-    return str(value)
+Reader = Callable[[Answer, int], Row]
 
 
-def _error_list(response: requests.Response) -> tuple[str | None, str | None, str | None]:
-    """(code, message, request_id) from an Intercom error.list body, where there is one."""
-    try:
-        body = response.json()
-    except ValueError:
-        return None, None, None
-    if not isinstance(body, dict):
-        return None, None, None
-    request_id = body.get("request_id")
-    errs = body.get("errors")
-    if isinstance(errs, list) and errs and isinstance(errs[0], dict):
-        first = errs[0]
-        code, message = first.get("code"), first.get("message")
-        return (str(code) if code else None, str(message) if message else None,
-                str(request_id) if request_id else None)
-    return None, None, str(request_id) if request_id else None
+def ask(client: Client, gate: RateGate, key: str, path: str, read: Reader) -> Row:
+    """Ask ``path`` until the answer is final, pending, or the retries are spent.
 
-
-def _short(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}"
-    return text if len(text) <= 300 else text[:297] + "..."
-
-
-def error_row(job_id: str, url: str | None, code: str, message: str, *,
-              http_status: int | None = None, request_id: str | None = None,
-              attempts: int = 0) -> tuple:
-    return (job_id, None, None, None, None, url, http_status, code, message, request_id,
-            attempts, time.time())
-
-
-def fetch_row(session: requests.Session, options: Options, gate: RateGate, job_id: str) -> tuple:
-    """Ask for one job until it is answered or the retries are spent. Returns a row tuple.
+    429s wait for the window (the gate holds every worker); other transient failures back off
+    with jitter; a malformed answer is asked for at most `MALFORMED_TRIES` times.
 
     Raises:
         Stopped: the run is stopping.
         Fatal: the answer stops the whole run.
     """
+    options = client.options
+    url = options.base_url + path
+    attempts = malformed = 0
+    while True:
+        go = gate.acquire()
+        if go == STOPPED:
+            raise Stopped
+        if go == BLOCKED:
+            return error_row(
+                key,
+                url,
+                C.RATE_LIMIT_EXCEEDED,
+                "not sent: Intercom's rate limit allowed no request for several windows in a "
+                "row; ask again later (ij.refresh)",
+                attempts=attempts,
+            )
+        attempts += 1
+        try:
+            answer = client.get(path)
+        except TransportFailure as failure:
+            gate.release()
+            row = error_row(key, url, failure.code, failure.message, attempts=attempts)
+        else:
+            gate.release(answer.headers, answer.received_at, answer.status)
+            row = read(answer, attempts)
+        if row.final or row.error_code is None or attempts > options.retries:
+            return row
+        if row.http_status == 429:
+            continue  # the gate holds every worker until the window resets
+        if row.error_code == C.INVALID_RESPONSE:
+            malformed += 1
+            if malformed >= MALFORMED_TRIES:
+                return row
+        if gate.stop.wait(backoff(attempts)):
+            raise Stopped
+
+
+def fetch_row(client: Client, gate: RateGate, job_id: str) -> Row:
+    """One job's row (see `ask`)."""
     # Checked where the URL is made, whatever path the id came by (refresh of an edited frame,
     # the panel...): an id that is not a plain token would change where the token is sent.
     checked, problem = check_job_id(job_id)
     if problem or checked != job_id:
-        return error_row(job_id, None, E.INVALID_JOB_ID,
-                         f"job id {job_id!r} {problem or 'has surrounding whitespace'}; "
-                         "it was not sent")
-    url = options.job_url(job_id)
-    stop = gate.stop
-    attempts = 0
-    malformed = 0
-    while True:
-        if not gate.acquire():
-            raise Stopped
-        attempts += 1
-        try:
-            response = session.get(url, timeout=options.timeout, allow_redirects=False)
-        except requests.Timeout as exc:
-            gate.release()
-            row = error_row(job_id, url, E.TIMEOUT,
-                            f"no answer within {options.timeout:g} s ({_short(exc)})",
-                            attempts=attempts)
-        except requests.RequestException as exc:
-            gate.release()
-            row = error_row(job_id, url, E.CONNECTION_ERROR, _short(exc), attempts=attempts)
-        else:
-            received = time.time()
-            status = response.status_code
-            headers = response.headers
-            gate.release(headers, received, status)
-            header_request_id = headers.get("X-Request-Id")
-            if status == 200:
-                try:
-                    body = response.json()
-                except ValueError:
-                    body = None
-                job = body if isinstance(body, dict) else None
-                job_status = job.get("status") if job else None
-                if job and job.get("id") not in (None, "") and (
-                        job_status is None or job_status in STATUSES):
-                    return (
-                        job_id, _INTERN.get(job_status), _intern(job.get("resource_type")),
-                        _intern(job.get("resource_id")), _intern(job.get("resource_url")),
-                        _intern(job.get("url")) or url, 200, None, None, header_request_id,
-                        attempts, received,
-                    )
-                malformed += 1
-                kind = response.headers.get("Content-Type", "?").split(";")[0]
-                if job is None:
-                    why = f"the answer is not a JSON object (Content-Type {kind})"
-                elif job.get("id") in (None, ""):
-                    why = "the answer has no job id"
-                else:
-                    why = f"unknown job status {job_status!r}"
-                row = error_row(job_id, url, E.INVALID_RESPONSE, why, http_status=200,
-                                request_id=header_request_id, attempts=attempts)
-                if malformed < MALFORMED_TRIES and attempts <= options.retries:
-                    continue
-                return row
-            if status in _REDIRECTS:
-                return error_row(
-                    job_id, url, E.INVALID_RESPONSE,
-                    f"redirect ({status}) to {headers.get('Location', '?')!r} not followed",
-                    http_status=status, request_id=header_request_id, attempts=attempts,
+        return error_row(
+            job_id,
+            None,
+            C.INVALID_JOB_ID,
+            f"job id {job_id!r} {problem or 'has surrounding whitespace'}; it was not sent",
+        )
+    path = STATUS_PATH + job_id
+    url = client.options.base_url + path
+
+    def read(answer: Answer, attempts: int) -> Row:
+        return read_job(job_id, url, answer, attempts, client.options)
+
+    return ask(client, gate, job_id, path, read)
+
+
+def identify(client: Client, gate: RateGate) -> str:
+    """The workspace (Intercom's ``app.id_code``) the token belongs to, from ``GET /me``.
+
+    Raises:
+        Fatal: the token was rejected.
+        ConfigurationError: Intercom's answer does not say (after the retries).
+    """
+    options = client.options
+    found: list[str] = []
+
+    def read(answer: Answer, attempts: int) -> Row:
+        if answer.status == 200 and answer.problem is None:
+            body = _json(answer.body)
+            app = body.get("app") if isinstance(body, dict) else None
+            id_code = _text(app.get("id_code"), 256) if isinstance(app, dict) else None
+            if isinstance(id_code, str) and id_code:
+                found.append(id_code)
+                return job_row(
+                    "me",
+                    "success",
+                    resource_type="workspace",
+                    resource_id=id_code,
+                    resource_url=None,
+                    url=None,
+                    request_id=None,
+                    attempts=attempts,
+                    fetched_at=answer.received_at,
                 )
-            code, message, request_id = _error_list(response)
-            request_id = request_id or header_request_id
-            if status == 401 or code in E.AUTH_CODES:
-                raise Fatal(E.AuthenticationError,
-                            f"Intercom rejected the token ({status} {code or 'unauthorized'}: "
-                            f"{message or 'no message'}); check INTERCOM_TOKEN or token=, and "
-                            "the region", code or "unauthorized", status)
-            if code == "intercom_version_invalid":
-                raise Fatal(E.ApiVersionError,
-                            f"Intercom rejected Intercom-Version {options.api_version!r}: "
-                            f"{message or code}", code, status)
-            if status == 429:
-                row = error_row(job_id, url, E.RATE_LIMIT_EXCEEDED,
-                                message or "rate limit exceeded", http_status=status,
-                                request_id=request_id, attempts=attempts)
-                if attempts <= options.retries:
-                    continue  # the gate holds every worker until the window resets
-                return row
-            if status >= 500:
-                row = error_row(job_id, url, code or E.SERVER_ERROR,
-                                message or f"HTTP {status} from Intercom", http_status=status,
-                                request_id=request_id, attempts=attempts)
-            else:
-                return error_row(job_id, url, code or f"http_{status}",
-                                 message or f"HTTP {status} from Intercom", http_status=status,
-                                 request_id=request_id, attempts=attempts)
-        # A passing failure (timeout, dropped connection, 5xx): back off, then try again.
-        if attempts > options.retries:
-            return row
-        if stop.wait(backoff(attempts)):
-            raise Stopped
+            return error_row(
+                "me",
+                None,
+                C.INVALID_RESPONSE,
+                "the answer names no workspace (app.id_code)",
+                http_status=200,
+                attempts=attempts,
+            )
+        return read_job("me", options.base_url + ME_PATH, answer, attempts, options)
+
+    row = ask(client, gate, "me", ME_PATH, read)
+    if not found:
+        raise E.ConfigurationError(
+            "cannot tell which workspace the token belongs to, which a checkpoint needs: "
+            f"GET /me answered {row.error_code}: {row.error_message}"
+        )
+    return found[0]

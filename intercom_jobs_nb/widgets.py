@@ -25,15 +25,26 @@ from typing import Any
 import ipywidgets as W
 import pandas as pd
 
+from . import codes as C
 from . import errors as E
 from .fetch import fetch_jobs
-from .frames import export_csv, frame_rows, is_final, summarize, to_frame
+from .frames import export_csv, is_final, summarize
 from .ids import ID_FILE_SUFFIXES, read_job_ids
-from .options import REGIONS, TOKEN_ENV, Secret
+from .options import (
+    DEFAULT_API_VERSION,
+    DEFAULT_MAX_RPS,
+    DEFAULT_MAX_WORKERS,
+    DEFAULT_REGION,
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT,
+    REGIONS,
+    TOKEN_ENV,
+    Secret,
+)
 from .plotting import _figure_png, outcomes
 from .polling import refresh
 from .progress import Snapshot
-from .transport import COLUMNS
+from .rows import frame_rows, to_frame, unasked_row
 
 __all__ = ["JobsPanel", "FILTERS"]
 
@@ -41,9 +52,17 @@ __all__ = ["JobsPanel", "FILTERS"]
 FILTERS = ("all", "pending", "success", "failed", "errors")
 #: Rows drawn in the jobs table; the DataFrame (``panel.df``) and the CSV export have them all.
 TABLE_ROWS = 100
-TABLE_COLUMNS = ("job_id", "status", "resource_type", "resource_id", "error_code",
-                 "error_message", "http_status", "attempts")
-NETWORK_CODES = frozenset({E.TIMEOUT, E.CONNECTION_ERROR})
+TABLE_COLUMNS = (
+    "job_id",
+    "status",
+    "resource_type",
+    "resource_id",
+    "error_code",
+    "error_message",
+    "http_status",
+    "attempts",
+)
+NETWORK_CODES = frozenset({C.TIMEOUT, C.CONNECTION_ERROR})
 _ID_SEPARATORS = re.compile(r"[\s,;]+")
 # Failed jobs and unreadable ones first: they are what the user has to act on.
 _RANK = {"error": 0, "failed": 1, "pending": 2, "success": 3}
@@ -73,8 +92,9 @@ def parse_ids(text: str) -> list[str]:
     return list(seen)
 
 
-def _html_table(header: list[str], rows: list[list[Any]], styles: list[str] | None = None,
-                caption: str = "") -> str:
+def _html_table(
+    header: list[str], rows: list[list[Any]], styles: list[str] | None = None, caption: str = ""
+) -> str:
     """A small self-styled HTML table (widgets get none of JupyterLab's output styling)."""
     head = "".join(f'<th style="{_CELL}font-weight:600">{html.escape(h)}</th>' for h in header)
     body = []
@@ -83,8 +103,10 @@ def _html_table(header: list[str], rows: list[list[Any]], styles: list[str] | No
         cells = "".join(f'<td style="{_CELL}">{html.escape(_text(v))}</td>' for v in row)
         body.append(f'<tr style="{style}">{cells}</tr>')
     cap = f'<caption style="text-align:left;padding:2px 0">{caption}</caption>' if caption else ""
-    return (f'<table style="border-collapse:collapse;font-size:12px">{cap}<thead><tr>{head}'
-            f'</tr></thead><tbody>{"".join(body)}</tbody></table>')
+    return (
+        f'<table style="border-collapse:collapse;font-size:12px">{cap}<thead><tr>{head}'
+        f"</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    )
 
 
 def _text(value: Any) -> str:
@@ -96,8 +118,10 @@ def _text(value: Any) -> str:
 def summary_html(df: pd.DataFrame) -> str:
     """`summarize` as a compact HTML table."""
     table = summarize(df)
-    rows = [[by, value, int(row["count"]), f"{row['share']:.1%}"]
-            for (by, value), row in table.iterrows()]
+    rows = [
+        [*key, int(row["count"]), f"{row['share']:.1%}"]  # type: ignore[misc]
+        for key, row in table.iterrows()
+    ]
     return _html_table(["by", "value", "count", "share"], rows)
 
 
@@ -116,8 +140,7 @@ def jobs_html(df: pd.DataFrame, which: str = "all", *, limit: int = TABLE_ROWS) 
     shown = view.head(limit)
     marks = outcomes(shown).astype(object).tolist()
     rows = []
-    for mark, values in zip(marks, shown[list(TABLE_COLUMNS)].itertuples(index=False),
-                            strict=True):
+    for mark, values in zip(marks, shown[list(TABLE_COLUMNS)].itertuples(index=False), strict=True):
         values = list(values)
         values[0] = _MARK.get(mark, "") + str(values[0])
         rows.append(values)
@@ -126,8 +149,10 @@ def jobs_html(df: pd.DataFrame, which: str = "all", *, limit: int = TABLE_ROWS) 
     if not len(view):
         caption = f"no {kind}jobs"
     elif len(view) > limit:
-        caption = (f"showing {limit} of {len(view)} {kind}jobs, failed and unreadable first; "
-                   "all are in <code>panel.df</code> and in the CSV export")
+        caption = (
+            f"showing {limit} of {len(view)} {kind}jobs, failed and unreadable first; "
+            "all are in <code>panel.df</code> and in the CSV export"
+        )
     else:
         caption = f"{len(view)} {kind}jobs" + (", failed and unreadable first" if not kind else "")
     return _html_table(list(TABLE_COLUMNS), rows, styles, caption)
@@ -147,8 +172,10 @@ def filter_jobs(df: pd.DataFrame, which: str) -> pd.DataFrame:
 def counts_text(df: pd.DataFrame) -> str:
     """``"200 jobs · success 150 · failed 20 · pending 30 · errors 0"``."""
     counts = outcomes(df).value_counts()
-    return (f"{len(df)} jobs · success {counts['success']} · failed {counts['failed']} · "
-            f"pending {counts['pending']} · errors {counts['error']}")
+    return (
+        f"{len(df)} jobs · success {counts['success']} · failed {counts['failed']} · "
+        f"pending {counts['pending']} · errors {counts['error']}"
+    )
 
 
 def _frame_for(ids: list[str], previous: pd.DataFrame) -> pd.DataFrame:
@@ -157,9 +184,8 @@ def _frame_for(ids: list[str], previous: pd.DataFrame) -> pd.DataFrame:
     every id is checked before a URL is made, and is never sent)."""
     if previous["job_id"].tolist() == ids:
         return previous
-    old = {row[0]: row for row in frame_rows(previous)}
-    empty = (None,) * (len(COLUMNS) - 1)
-    return to_frame([old.get(job_id) or (job_id, *empty) for job_id in ids])
+    old = {row.job_id: row for row in frame_rows(previous)}
+    return to_frame([old.get(job_id) or unasked_row(job_id) for job_id in ids])
 
 
 class _Stop(Exception):
@@ -180,8 +206,7 @@ class JobsPanel:
         base_url: send requests here instead of a region (e.g. a `Sandbox`'s ``base_url``).
         token: an access token; default: the one typed into the panel, else ``INTERCOM_TOKEN``.
         export_path: the initial path of the CSV export.
-        **options: further options of `fetch_jobs` (``timeout``, ``retries``, ``max_workers``,
-            ``max_rps``, ``api_version``).
+        api_version, timeout, retries, max_workers, max_rps: as in `fetch_jobs`.
 
     Example:
         >>> panel = ij.JobsPanel(["1001", "1002"])     # doctest: +SKIP
@@ -189,17 +214,32 @@ class JobsPanel:
         >>> panel.wait(); panel.df                     # doctest: +SKIP
     """
 
-    def __init__(self, job_ids: Any = None, *, region: str = "us", base_url: str | None = None,
-                 token: str | None = None, export_path: str | os.PathLike = "jobs.csv",
-                 **options: Any) -> None:
-        reserved = {"token", "region", "base_url", "progress", "checkpoint"} & set(options)
-        if reserved:
-            raise E.ConfigurationError(f"JobsPanel does not take {sorted(reserved)} as options")
+    def __init__(
+        self,
+        job_ids: Any = None,
+        *,
+        region: str = DEFAULT_REGION,
+        base_url: str | None = None,
+        token: str | Secret | None = None,
+        export_path: str | os.PathLike = "jobs.csv",
+        api_version: str | None = DEFAULT_API_VERSION,
+        timeout: float = DEFAULT_TIMEOUT,
+        retries: int = DEFAULT_RETRIES,
+        max_workers: int = DEFAULT_MAX_WORKERS,
+        max_rps: float | None = DEFAULT_MAX_RPS,
+    ) -> None:
+        token = Secret.wrap(token)
         self.df: pd.DataFrame | None = None
         self.base_url = base_url
-        self._options = options
-        self._token: Secret | None = Secret(token) if token else None
-        self._token_given = bool(token)
+        self._options: dict[str, Any] = {
+            "api_version": api_version,
+            "timeout": timeout,
+            "retries": retries,
+            "max_workers": max_workers,
+            "max_rps": max_rps,
+        }
+        self._token: Secret | None = token
+        self._token_given = token is not None
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._wake = threading.Event()
@@ -216,38 +256,68 @@ class JobsPanel:
                 problem = str(exc)
 
         # -- inputs ------------------------------------------------------------------------
-        self.token_input = W.Password(description="Token", placeholder="paste an access token",
-                                      layout=W.Layout(width="340px"))
+        self.token_input = W.Password(
+            description="Token", placeholder="paste an access token", layout=W.Layout(width="340px")
+        )
         self.token_input.add_class("ij-token")
         self.token_note = W.HTML(self._token_note())
         self.region_input = W.Dropdown(
-            options=[(f"{key} ({urlhost})", key) for key, urlhost in
-                     ((k, v.removeprefix("https://")) for k, v in REGIONS.items())],
-            value=region if region in REGIONS else "us", description="Region",
-            disabled=base_url is not None, layout=W.Layout(width="300px"))
-        self.ids_input = W.Textarea(value=prefill, description="Job ids",
-                                    placeholder="one id a line (or separated by commas/spaces)",
-                                    rows=4, layout=W.Layout(width="460px"))
+            options=[
+                (f"{key} ({urlhost})", key)
+                for key, urlhost in ((k, v.removeprefix("https://")) for k, v in REGIONS.items())
+            ],
+            value=region if region in REGIONS else "us",
+            description="Region",
+            disabled=base_url is not None,
+            layout=W.Layout(width="300px"),
+        )
+        self.ids_input = W.Textarea(
+            value=prefill,
+            description="Job ids",
+            placeholder="one id a line (or separated by commas/spaces)",
+            rows=4,
+            layout=W.Layout(width="460px"),
+        )
         self.ids_input.add_class("ij-ids")
-        self.upload = W.FileUpload(accept=",".join(ID_FILE_SUFFIXES), multiple=False,
-                                   description="Upload ids", tooltip="a .csv or .txt of job ids",
-                                   layout=W.Layout(width="140px"))
+        self.upload = W.FileUpload(
+            accept=",".join(ID_FILE_SUFFIXES),
+            multiple=False,
+            description="Upload ids",
+            tooltip="a .csv or .txt of job ids",
+            layout=W.Layout(width="140px"),
+        )
         self.upload.observe(self._on_upload, names="value")
 
         # -- actions -----------------------------------------------------------------------
-        self.refresh_button = W.Button(description="Refresh", button_style="primary",
-                                       icon="refresh", tooltip="fetch the jobs' status")
+        self.refresh_button = W.Button(
+            description="Refresh",
+            button_style="primary",
+            icon="refresh",
+            tooltip="fetch the jobs' status",
+        )
         self.refresh_button.add_class("ij-refresh")
         self.refresh_button.on_click(self._on_refresh)
-        self.auto_refresh = W.ToggleButton(value=False, description="Auto-refresh",
-                                           icon="clock-o",
-                                           tooltip="poll the pending jobs until none is left")
+        self.auto_refresh = W.ToggleButton(
+            value=False,
+            description="Auto-refresh",
+            icon="clock-o",
+            tooltip="poll the pending jobs until none is left",
+        )
         self.auto_refresh.observe(self._on_auto, names="value")
-        self.interval_input = W.BoundedFloatText(value=10.0, min=0.5, max=3600.0, step=1.0,
-                                                 description="every (s)",
-                                                 layout=W.Layout(width="160px"))
-        self.progress = W.IntProgress(value=0, min=0, max=1, layout=W.Layout(
-            width="220px", margin="6px 0 0 12px", visibility="hidden"))
+        self.interval_input = W.BoundedFloatText(
+            value=10.0,
+            min=0.5,
+            max=3600.0,
+            step=1.0,
+            description="every (s)",
+            layout=W.Layout(width="160px"),
+        )
+        self.progress = W.IntProgress(
+            value=0,
+            min=0,
+            max=1,
+            layout=W.Layout(width="220px", margin="6px 0 0 12px", visibility="hidden"),
+        )
         self.status_line = W.HTML("Ready: click Refresh.")
         self.status_line.add_class("ij-status")
         self.message = W.HTML("")
@@ -260,35 +330,47 @@ class JobsPanel:
         self.summary_html.add_class("ij-summary")
         self.chart = W.Image(format="png", layout=W.Layout(max_width="480px", margin="0 0 0 16px"))
         self.chart.add_class("ij-chart")
-        self.filter_input = W.Dropdown(options=list(FILTERS), value="all", description="Show",
-                                       layout=W.Layout(width="200px"))
+        self.filter_input = W.Dropdown(
+            options=list(FILTERS), value="all", description="Show", layout=W.Layout(width="200px")
+        )
         self.filter_input.add_class("ij-filter")
         self.filter_input.observe(lambda _: self._show_table(), names="value")
         self.table_html = W.HTML("")
         self.table_html.add_class("ij-table")
-        self.export_path = W.Text(value=str(export_path), description="CSV path",
-                                  layout=W.Layout(width="340px"))
-        self.export_button = W.Button(description="Export CSV", icon="download",
-                                      tooltip="write the jobs the table shows to the CSV path")
+        self.export_path = W.Text(
+            value=str(export_path), description="CSV path", layout=W.Layout(width="340px")
+        )
+        self.export_button = W.Button(
+            description="Export CSV",
+            icon="download",
+            tooltip="write the jobs the table shows to the CSV path",
+        )
         self.export_button.add_class("ij-export")
         self.export_button.on_click(self._on_export)
 
-        self.results = W.VBox([
-            W.HBox([self.summary_html, self.chart]),
-            self.filter_input, self.table_html,
-            W.HBox([self.export_path, self.export_button]),
-        ], layout=W.Layout(display="none"))
-        self.widget = W.VBox([
-            W.HTML("<b>Intercom jobs</b>"),
-            W.HBox([self.token_input, self.region_input]),
-            self.token_note,
-            W.HBox([self.ids_input, self.upload]),
-            W.HBox([self.refresh_button, self.auto_refresh, self.interval_input,
-                    self.progress]),
-            self.status_line,
-            self.message,
-            self.results,
-        ])
+        self.results = W.VBox(
+            [
+                W.HBox([self.summary_html, self.chart]),
+                self.filter_input,
+                self.table_html,
+                W.HBox([self.export_path, self.export_button]),
+            ],
+            layout=W.Layout(display="none"),
+        )
+        self.widget = W.VBox(
+            [
+                W.HTML("<b>Intercom jobs</b>"),
+                W.HBox([self.token_input, self.region_input]),
+                self.token_note,
+                W.HBox([self.ids_input, self.upload]),
+                W.HBox(
+                    [self.refresh_button, self.auto_refresh, self.interval_input, self.progress]
+                ),
+                self.status_line,
+                self.message,
+                self.results,
+            ]
+        )
         self.widget.add_class("ij-panel")
 
     # -- display ---------------------------------------------------------------------------
@@ -302,8 +384,10 @@ class JobsPanel:
     def __repr__(self) -> str:
         where = self.base_url or REGIONS.get(self.region_input.value, "")
         rows = "no results yet" if self.df is None else f"{len(self.df)} rows in .df"
-        return (f"JobsPanel({len(parse_ids(self.ids_input.value))} job ids, {where}, "
-                f"token={self._token_source()}, {rows})")
+        return (
+            f"JobsPanel({len(parse_ids(self.ids_input.value))} job ids, {where}, "
+            f"token={self._token_source()}, {rows})"
+        )
 
     # -- the public controls for scripts and tests -----------------------------------------
 
@@ -341,14 +425,21 @@ class JobsPanel:
 
     def _token_note(self) -> str:
         if self._token is not None:
-            text = ("Using the token given to JobsPanel." if self._token_given else
-                    "A token is kept in memory (not in the notebook); type another to replace it.")
+            text = (
+                "Using the token given to JobsPanel."
+                if self._token_given
+                else "A token is kept in memory (not in the notebook); type another to replace it."
+            )
         elif os.environ.get(TOKEN_ENV):
-            text = (f"Using the token in the {TOKEN_ENV} environment variable: nothing to type "
-                    "(type one to use another).")
+            text = (
+                f"Using the token in the {TOKEN_ENV} environment variable: nothing to type "
+                "(type one to use another)."
+            )
         else:
-            text = (f"Paste an Intercom access token (or set {TOKEN_ENV}). It is kept in memory "
-                    "only and the field is emptied, so it is never saved with the notebook.")
+            text = (
+                f"Paste an Intercom access token (or set {TOKEN_ENV}). It is kept in memory "
+                "only and the field is emptied, so it is never saved with the notebook."
+            )
         if self.base_url is not None:
             text += f" Requests go to <code>{html.escape(self.base_url)}</code>."
         return f'<span style="font-size:12px;color:#666">{text}</span>'
@@ -359,7 +450,7 @@ class JobsPanel:
         if typed:
             self.token_input.value = ""
             if typed.strip():
-                self._token = Secret(typed.strip())
+                self._token = Secret.wrap(typed, source="the typed token")
                 self._token_given = False
                 self.token_input.placeholder = "token kept in memory; type to replace"
             self.token_note.value = self._token_note()
@@ -420,8 +511,9 @@ class JobsPanel:
         if not ids:
             raise E.ConfigurationError(f"{', '.join(names)} holds no job ids")
         skipped = f" ({repeated} repeated rows skipped)" if repeated else ""
-        self._say(f"Read {len(ids)} job ids from {', '.join(names)}{skipped}; click Refresh.",
-                  "info")
+        self._say(
+            f"Read {len(ids)} job ids from {', '.join(names)}{skipped}; click Refresh.", "info"
+        )
         return ids
 
     def _on_export(self, _button: Any = None) -> None:
@@ -436,8 +528,11 @@ class JobsPanel:
             return
         rows = len(filter_jobs(self.df, which))
         shown = "" if which == "all" else f" (filter: {which})"
-        self._say(f"Wrote {rows} rows{shown} to <code>{html.escape(str(path))}</code>", "info",
-                  escape=False)
+        self._say(
+            f"Wrote {rows} rows{shown} to <code>{html.escape(str(path))}</code>",
+            "info",
+            escape=False,
+        )
         self.last_export = path
 
     # -- the run ----------------------------------------------------------------------------
@@ -454,8 +549,11 @@ class JobsPanel:
                 self._say("No job ids: type or paste some, or upload a .csv/.txt file.", "error")
                 return
             if self._token is None and not os.environ.get(TOKEN_ENV):
-                self._say(f"No token: paste an Intercom access token into the Token field (or set "
-                          f"{TOKEN_ENV} before starting Jupyter).", "error")
+                self._say(
+                    f"No token: paste an Intercom access token into the Token field (or set "
+                    f"{TOKEN_ENV} before starting Jupyter).",
+                    "error",
+                )
                 return
             self._wake.clear()
             self._set_busy(True)  # at once, so a second click cannot start a second run
@@ -488,8 +586,13 @@ class JobsPanel:
         return self.df is not None and not bool(is_final(self.df).all())
 
     def _fetch_options(self) -> dict[str, Any]:
-        return {"token": self._token, "region": self.region_input.value,
-                "base_url": self.base_url, "progress": self._on_progress, **self._options}
+        return {
+            "token": self._token,
+            "region": self.region_input.value,
+            "base_url": self.base_url,
+            "progress": self._on_progress,
+            **self._options,
+        }
 
     def _run_once(self) -> bool:
         """One fetch or refresh. Returns whether it worked (auto-refresh goes on only then)."""
@@ -513,8 +616,11 @@ class JobsPanel:
         except E.AuthenticationError as exc:
             whose = "the token" if self._token is not None else f"the token in {TOKEN_ENV}"
             self._forget_token()
-            self._say(f"Intercom rejected {whose} ({exc.code or exc}): paste a valid token and "
-                      "click Refresh. The previous results are kept.", "error")
+            self._say(
+                f"Intercom rejected {whose} ({exc.code or exc}): paste a valid token and "
+                "click Refresh. The previous results are kept.",
+                "error",
+            )
             return False
         except E.IntercomJobsError as exc:
             self._say(f"{exc} The previous results are kept.", "error")
@@ -528,7 +634,7 @@ class JobsPanel:
         """Raise `_Stop` when every job asked for failed on the network: Intercom is out of
         reach, and rows saying only that would hide the last known statuses."""
         rows = df if asked is None else df.loc[df["job_id"].isin(asked)]
-        rows = rows.loc[rows["error_code"].astype(object) != E.INVALID_JOB_ID]
+        rows = rows.loc[rows["error_code"].astype(object) != C.INVALID_JOB_ID]
         if not len(rows):
             return
         codes = rows["error_code"].astype(object)
@@ -565,11 +671,15 @@ class JobsPanel:
         self.results.layout.display = None
         stamp = time.strftime("%H:%M:%S")
         self.status_line.value = html.escape(
-            f"{counts_text(df)} · refresh #{self.refreshes} at {stamp}")
-        transient = df["error_code"].astype(object).isin(E.TRANSIENT_CODES)
+            f"{counts_text(df)} · refresh #{self.refreshes} at {stamp}"
+        )
+        transient = df["error_code"].notna() & ~is_final(df)
         if transient.any():
-            self._say(f"{int(transient.sum())} jobs could not be read for a passing reason "
-                      "(see the errors filter); Refresh asks them again.", "warning")
+            self._say(
+                f"{int(transient.sum())} jobs could not be read for a passing reason "
+                "(see the errors filter); Refresh asks them again.",
+                "warning",
+            )
         else:
             self._say("", "info")
 

@@ -54,8 +54,9 @@ PANEL_TOKEN = "panel-s3cret-Tok3n-0123456789"
 @pytest.fixture
 def panel_sandbox():
     """40 jobs, a quarter pending for good, with a token easy to search widget state for."""
-    with Sandbox(jobs=40, seed=0, pending_share=0.25, pending_seconds=(1e9, 1e9),
-                 token=PANEL_TOKEN) as sb:
+    with Sandbox(
+        jobs=40, seed=0, pending_share=0.25, pending_seconds=(1e9, 1e9), token=PANEL_TOKEN
+    ) as sb:
         yield sb
 
 

@@ -14,11 +14,14 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
-@pytest.mark.parametrize("script", ["bench_throughput.py", "bench_ratelimit.py",
-                                    "bench_scale.py"])
+@pytest.mark.parametrize("script", ["bench_throughput.py", "bench_ratelimit.py", "bench_scale.py"])
 def test_benchmark_script_runs_in_quick_mode(script):
-    done = subprocess.run([sys.executable, str(BENCHMARKS / script), "--quick"],
-                          capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "MET" in done.stdout  # the verdict table was printed
     assert "Traceback" not in done.stderr

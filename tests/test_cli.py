@@ -64,8 +64,22 @@ def test_fetch_wait_polls_until_final(monkeypatch, tmp_path):
         ids = tmp_path / "ids.txt"
         ids.write_text("\n".join(sb.job_ids) + "\n")
         out = tmp_path / "out.csv"
-        assert cli.main(["fetch", str(ids), "--base-url", sb.base_url, "--wait",
-                         "--poll-interval", "0.2", "--out", str(out)]) == 0
+        assert (
+            cli.main(
+                [
+                    "fetch",
+                    str(ids),
+                    "--base-url",
+                    sb.base_url,
+                    "--wait",
+                    "--poll-interval",
+                    "0.2",
+                    "--out",
+                    str(out),
+                ]
+            )
+            == 0
+        )
     assert set(pd.read_csv(out)["status"]) <= {"success", "failed"}
 
 
@@ -79,8 +93,13 @@ def test_demo_runs_offline_and_writes_a_csv(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "INTERCOM_TOKEN"}
     env["TQDM_DISABLE"] = "1"
     script = Path(sys.executable).with_name("intercom-jobs")  # the installed console script
-    done = subprocess.run([str(script), "demo", "--out", str(out), "--jobs", "300"],
-                          env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [str(script), "demo", "--out", str(out), "--jobs", "300"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     df = pd.read_csv(out, dtype=str)
     assert len(df) == 302
@@ -89,15 +108,19 @@ def test_demo_runs_offline_and_writes_a_csv(tmp_path):
 
 
 def test_sandbox_command_serves_until_interrupted():
-    process = subprocess.Popen([sys.executable, "-m", "intercom_jobs_nb", "sandbox", "--jobs",
-                                "5"], stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "intercom_jobs_nb", "sandbox", "--jobs", "5"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         first = process.stdout.readline()
         token_line = process.stdout.readline()
         base_url = first.split()[3]
         token = token_line.split("INTERCOM_TOKEN=")[1].split()[0]
-        answer = requests.get(f"{base_url}/jobs/status/1001",
-                              headers={"Authorization": f"Bearer {token}"}, timeout=5)
+        answer = requests.get(
+            f"{base_url}/jobs/status/1001", headers={"Authorization": f"Bearer {token}"}, timeout=5
+        )
         assert answer.status_code == 200 and answer.json()["id"] == "1001"
     finally:
         process.send_signal(subprocess.signal.SIGINT)

@@ -8,8 +8,11 @@ import intercom_jobs_nb as ij
 
 
 def test_all_lists_every_public_name_and_each_exists():
-    public = {name for name, value in vars(ij).items()
-              if not name.startswith("_") and not inspect.ismodule(value)}
+    public = {
+        name
+        for name, value in vars(ij).items()
+        if not name.startswith("_") and not inspect.ismodule(value)
+    }
     assert set(ij.__all__) == public | {"__version__"}
     for name in ij.__all__:
         assert hasattr(ij, name), name

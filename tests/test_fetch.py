@@ -8,9 +8,21 @@ import pytest
 import intercom_jobs_nb as ij
 from intercom_jobs_nb.sandbox import Sandbox
 
-RESULT_COLUMNS = ["job_id", "status", "resource_type", "resource_id", "resource_url", "url",
-                  "http_status", "error_code", "error_message", "request_id", "attempts",
-                  "fetched_at"]
+RESULT_COLUMNS = [
+    "job_id",
+    "status",
+    "resource_type",
+    "resource_id",
+    "resource_url",
+    "url",
+    "http_status",
+    "error_code",
+    "error_message",
+    "request_id",
+    "attempts",
+    "fetched_at",
+    "final",
+]
 
 
 def test_one_row_per_distinct_id_in_first_seen_order(final_sandbox, opts):
@@ -83,6 +95,19 @@ def test_dataframe_column_named_like_a_result_is_kept_renamed(final_sandbox, opt
     assert df["status_input"].tolist() == ["open", "closed"]
 
 
+@pytest.mark.parametrize(
+    ("frame", "match"),
+    [
+        (pd.DataFrame({"job_id": ["1001", "1002"], "url": ["a", "b"]}), "url_input"),
+        (pd.DataFrame({"job_id": ["1001", "1001"]}), "repeat a job_id"),
+    ],
+)
+def test_warnings_point_at_the_users_line(final_sandbox, opts, frame, match):
+    with pytest.warns(UserWarning, match=match) as record:
+        ij.fetch_jobs(frame, **opts(final_sandbox))
+    assert [w.filename for w in record] == [__file__]
+
+
 def test_dataframe_without_job_id_column_is_refused(final_sandbox, opts):
     with pytest.raises(ij.ConfigurationError, match="job_id"):
         ij.fetch_jobs(pd.DataFrame({"id": ["1"]}), **opts(final_sandbox))
@@ -91,8 +116,9 @@ def test_dataframe_without_job_id_column_is_refused(final_sandbox, opts):
 def test_accepts_a_txt_file(tmp_path, final_sandbox, opts):
     path = tmp_path / "ids.txt"
     path.write_text("# my jobs\n" + "\n".join(final_sandbox.job_ids[:3]) + "\n\n")
-    assert ij.fetch_jobs(path, **opts(final_sandbox))["job_id"].tolist() == \
-        final_sandbox.job_ids[:3]
+    assert (
+        ij.fetch_jobs(path, **opts(final_sandbox))["job_id"].tolist() == final_sandbox.job_ids[:3]
+    )
 
 
 def test_accepts_a_csv_file_with_job_id_column(tmp_path, final_sandbox, opts):
@@ -106,8 +132,9 @@ def test_accepts_a_csv_file_with_job_id_column(tmp_path, final_sandbox, opts):
 def test_accepts_a_headerless_csv_of_ids(tmp_path, final_sandbox, opts):
     path = tmp_path / "ids.csv"
     path.write_text("\n".join(final_sandbox.job_ids[:3]) + "\n")
-    assert ij.fetch_jobs(path, **opts(final_sandbox))["job_id"].tolist() == \
-        final_sandbox.job_ids[:3]
+    assert (
+        ij.fetch_jobs(path, **opts(final_sandbox))["job_id"].tolist() == final_sandbox.job_ids[:3]
+    )
 
 
 def test_a_missing_ids_file_is_a_clear_error(tmp_path, final_sandbox, opts):
@@ -120,8 +147,20 @@ def test_a_single_string_is_refused_with_a_hint(final_sandbox, opts):
         ij.fetch_jobs("1001", **opts(final_sandbox))
 
 
-BAD_IDS = ["", "   ", "a/b", "../admin", "1?x=1", "1#frag", "1..2", "12 34", "1\x00", "1\n2",
-           "x" * 200, "é"]
+BAD_IDS = [
+    "",
+    "   ",
+    "a/b",
+    "../admin",
+    "1?x=1",
+    "1#frag",
+    "1..2",
+    "12 34",
+    "1\x00",
+    "1\n2",
+    "x" * 200,
+    "é",
+]
 
 
 @pytest.mark.parametrize("bad", BAD_IDS)
@@ -163,13 +202,18 @@ def test_empty_input_gives_an_empty_typed_frame(final_sandbox, opts):
 
 def test_callable_progress_gets_counts_that_match_the_result(mixed_sandbox, opts):
     snapshots: list[ij.Snapshot] = []
-    df = ij.fetch_jobs([*mixed_sandbox.job_ids, "bad/id", "424242"],
-                       **opts(mixed_sandbox, progress=snapshots.append))
+    df = ij.fetch_jobs(
+        [*mixed_sandbox.job_ids, "bad/id", "424242"],
+        **opts(mixed_sandbox, progress=snapshots.append),
+    )
     last = snapshots[-1]
     assert last.finished and last.done == last.total == len(df)
     counts = df["status"].value_counts()
-    assert (last.success, last.failed, last.pending) == (counts["success"], counts["failed"],
-                                                         counts["pending"])
+    assert (last.success, last.failed, last.pending) == (
+        counts["success"],
+        counts["failed"],
+        counts["pending"],
+    )
     assert last.errors == 2
 
 
@@ -188,8 +232,7 @@ def test_tqdm_disable_silences_the_bar(final_sandbox, opts, capsys):
 
 def test_fetch_job_returns_the_row_as_a_dict(final_sandbox, opts):
     job_id = final_sandbox.job_ids[0]
-    job = ij.fetch_job(job_id, **{k: v for k, v in opts(final_sandbox).items()
-                                  if k != "progress"})
+    job = ij.fetch_job(job_id, **{k: v for k, v in opts(final_sandbox).items() if k != "progress"})
     assert job["job_id"] == job_id and job["status"] in ("success", "failed")
     assert job["error_code"] is None and job["url"].endswith(f"/jobs/status/{job_id}")
 
@@ -210,6 +253,5 @@ def test_fetch_job_raises_server_error_once_retries_are_spent(final_sandbox):
     job_id = final_sandbox.job_ids[0]
     final_sandbox.inject(job_id, "server_error", "server_error")
     with pytest.raises(ij.ServerError) as caught:
-        ij.fetch_job(job_id, token=final_sandbox.token, base_url=final_sandbox.base_url,
-                     retries=1)
+        ij.fetch_job(job_id, token=final_sandbox.token, base_url=final_sandbox.base_url, retries=1)
     assert caught.value.record["attempts"] == 2

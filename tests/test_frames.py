@@ -41,8 +41,12 @@ def test_failures_are_failed_jobs_and_unreadable_ones(results):
 
 
 def test_join_jobs_matches_int_ids_to_string_ids(results, mixed_sandbox):
-    orders = pd.DataFrame({"order": ["A", "B"], "job_id": [int(mixed_sandbox.job_ids[0]),
-                                                           int(mixed_sandbox.job_ids[1])]})
+    orders = pd.DataFrame(
+        {
+            "order": ["A", "B"],
+            "job_id": [int(mixed_sandbox.job_ids[0]), int(mixed_sandbox.job_ids[1])],
+        }
+    )
     joined = ij.join_jobs(orders, results)
     assert joined["order"].tolist() == ["A", "B"]
     assert joined["status"].notna().all() and len(joined) == 2
@@ -84,3 +88,83 @@ def test_export_csv_gives_the_file_the_usual_permissions(results, tmp_path):
     os.umask(mask)
     path = ij.export_csv(results, tmp_path / "jobs.csv")
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
+
+
+# -- export_csv: spreadsheet formulas in Intercom's text are written inert ----------------------
+
+FORMULA_STARTS = ["=", "+", "-", "@", "\t", "\r"]
+INTERCOM_TEXT = [
+    "error_message",
+    "resource_url",
+    "url",
+    "request_id",
+    "resource_id",
+    "resource_type",
+]
+
+
+def jobs_frame(text: str) -> pd.DataFrame:
+    """A jobs-like frame: every Intercom text column (string and category dtypes) holds
+    ``text``, as do ``job_id`` and the user's own columns."""
+    frame = pd.DataFrame({"job_id": pd.array([text, "1002"], dtype="string")})
+    for name in INTERCOM_TEXT[:-1]:
+        frame[name] = pd.array([text, None], dtype="string")
+    frame["resource_type"] = pd.Categorical([text, "ticket"])
+    frame["customer"] = [text, text]
+    frame["url_input"] = pd.array([text, text], dtype="string")
+    return frame
+
+
+def written_rows(path) -> list[dict[str, str]]:
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.mark.parametrize("start", FORMULA_STARTS, ids=repr)
+def test_export_csv_escapes_intercom_text_starting_with(start, tmp_path):
+    text = f'{start}HYPERLINK("http://evil")'
+    row = written_rows(ij.export_csv(jobs_frame(text), tmp_path / "jobs.csv"))[0]
+    for name in INTERCOM_TEXT:
+        assert row[name] == "'" + text, name
+
+
+def test_export_csv_leaves_other_intercom_text_as_is(tmp_path):
+    rows = written_rows(ij.export_csv(jobs_frame("a=1+2"), tmp_path / "jobs.csv"))
+    assert rows[0]["error_message"] == "a=1+2" and rows[0]["resource_type"] == "a=1+2"
+    assert rows[1]["url"] == "" and rows[1]["resource_type"] == "ticket"
+
+
+def test_export_csv_never_escapes_job_id_or_the_users_columns(tmp_path):
+    row = written_rows(ij.export_csv(jobs_frame("=1+2"), tmp_path / "jobs.csv"))[0]
+    assert row["job_id"] == row["customer"] == row["url_input"] == "=1+2"
+
+
+def test_export_csv_escapes_a_category_holding_both_the_text_and_its_escape(tmp_path):
+    frame = jobs_frame("x")
+    frame["resource_type"] = pd.Categorical(["=x", "'=x"])
+    rows = written_rows(ij.export_csv(frame, tmp_path / "jobs.csv"))
+    assert [r["resource_type"] for r in rows] == ["'=x", "'=x"]
+
+
+def test_export_csv_escapes_text_in_an_object_column(tmp_path):
+    frame = jobs_frame("x")
+    frame["error_message"] = pd.Series(["@SUM(A1)", None], dtype=object)
+    rows = written_rows(ij.export_csv(frame, tmp_path / "jobs.csv"))
+    assert [r["error_message"] for r in rows] == ["'@SUM(A1)", ""]
+
+
+def test_export_csv_with_escape_formulas_off_writes_the_text_as_is(tmp_path):
+    frame = jobs_frame("=1+2")
+    row = written_rows(ij.export_csv(frame, tmp_path / "jobs.csv", escape_formulas=False))[0]
+    assert all(row[name] == "=1+2" for name in INTERCOM_TEXT)
+
+
+def test_export_csv_does_not_change_the_callers_frame(tmp_path):
+    frame = jobs_frame("=1+2")
+    before = frame.copy(deep=True)
+    ij.export_csv(frame, tmp_path / "jobs.csv")
+    pd.testing.assert_frame_equal(frame, before)
+    categories = frame["resource_type"].cat.categories
+    assert categories.tolist() == before["resource_type"].cat.categories.tolist()

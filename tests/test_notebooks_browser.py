@@ -38,8 +38,14 @@ NOTEBOOK = ROOT / "notebooks" / "panel.ipynb"
 SCREENSHOT = ROOT / "docs" / "panel.png"
 # The notebook's sandbox, repeated here to know the counts the panel must show.
 SANDBOX_SETTINGS = {"jobs": 200, "seed": 0, "pending_share": 0.2, "pending_seconds": (1e9, 1e9)}
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 START_TIMEOUT = 60  # seconds for JupyterLab to answer
 UI_TIMEOUT = 45_000  # milliseconds for any one thing to appear in the page
 
@@ -73,37 +79,47 @@ def _free_port() -> int:
 def _hermetic_jupyter_env(base: Path) -> dict[str, str]:
     """Jupyter's config, data, runtime and IPython dirs under ``base``, and a ``python3``
     kernelspec that runs this interpreter (the one with the package and its deps)."""
-    dirs = {name: base / name for name in ("config", "data", "runtime", "ipython", "settings",
-                                             "workspaces")}
+    dirs = {
+        name: base / name
+        for name in ("config", "data", "runtime", "ipython", "settings", "workspaces")
+    }
     for path in dirs.values():
         path.mkdir(parents=True)
     kernel = dirs["data"] / "kernels" / "python3"
     kernel.mkdir(parents=True)
-    (kernel / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3 (ipykernel)", "language": "python",
-        "metadata": {"debugger": False},
-    }))
+    (kernel / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "Python 3 (ipykernel)",
+                "language": "python",
+                "metadata": {"debugger": False},
+            }
+        )
+    )
     # No network from the page: no news, no update check pop-ups.
     notify = dirs["settings"] / "@jupyterlab" / "apputils-extension"
     notify.mkdir(parents=True)
     (notify / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+        json.dumps({"fetchNews": "false", "checkForUpdates": False})
+    )
     # Every cell in the DOM (JupyterLab 4 otherwise renders only the cells in view).
     tracker = dirs["settings"] / "@jupyterlab" / "notebook-extension"
     tracker.mkdir(parents=True)
     (tracker / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
     env = {k: v for k, v in os.environ.items() if k != "INTERCOM_TOKEN"}
-    env.update({
-        "JUPYTER_CONFIG_DIR": str(dirs["config"]),
-        "JUPYTER_DATA_DIR": str(dirs["data"]),
-        "JUPYTER_RUNTIME_DIR": str(dirs["runtime"]),
-        "IPYTHONDIR": str(dirs["ipython"]),
-        "JUPYTERLAB_SETTINGS_DIR": str(dirs["settings"]),
-        "JUPYTERLAB_WORKSPACES_DIR": str(dirs["workspaces"]),
-        "JUPYTER_PLATFORM_DIRS": "0",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    })
+    env.update(
+        {
+            "JUPYTER_CONFIG_DIR": str(dirs["config"]),
+            "JUPYTER_DATA_DIR": str(dirs["data"]),
+            "JUPYTER_RUNTIME_DIR": str(dirs["runtime"]),
+            "IPYTHONDIR": str(dirs["ipython"]),
+            "JUPYTERLAB_SETTINGS_DIR": str(dirs["settings"]),
+            "JUPYTERLAB_WORKSPACES_DIR": str(dirs["workspaces"]),
+            "JUPYTER_PLATFORM_DIRS": "0",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        }
+    )
     return env
 
 
@@ -117,17 +133,27 @@ def browser_jupyterlab(tmp_path):
     port = _free_port()
     log = (tmp_path / "jupyterlab.log").open("wb")
     command = [
-        sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}",
-        "--ip=127.0.0.1", "--IdentityProvider.token=", "--ServerApp.password=",
-        f"--ServerApp.root_dir={root}", "--ServerApp.port_retries=0",
-        "--LabApp.news_url=None", "--LabApp.extension_manager=readonly",
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
+        "--no-browser",
+        f"--port={port}",
+        "--ip=127.0.0.1",
+        "--IdentityProvider.token=",
+        "--ServerApp.password=",
+        f"--ServerApp.root_dir={root}",
+        "--ServerApp.port_retries=0",
+        "--LabApp.news_url=None",
+        "--LabApp.extension_manager=readonly",
         "--LabApp.check_for_updates_class=jupyterlab.handlers.announcements.NeverCheckForUpdate",
     ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:  # containers and CI often run as root
         command.append("--allow-root")
     # Own session: teardown can stop the server and the kernels it started, and only those.
-    server = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
-                              start_new_session=True)
+    server = subprocess.Popen(
+        command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + START_TIMEOUT
@@ -185,8 +211,11 @@ def browser_expected_counts():
         df = ij.fetch_jobs(sb.job_ids, token=sb.token, base_url=sb.base_url, progress=False)
         token = sb.token
     counts = df["status"].value_counts()
-    return {"token": token, "total": len(df), **{s: int(counts[s]) for s in
-                                                 ("success", "failed", "pending")}}
+    return {
+        "token": token,
+        "total": len(df),
+        **{s: int(counts[s]) for s in ("success", "failed", "pending")},
+    }
 
 
 def _run_cells(page, count: int) -> None:
@@ -197,13 +226,14 @@ def _run_cells(page, count: int) -> None:
 
 def _select_cell(page, index: int) -> None:
     page.keyboard.press("Escape")
-    page.locator(".jp-NotebookPanel .jp-Cell").nth(index).locator(
-        ".jp-InputPrompt").first.click()
+    page.locator(".jp-NotebookPanel .jp-Cell").nth(index).locator(".jp-InputPrompt").first.click()
     page.keyboard.press("Escape")
 
 
-def test_panel_in_jupyterlab_fetches_and_shows_results(browser_jupyterlab, browser_page,
-                                                       browser_expected_counts, tmp_path):
+@pytest.mark.browser
+def test_panel_in_jupyterlab_fetches_and_shows_results(
+    browser_jupyterlab, browser_page, browser_expected_counts, tmp_path
+):
     page = browser_page
     expected = browser_expected_counts
     page.goto(f"{browser_jupyterlab}/lab/tree/panel.ipynb")
@@ -228,9 +258,10 @@ def test_panel_in_jupyterlab_fetches_and_shows_results(browser_jupyterlab, brows
 
     status = page.locator(".ij-status")
     status.filter(has_text="refresh #1").wait_for()
-    assert (f"{expected['total']} jobs · success {expected['success']} · failed "
-            f"{expected['failed']} · pending {expected['pending']} · errors 0"
-            ) in status.inner_text()
+    assert (
+        f"{expected['total']} jobs · success {expected['success']} · failed "
+        f"{expected['failed']} · pending {expected['pending']} · errors 0"
+    ) in status.inner_text()
     assert token_field.input_value() == ""  # the token left the widget on use
 
     summary = {}
@@ -261,7 +292,8 @@ def test_panel_in_jupyterlab_fetches_and_shows_results(browser_jupyterlab, brows
     _run_cells(page, n_cells - panel_cell - 1)
     last = cells.nth(n_cells - 1).locator(".jp-InputPrompt")
     page.wait_for_function(
-        "el => /\\[\\d+\\]/.test(el.textContent)", arg=last.element_handle(), timeout=UI_TIMEOUT)
+        "el => /\\[\\d+\\]/.test(el.textContent)", arg=last.element_handle(), timeout=UI_TIMEOUT
+    )
     errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
     assert errors.count() == 0, errors.all_inner_texts()
     assert page.locator(".jp-OutputArea-output", has_text="Traceback").count() == 0

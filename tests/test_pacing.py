@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import email.utils
+import threading
 import time
 
 import pytest
 
 import intercom_jobs_nb as ij
-from intercom_jobs_nb.pacing import RateGate, _parse_date
+from intercom_jobs_nb.pacing import (
+    BLOCKED,
+    GO,
+    STOPPED,
+    RateGate,
+    parse_http_date,
+    parse_reset,
+    parse_uint,
+)
 from intercom_jobs_nb.sandbox import Sandbox
 
 
@@ -59,11 +69,24 @@ def test_a_skewed_server_clock_is_corrected_with_the_date_header(opts, skew):
     # Server 30 s behind: its Reset looks past, a naive client bursts into 429s.
     # Server 30 s ahead: its Reset looks 30 s away, a naive client idles 30 s per window.
     with Sandbox(jobs=60, pending_share=0.0, rate_limit=20, window=1, clock_skew=skew) as sb:
-        started = time.monotonic()
-        df = ij.fetch_jobs(sb.job_ids, **opts(sb))
-        elapsed = time.monotonic() - started
+        outcome: list = []
+
+        def fetch() -> None:
+            try:
+                outcome.append(ij.fetch_jobs(sb.job_ids, **opts(sb)))
+            except BaseException as exc:
+                outcome.append(exc)
+
+        run = threading.Thread(target=fetch, daemon=True)
+        run.start()
+        # Three windows of 1 s, not waits of 30 s: the run is over within a generous join that
+        # a client misled by the skew (two 30 s waits at least) would still be idling through.
+        run.join(timeout=45)
+        assert not run.is_alive()
+    (df,) = outcome
+    if isinstance(df, BaseException):
+        raise df
     assert df["error_code"].isna().all() and served_429(sb) == 0
-    assert elapsed < 15  # three windows of 1 s, not three waits of 30 s
 
 
 def test_max_rps_caps_the_request_rate(opts):
@@ -76,35 +99,37 @@ def test_max_rps_caps_the_request_rate(opts):
 
 def test_a_bad_token_is_found_with_one_request_not_one_per_worker(final_sandbox, opts):
     with pytest.raises(ij.AuthenticationError) as caught:
-        ij.fetch_jobs(final_sandbox.job_ids, **opts(final_sandbox, token="nope",
-                                                    max_workers=32))
+        ij.fetch_jobs(final_sandbox.job_ids, **opts(final_sandbox, token="nope", max_workers=32))
     assert final_sandbox.stats["requests"] == 1
     assert "INTERCOM_TOKEN" in str(caught.value)
     assert caught.value.df is not None and len(caught.value.df) == 0
 
 
 def _headers(limit: int, remaining: int, reset: int) -> dict[str, str]:
-    return {"X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": str(remaining),
-            "X-RateLimit-Reset": str(reset)}
+    return {
+        "X-RateLimit-Limit": str(limit),
+        "X-RateLimit-Remaining": str(remaining),
+        "X-RateLimit-Reset": str(reset),
+    }
 
 
 def test_the_gate_holds_requests_beyond_what_the_window_has_left():
     gate = RateGate()
-    assert gate.acquire()
+    assert gate.acquire() == GO
     gate.release(_headers(3, 2, int(time.time()) + 3))
-    assert gate.acquire() and gate.acquire()
+    assert gate.acquire() == GO and gate.acquire() == GO
     assert gate.budget == 0
     gate.stop.set()  # a third would wait for the reset; stopping releases it
-    assert gate.acquire() is False
+    assert gate.acquire() == STOPPED
 
 
 def test_requests_in_flight_count_against_the_budget_until_answered():
     gate = RateGate()
     reset = int(time.time()) + 5
-    assert gate.acquire()
+    assert gate.acquire() == GO
     gate.release(_headers(100, 50, reset))
     for _ in range(10):
-        assert gate.acquire()
+        assert gate.acquire() == GO
     assert gate.budget == 40
     # An answer saying 45 left: the other nine in flight may not be counted yet.
     gate.release(_headers(100, 45, reset))
@@ -116,10 +141,10 @@ def test_requests_in_flight_count_against_the_budget_until_answered():
 
 def test_the_gate_opens_again_after_the_reset():
     gate = RateGate()
-    assert gate.acquire()
+    assert gate.acquire() == GO
     reset = int(time.time()) + 2
     gate.release(_headers(2, 0, reset))
-    assert gate.acquire()  # waits for the reset, then assumes the full limit again
+    assert gate.acquire() == GO  # waits for the reset, then assumes the full limit again
     assert time.time() >= reset
     assert gate.budget == 1
 
@@ -128,5 +153,54 @@ def test_date_header_parsing_matches_the_stdlib():
     from email.utils import parsedate_to_datetime
 
     value = "Sun, 29 Nov 2026 16:45:07 GMT"
-    assert _parse_date(value) == parsedate_to_datetime(value).timestamp()
-    assert _parse_date("not a date") is None
+    assert parse_http_date(value) == parsedate_to_datetime(value).timestamp()
+    assert parse_http_date("not a date") is None
+    assert parse_http_date("Sun, 29 Nov 99999 16:45:07 GMT") is None
+
+
+@pytest.mark.parametrize(
+    "value", ["inf", "1e400", "-1", "\u0663", "12\u0663", "0x10", "", " ", "1" * 40, "NaN"]
+)
+def test_rate_limit_numbers_are_ascii_digits_or_no_information(value):
+    assert parse_uint(value) is None
+    assert parse_reset(value) is None
+
+
+def test_rate_limit_numbers_parse_plain_digits():
+    assert parse_uint(" 42 ") == 42
+    assert parse_reset("1700000000") == 1700000000
+    assert parse_reset("1700000000.75") == 1700000000
+
+
+def test_a_window_that_allows_nothing_blocks_the_gate_instead_of_waiting_for_ever():
+    gate = RateGate()
+    assert gate.acquire() == GO
+    gate.release(_headers(0, 0, int(time.time()) + 1), status=200)
+    assert gate.acquire() == BLOCKED  # after the reset the window still allows nothing
+
+
+def test_windows_of_nothing_but_429s_block_the_gate():
+    gate = RateGate()
+    for _ in range(4):
+        if gate.acquire() != GO:
+            break
+        gate.release({"Retry-After": "0"}, status=429)
+    assert gate.acquire() == BLOCKED
+
+
+def test_an_answer_other_than_429_keeps_the_gate_open():
+    gate = RateGate()
+    for k in range(6):
+        assert gate.acquire() == GO
+        gate.release({"Retry-After": "0"}, status=429 if k % 2 == 0 else 200)
+    assert not gate.blocked
+
+
+def test_one_absurd_date_does_not_move_the_clock_offset():
+    gate = RateGate()
+    now = time.time()
+    dates = [now - 3, now - 2, 4070908800.0, now - 1, now]  # 4070908800: 2099
+    for stamp in dates:
+        assert gate.acquire() == GO
+        gate.release({"Date": email.utils.formatdate(stamp, usegmt=True)}, received_at=stamp)
+    assert abs(gate.skew) < 2

@@ -18,8 +18,9 @@ matplotlib.use("Agg")
 def jobs_frame():
     """60 jobs: success, failed, pending, plus one unknown and one invalid id (errors)."""
     with Sandbox(jobs=60, seed=0, pending_share=0.2, pending_seconds=(1e9, 1e9)) as sb:
-        return ij.fetch_jobs([*sb.job_ids, "999999", "bad/id"], token=sb.token,
-                             base_url=sb.base_url, progress=False)
+        return ij.fetch_jobs(
+            [*sb.job_ids, "999999", "bad/id"], token=sb.token, base_url=sb.base_url, progress=False
+        )
 
 
 def test_outcomes_name_unreadable_rows_error(jobs_frame):
@@ -42,8 +43,7 @@ def test_plot_status_draws_one_bar_per_outcome(jobs_frame):
     heights = [p.get_height() for p in ax.patches]
     expected = ij.outcome_counts(jobs_frame).sum(axis=1).tolist()
     assert heights == expected
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["success", "failed", "pending",
-                                                             "error"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["success", "failed", "pending", "error"]
     assert ax.get_title() == f"Job outcomes ({len(jobs_frame)} jobs)"
     matplotlib.pyplot.close(ax.figure)
 
@@ -55,10 +55,11 @@ def test_plot_status_stacks_several_resource_types(jobs_frame):
     df.loc[df["status"].isna(), "resource_type"] = None
     fig = matplotlib.figure.Figure()
     ax = ij.plot_status(df, ax=fig.add_subplot())
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["conversation", "ticket",
-                                                                   "(none)"] or \
-        [t.get_text() for t in ax.get_legend().get_texts()] == ["ticket", "conversation",
-                                                                "(none)"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "conversation",
+        "ticket",
+        "(none)",
+    ] or [t.get_text() for t in ax.get_legend().get_texts()] == ["ticket", "conversation", "(none)"]
     assert sum(p.get_height() for p in ax.patches) == len(df)
 
 

@@ -17,8 +17,7 @@ def settling_sandbox():
 
 
 def test_wait_polls_until_every_job_is_final(settling_sandbox, opts):
-    df = ij.wait_for_jobs(settling_sandbox.job_ids, poll_interval=0.2,
-                          **opts(settling_sandbox))
+    df = ij.wait_for_jobs(settling_sandbox.job_ids, poll_interval=0.2, **opts(settling_sandbox))
     assert df["status"].isin(["success", "failed"]).all()
     assert df.attrs["timed_out"] is False
     assert df["job_id"].tolist() == settling_sandbox.job_ids
@@ -35,8 +34,9 @@ def test_wait_never_asks_again_for_a_final_job(settling_sandbox, opts):
 
 
 def test_wait_times_out_with_pending_jobs_marked(mixed_sandbox, opts):
-    df = ij.wait_for_jobs(mixed_sandbox.job_ids, poll_interval=0.1, timeout=0.5,
-                          **opts(mixed_sandbox))
+    df = ij.wait_for_jobs(
+        mixed_sandbox.job_ids, poll_interval=0.1, timeout=0.5, **opts(mixed_sandbox)
+    )
     assert df.attrs["timed_out"] is True
     assert (df["status"] == "pending").sum() > 0
     assert len(df) == len(mixed_sandbox.job_ids)
@@ -61,10 +61,12 @@ def test_refresh_asks_again_only_pending_and_passing_failures(mixed_sandbox, opt
     expected = set(first.loc[first["status"] == "pending", "job_id"]) | {ids[0]}
     assert set(mixed_sandbox.stats["per_job"]) == expected
     assert pd.isna(again.iloc[0]["error_code"])  # the passing failure is mended
-    final = first["status"].isin(["success", "failed"]) | first["job_id"].isin(["404404",
-                                                                                "bad id"])
-    pd.testing.assert_frame_equal(again[final.to_numpy()].reset_index(drop=True),
-                                  first[final].reset_index(drop=True), check_categorical=False)
+    final = first["status"].isin(["success", "failed"]) | first["job_id"].isin(["404404", "bad id"])
+    pd.testing.assert_frame_equal(
+        again[final.to_numpy()].reset_index(drop=True),
+        first[final].reset_index(drop=True),
+        check_categorical=False,
+    )
 
 
 def test_refresh_keeps_your_own_columns(mixed_sandbox, opts):
@@ -80,8 +82,9 @@ def test_refresh_refuses_something_that_is_not_a_result(opts, mixed_sandbox):
 
 def test_wait_progress_counts_final_jobs(settling_sandbox, opts):
     seen: list[ij.Snapshot] = []
-    ij.wait_for_jobs(settling_sandbox.job_ids, poll_interval=0.2,
-                     **opts(settling_sandbox, progress=seen.append))
+    ij.wait_for_jobs(
+        settling_sandbox.job_ids, poll_interval=0.2, **opts(settling_sandbox, progress=seen.append)
+    )
     assert seen[-1].done == seen[-1].total == 30 and seen[-1].pending == 0
     assert any(s.done < 30 and s.pending > 0 for s in seen)
 
@@ -91,6 +94,7 @@ def test_refresh_never_sends_an_id_edited_into_something_unsafe(mixed_sandbox, o
     df["job_id"] = df["job_id"].astype(object)
     df.loc[0, "job_id"] = "../admins"
     df.loc[0, "status"] = "pending"
+    df.loc[0, "final"] = False
     mixed_sandbox.reset_stats()
     again = ij.refresh(df, **opts(mixed_sandbox))
     assert again.iloc[0]["error_code"] == "invalid_job_id"

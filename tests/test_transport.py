@@ -25,19 +25,21 @@ def test_a_passing_failure_is_retried_until_it_succeeds(final_sandbox, opts, fau
     assert row["attempts"] == 3
 
 
-@pytest.mark.parametrize(("fault", "code", "http_status"), [
-    ("server_error", "server_error", 500),
-    ("service_unavailable", "service_unavailable", 503),
-    ("drop", "connection_error", None),
-])
+@pytest.mark.parametrize(
+    ("fault", "code", "http_status"),
+    [
+        ("server_error", "server_error", 500),
+        ("service_unavailable", "service_unavailable", 503),
+        ("drop", "connection_error", None),
+    ],
+)
 def test_retries_are_bounded_and_the_row_says_why(final_sandbox, opts, fault, code, http_status):
     job_id = final_sandbox.job_ids[0]
     final_sandbox.inject(job_id, *[fault] * 5)
     row = one(final_sandbox, opts, job_id, retries=1)
     assert row["error_code"] == code and pd.isna(row["status"])
     assert row["attempts"] == 2
-    assert (pd.isna(row["http_status"]) if http_status is None
-            else row["http_status"] == http_status)
+    assert pd.isna(row["http_status"]) if http_status is None else row["http_status"] == http_status
     assert final_sandbox.stats["per_job"][job_id] == 2
 
 
@@ -96,6 +98,7 @@ def test_backoff_grows_exponentially_with_jitter(monkeypatch):
 
 # -- the token ------------------------------------------------------------------------------
 
+
 class _Recorder(http.server.BaseHTTPRequestHandler):
     """A host that records the Authorization headers it receives, and maybe redirects."""
 
@@ -130,8 +133,13 @@ def test_redirects_are_not_followed_with_the_token(opts):
     target, redirector = _serve(other), _serve(first)
     first.location = f"http://127.0.0.1:{target.server_address[1]}"
     try:
-        df = ij.fetch_jobs(["1001"], token="s3cret-token", progress=False, retries=0,
-                           base_url=f"http://127.0.0.1:{redirector.server_address[1]}")
+        df = ij.fetch_jobs(
+            ["1001"],
+            token="s3cret-token",
+            progress=False,
+            retries=0,
+            base_url=f"http://127.0.0.1:{redirector.server_address[1]}",
+        )
     finally:
         target.shutdown()
         redirector.shutdown()
@@ -149,8 +157,9 @@ def test_plain_http_is_refused_for_a_remote_host():
 def test_the_token_is_nowhere_in_results_errors_or_files(final_sandbox, opts, tmp_path):
     token = final_sandbox.token
     final_sandbox.inject(final_sandbox.job_ids[0], *["drop"] * 3)
-    df = ij.fetch_jobs([*final_sandbox.job_ids[:5], "bad id", "404404"],
-                       **opts(final_sandbox, retries=0))
+    df = ij.fetch_jobs(
+        [*final_sandbox.job_ids[:5], "bad id", "404404"], **opts(final_sandbox, retries=0)
+    )
     path = ij.export_csv(df, tmp_path / "out.csv")
     assert token not in df.to_csv() and token not in repr(df)
     assert token not in path.read_text()
@@ -173,8 +182,10 @@ class _Forbidden(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):  # noqa: N802
         type(self).hits += 1
-        body = (b'{"type":"error.list","request_id":null,"errors":[{"code":"forbidden",'
-                b'"message":"Token lacks the scope"}]}')
+        body = (
+            b'{"type":"error.list","request_id":null,"errors":[{"code":"forbidden",'
+            b'"message":"Token lacks the scope"}]}'
+        )
         self.send_response(403)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -189,8 +200,12 @@ def test_a_forbidden_token_stops_the_run_instead_of_failing_every_job():
     server = _serve(_Forbidden)
     try:
         with pytest.raises(ij.AuthenticationError, match="forbidden"):
-            ij.fetch_jobs([str(n) for n in range(100)], token="t", progress=False,
-                          base_url=f"http://127.0.0.1:{server.server_address[1]}")
+            ij.fetch_jobs(
+                [str(n) for n in range(100)],
+                token="t",
+                progress=False,
+                base_url=f"http://127.0.0.1:{server.server_address[1]}",
+            )
     finally:
         server.shutdown()
     assert _Forbidden.hits == 1

@@ -11,9 +11,9 @@ import json
 
 import pandas as pd
 import pytest
-from conftest import PANEL_TOKEN
 
 import intercom_jobs_nb as ij
+from conftest import PANEL_TOKEN
 from intercom_jobs_nb.sandbox import Sandbox
 from intercom_jobs_nb.widgets import jobs_html, parse_ids
 
@@ -153,8 +153,7 @@ def test_empty_ids_are_a_message(panel_sandbox, panel_of):
     assert panel_sandbox.stats["requests"] == 0
 
 
-def test_unreachable_intercom_is_a_message_and_keeps_the_previous_results(panel_sandbox,
-                                                                          panel_of):
+def test_unreachable_intercom_is_a_message_and_keeps_the_previous_results(panel_sandbox, panel_of):
     panel = panel_of(panel_sandbox)
     click_refresh(panel)
     before = panel.df
@@ -183,8 +182,7 @@ def test_filter_shows_only_the_chosen_status(panel_sandbox, panel_of):
         expected = int((panel.df["status"] == which).sum())
         assert table_rows(panel) == expected
         others = {"pending", "success", "failed"} - {which}
-        assert not any(f"<td style=\"{_cell()}\">{o}</td>" in panel.table_html.value
-                       for o in others)
+        assert not any(f'<td style="{_cell()}">{o}</td>' in panel.table_html.value for o in others)
     panel.filter_input.value = "errors"
     assert table_rows(panel) == 1
     assert "999999" in panel.table_html.value and "job_not_found" in panel.table_html.value
@@ -203,15 +201,28 @@ def test_failed_and_unreadable_jobs_come_first_and_marked(panel_sandbox, panel_o
     first_rows = body.split("</tr>")
     assert "⚠ 999999" in first_rows[0]
     n_failed = int((panel.df["status"] == "failed").sum())
-    assert all("✖ " in row for row in first_rows[1:1 + n_failed])
+    assert all("✖ " in row for row in first_rows[1 : 1 + n_failed])
     assert "✖ " not in first_rows[1 + n_failed]
 
 
 def test_table_draws_at_most_the_limit_but_says_how_many():
-    df = pd.DataFrame({"job_id": [str(i) for i in range(5)],
-                       "status": pd.Categorical(["success"] * 5),
-                       **{c: [None] * 5 for c in ("resource_type", "resource_id", "error_code",
-                                                  "error_message", "http_status", "attempts")}})
+    df = pd.DataFrame(
+        {
+            "job_id": [str(i) for i in range(5)],
+            "status": pd.Categorical(["success"] * 5),
+            **{
+                c: [None] * 5
+                for c in (
+                    "resource_type",
+                    "resource_id",
+                    "error_code",
+                    "error_message",
+                    "http_status",
+                    "attempts",
+                )
+            },
+        }
+    )
     out = jobs_html(df, "all", limit=2)
     assert out.count("<tr") - 1 == 2
     assert "showing 2 of 5" in out
@@ -245,14 +256,24 @@ def test_export_before_any_fetch_is_a_message(panel_sandbox, panel_of, tmp_path)
 def upload(panel, name: str, content: bytes) -> None:
     """What the browser sets when a file is chosen (ipywidgets 8's FileUpload value)."""
     modified = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
-    panel.upload.value = ({"name": name, "type": "text/plain", "size": len(content),
-                           "content": memoryview(content), "last_modified": modified},)
+    panel.upload.value = (
+        {
+            "name": name,
+            "type": "text/plain",
+            "size": len(content),
+            "content": memoryview(content),
+            "last_modified": modified,
+        },
+    )
 
 
-@pytest.mark.parametrize(("name", "content"), [
-    ("orders.csv", b"order,job_id\nA-1,1001\nA-2,1002\nA-3,1001\n"),
-    ("ids.txt", b"# my jobs\n1001\n\n1002\n"),
-])
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("orders.csv", b"order,job_id\nA-1,1001\nA-2,1002\nA-3,1001\n"),
+        ("ids.txt", b"# my jobs\n1001\n\n1002\n"),
+    ],
+)
 def test_upload_of_ids_fills_the_box(panel_sandbox, panel_of, name, content):
     panel = panel_of(panel_sandbox, job_ids=[])
     upload(panel, name, content)
@@ -283,8 +304,9 @@ def test_prefilled_from_a_dataframe_of_records(panel_sandbox, panel_of):
 
 
 def test_auto_refresh_polls_until_no_job_is_pending(panel_of):
-    with Sandbox(jobs=20, seed=0, pending_share=0.5, pending_seconds=(0.3, 1.0),
-                 token=PANEL_TOKEN) as sb:
+    with Sandbox(
+        jobs=20, seed=0, pending_share=0.5, pending_seconds=(0.3, 1.0), token=PANEL_TOKEN
+    ) as sb:
         panel = panel_of(sb)
         panel.interval_input.value = 0.5
         panel.auto_refresh.value = True
@@ -313,8 +335,7 @@ def test_switching_auto_refresh_off_stops_the_polling(panel_sandbox, panel_of):
 def test_panel_displays_as_a_widget_with_a_short_text_form(panel_sandbox, panel_of):
     panel = panel_of(panel_sandbox)
     bundle = panel._repr_mimebundle_()
-    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == \
-        panel.widget.model_id
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == panel.widget.model_id
     assert bundle["text/plain"].startswith("JobsPanel(40 job ids, http://127.0.0.1:")
 
 
