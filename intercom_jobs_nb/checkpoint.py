@@ -178,7 +178,8 @@ class Checkpoint:
     def rows(self) -> dict[str, Row]:
         """Every saved row, by job id."""
         cursor = self._db.execute(f"SELECT {_NAMES} FROM jobs")
-        return {row[0]: Row._make((*row[:-1], bool(row[-1]))) for row in cursor}
+        rows = (Row._make(values)._replace(final=bool(values[-1])) for values in cursor)
+        return {row.job_id: row for row in rows}
 
     def frame(self) -> pd.DataFrame:
         """Everything saved, as a jobs DataFrame (for a look at a run that stopped)."""

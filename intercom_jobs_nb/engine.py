@@ -168,11 +168,11 @@ class _Run:
                 thread.start()
                 running += 1
             while running:
+                if self.external_stop is not None and self.external_stop.is_set():
+                    raise KeyboardInterrupt
                 try:
                     item = out.get(timeout=0.25)
                 except queue.Empty:
-                    if self.external_stop is not None and self.external_stop.is_set():
-                        raise KeyboardInterrupt from None
                     continue
                 # Drain what is ready and hand it on in one batch, but never more than
                 # BATCH_ROWS: workers faster than this loop would keep rows out of the file.

@@ -23,6 +23,8 @@ import pandas as pd
 from ._warnings import warn
 from .errors import ConfigurationError
 
+__all__ = ["check_job_id", "read_job_ids", "JobIds", "MAX_JOB_ID_LENGTH", "ID_FILE_SUFFIXES"]
+
 MAX_JOB_ID_LENGTH = 128
 _JOB_ID = re.compile(r"[A-Za-z0-9_-]+")
 ID_FILE_SUFFIXES = (".txt", ".csv")

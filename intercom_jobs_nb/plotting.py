@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 #: The outcomes of a row, in the order charts and tables show them. ``error``: the status could
 #: not be read (``error_code`` says why).
+__all__ = ["plot_status", "outcomes", "outcome_counts", "OUTCOMES"]
+
 OUTCOMES = ("success", "failed", "pending", "error")
 NO_TYPE = "(none)"
 # Colour-blind-safe and readable in both light and dark themes (Okabe-Ito palette).

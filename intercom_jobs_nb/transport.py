@@ -556,7 +556,9 @@ def ask(client: Client, gate: RateGate, key: str, path: str, read: Reader) -> Ro
     attempts = malformed = 0
     while True:
         go = gate.acquire()
-        if go == STOPPED:
+        if go == STOPPED or gate.stop.is_set():  # stopped while acquiring: send nothing
+            if go != STOPPED:
+                gate.release()
             raise Stopped
         if go == BLOCKED:
             return error_row(
@@ -572,6 +574,8 @@ def ask(client: Client, gate: RateGate, key: str, path: str, read: Reader) -> Ro
             answer = client.get(path)
         except TransportFailure as failure:
             gate.release()
+            if gate.stop.is_set():  # cut by the run stopping: not this job's failure
+                raise Stopped from None
             row = error_row(key, url, failure.code, failure.message, attempts=attempts)
         else:
             gate.release(answer.headers, answer.received_at, answer.status)

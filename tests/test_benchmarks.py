@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # runs each benchmark script in its --quick form
+
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
