@@ -46,8 +46,13 @@ def _inspect(path: Path) -> dict[str, str]:
         ConfigurationError: the file is not a checkpoint.
     """
     meta: dict[str, str] | None = None
+    with open(path, "rb") as handle:
+        if handle.read(16) != b"SQLite format 3\x00":
+            raise _not_a_checkpoint(path, "it is not an SQLite database")
+    # immutable: read it as a file, without the -wal/-shm files SQLite would leave beside it.
+    immutable = "" if path.with_name(path.name + "-wal").exists() else "&immutable=1"
     try:
-        db = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)
+        db = sqlite3.connect(f"file:{quote(str(path))}?mode=ro{immutable}", uri=True)
         try:
             tables = {
                 name

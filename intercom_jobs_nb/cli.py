@@ -4,46 +4,126 @@
                                    [--wait] [--checkpoint FILE]
     intercom-jobs sandbox [--port N]
     intercom-jobs demo [--out FILE.csv]
+    intercom-jobs --version
 
 The token comes from ``INTERCOM_TOKEN`` only: a flag's value would land in the shell history.
-Results go to ``--out`` (CSV) or, without it, as CSV to standard output; the progress bar and
-the summary go to standard error.
+Results go to ``--out`` (CSV) or, without it, as CSV to standard output; the progress bar, the
+summary and every message go to standard error. ``--out`` is checked (its folder exists and
+takes a new file) and the ids are read before any request is sent. The first pass
+(`fetch_jobs`) tells whether Intercom can be reached at all; ``--wait`` then polls with
+`wait_for_jobs` over its rows.
+
+Exit codes:
+
+    0    done
+    2    usage or configuration error: a bad flag, no job ids, --out not writable, a busy
+         --port...
+    3    Intercom rejected the token
+    4    Intercom could not be reached: every request failed with a timeout or a connection
+         error, none was answered (nothing is written)
+    130  interrupted (Ctrl-C): the rows fetched so far are written to --out or stdout first;
+         with --checkpoint FILE, the same command resumes where it stopped
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import inspect
+import re
+import shlex
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
+from . import codes as C
 from . import errors as E
 from .fetch import fetch_jobs
 from .frames import export_csv, summarize
+from .ids import read_job_ids
 from .options import (
     DEFAULT_MAX_RPS,
     DEFAULT_MAX_WORKERS,
     DEFAULT_POLL_INTERVAL,
+    DEFAULT_PROGRESS,
     DEFAULT_REGION,
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
     REGIONS,
+    TOKEN_ENV,
     __version__,
 )
 from .polling import wait_for_jobs
+from .sandbox import Sandbox
 
 __all__ = ["main", "build_parser"]
 
-EXIT_ERROR = 2
+EXIT_OK = 0
+EXIT_USAGE = 2
 EXIT_AUTH = 3
+EXIT_UNREACHABLE = 4
 EXIT_INTERRUPTED = 130
+
+EXIT_CODES_HELP = f"""\
+exit codes:
+  {EXIT_OK}    done
+  {EXIT_USAGE}    usage or configuration error (a bad flag, no job ids, --out not writable...)
+  {EXIT_AUTH}    Intercom rejected the token
+  {EXIT_UNREACHABLE}    Intercom could not be reached: no request was answered
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C): the rows fetched so far are written first"""
+
+TOKEN_HELP = f"The token is read from the {TOKEN_ENV} environment variable, never from a flag."
+
+# Codes of a request that got no answer at all.
+NO_ANSWER_CODES = frozenset({C.TIMEOUT, C.CONNECTION_ERROR})
+
+_SANDBOX_DEFAULTS = {name: p.default for name, p in inspect.signature(Sandbox).parameters.items()}
+
+
+class _Stop(Exception):
+    """Ends a command with a one-line message on stderr and an exit code."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# -- input and output ------------------------------------------------------------------------
 
 
 def _read_stdin_ids() -> list[str]:
     return [line.strip() for line in sys.stdin if line.strip() and not line.startswith("#")]
+
+
+def _read_ids(source: str) -> pd.DataFrame:
+    """The ids to fetch (with a CSV's other columns); an input without any is refused."""
+    job_ids = read_job_ids(_read_stdin_ids() if source == "-" else Path(source))
+    if not len(job_ids):
+        raise _Stop(EXIT_USAGE, f"no job ids in {'stdin' if source == '-' else source}")
+    ids = pd.DataFrame({"job_id": job_ids.ids})
+    return ids if job_ids.extra is None else pd.concat([ids, job_ids.extra], axis=1)
+
+
+def _check_out(out: str) -> None:
+    """Refuse an ``--out`` that could not be written, before anything is asked."""
+    target = Path(out).expanduser().resolve()
+    if target.is_dir():
+        raise _Stop(EXIT_USAGE, f"--out {out}: is a folder, not a file")
+    if not target.parent.is_dir():
+        raise _Stop(EXIT_USAGE, f"--out {out}: no such folder {str(target.parent)!r}")
+    try:
+        with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".intercom-jobs-"):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise _Stop(
+            EXIT_USAGE, f"--out {out}: cannot write in {str(target.parent)!r} ({reason})"
+        ) from None
 
 
 def _emit(df: pd.DataFrame, out: str | None) -> None:
@@ -52,72 +132,174 @@ def _emit(df: pd.DataFrame, out: str | None) -> None:
         print(f"wrote {len(df)} rows to {path}", file=sys.stderr)
     else:
         df.to_csv(sys.stdout, index=False)
+        sys.stdout.flush()
 
 
 def _print_summary(df: pd.DataFrame) -> None:
+    table = summarize(df)
+    if pd.api.types.is_numeric_dtype(table["share"]):
+        table = table.assign(share=table["share"].map("{:.1%}".format))
     with pd.option_context("display.width", 120):
-        print(summarize(df).to_string(), file=sys.stderr)
+        print(table.to_string(), file=sys.stderr)
+
+
+def _cli_words(exc: BaseException, args: argparse.Namespace) -> str:
+    """``exc``'s message as the command line says it: flags and INTERCOM_TOKEN, not the Python
+    names (``--max-workers``, not ``max_workers``; no ``token=``)."""
+    if isinstance(exc, E.MissingTokenError):
+        return f"no Intercom access token: set {TOKEN_ENV} (export {TOKEN_ENV}=...)"
+    text = str(exc)
+    if "token=" in text:  # the library's advice names its argument: give the CLI's instead
+        text = f"{text.rpartition('; ')[0] or text}; check {TOKEN_ENV} and --region (or --base-url)"
+    name = re.match(r"(\w+) (?:must|has) ", text)
+    if name and name[1] in vars(args):
+        text = f"--{name[1].replace('_', '-')}{text[len(name[1]) :]}"
+    return text
+
+
+# -- fetch -----------------------------------------------------------------------------------
+
+
+def _unreachable(df: pd.DataFrame) -> bool:
+    """Whether Intercom could not be reached at all: every row that was sent (there is one)
+    failed with a timeout or a connection error, and none has an HTTP answer."""
+    sent = df[~df["error_code"].isin([C.INVALID_JOB_ID])]
+    return (
+        len(sent) > 0
+        and bool(sent["error_code"].isin(NO_ANSWER_CODES).all())
+        and bool(sent["http_status"].isna().all())
+    )
+
+
+def _unreachable_message(df: pd.DataFrame, args: argparse.Namespace) -> str:
+    host = args.base_url or REGIONS[args.region]
+    failed = df[df["error_code"].isin(NO_ANSWER_CODES)]
+    return (
+        f"cannot reach Intercom at {host}: none of the {len(failed)} jobs asked got an answer "
+        f"({failed['error_message'].iloc[0]}); check the network or proxy, --region or "
+        "--base-url. Nothing was written"
+    )
+
+
+def _fetch(ids: pd.DataFrame, args: argparse.Namespace, options: dict[str, Any]) -> pd.DataFrame:
+    """One pass (`fetch_jobs`), stopped there if Intercom cannot be reached; then, with
+    ``--wait``, `wait_for_jobs` over its rows (the same cadence and time limit)."""
+    started = time.monotonic()
+    df = fetch_jobs(ids, timeout=args.timeout, **options)
+    if _unreachable(df):
+        raise _Stop(EXIT_UNREACHABLE, _unreachable_message(df, args))
+    if not args.wait or df["final"].all():
+        return df
+    left = None
+    if args.wait_timeout is not None:
+        left = args.wait_timeout - (time.monotonic() - started) - args.poll_interval
+        if left < 0:  # no time for another pass
+            return df
+    try:
+        time.sleep(args.poll_interval)
+    except KeyboardInterrupt:
+        raise E.FetchInterrupted(df=df) from None
+    return wait_for_jobs(
+        df,
+        poll_interval=args.poll_interval,
+        timeout=left,
+        request_timeout=args.timeout,
+        **options,
+    )
+
+
+def _resume_hint(args: argparse.Namespace) -> str:
+    if args.checkpoint:
+        return f"to resume, run the same command again: the rows so far are in {args.checkpoint}"
+    checkpoint = str(Path(args.out).with_suffix(".sqlite")) if args.out else "jobs.sqlite"
+    command = shlex.join(["intercom-jobs", *args.argv, "--checkpoint", checkpoint])
+    return (
+        "to make a run resumable, give it --checkpoint FILE (rows are saved as they come, and "
+        f"after a Ctrl-C the same command goes on where it stopped): {command}"
+    )
+
+
+def _interrupted(df: pd.DataFrame | None, args: argparse.Namespace) -> int:
+    """Ctrl-C: write the rows so far, say how to resume. A second Ctrl-C skips the writing."""
+    try:
+        print(
+            "interrupted: writing the rows fetched so far (Ctrl-C again to skip)",
+            file=sys.stderr,
+            flush=True,
+        )
+        if df is not None:
+            _emit(df, args.out)
+    except KeyboardInterrupt:
+        print("interrupted again: the rows were not all written", file=sys.stderr)
+    print(_resume_hint(args), file=sys.stderr)
+    return EXIT_INTERRUPTED
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    ids = _read_stdin_ids() if args.ids == "-" else args.ids
+    if args.out:
+        _check_out(args.out)
     options = dict(
         region=args.region,
         base_url=args.base_url,
         max_workers=args.max_workers,
         max_rps=args.max_rps,
         retries=args.retries,
-        progress=not args.no_progress,
+        progress=DEFAULT_PROGRESS and not args.no_progress,
         checkpoint=args.checkpoint,
     )
     try:
-        if args.wait:
-            df = wait_for_jobs(
-                ids,
-                poll_interval=args.poll_interval,
-                timeout=args.wait_timeout,
-                request_timeout=args.timeout,
-                **options,
-            )
-        else:
-            df = fetch_jobs(ids, timeout=args.timeout, **options)
+        df = _fetch(_read_ids(args.ids), args, options)
     except E.FetchInterrupted as exc:
-        print("interrupted", file=sys.stderr)
-        if exc.df is not None and args.out:
-            _emit(exc.df, args.out)
-        return EXIT_INTERRUPTED
+        return _interrupted(exc.df, args)
     except E.RunAbortedError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_cli_words(exc, args)}", file=sys.stderr)
         if exc.df is not None and len(exc.df) and args.out:
             _emit(exc.df, args.out)
-        return EXIT_AUTH if isinstance(exc, E.AuthenticationError) else EXIT_ERROR
+        return EXIT_AUTH if isinstance(exc, E.AuthenticationError) else EXIT_USAGE
     except E.IntercomJobsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        raise _Stop(EXIT_USAGE, _cli_words(exc, args)) from None
     _print_summary(df)
     _emit(df, args.out)
-    return 0
+    return EXIT_OK
+
+
+# -- sandbox and demo ------------------------------------------------------------------------
+
+
+def _start_sandbox(args: argparse.Namespace, **settings: Any) -> Sandbox:
+    """A started sandbox; bad settings or a port it cannot listen on end the command."""
+    try:
+        sandbox = Sandbox(**settings)
+    except ValueError as exc:
+        raise _Stop(EXIT_USAGE, _cli_words(exc, args)) from None
+    try:
+        return sandbox.start()
+    except (OSError, OverflowError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise _Stop(EXIT_USAGE, f"cannot listen on --port {sandbox.port}: {reason}") from None
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    from .sandbox import Sandbox
-
-    sandbox = Sandbox(
+    try:
+        port = int(args.port)
+    except ValueError:
+        raise _Stop(EXIT_USAGE, f"--port must be a port number, got {args.port!r}") from None
+    sandbox = _start_sandbox(
+        args,
         jobs=args.jobs,
         seed=args.seed,
         latency=args.latency,
-        port=args.port,
+        port=port,
         rate_limit=args.rate_limit or None,
         window=args.window,
     )
-    sandbox.start()
     print(
         f"sandbox listening on {sandbox.base_url} with {len(sandbox.job_ids)} jobs "
         f"({sandbox.job_ids[0]}..{sandbox.job_ids[-1]})",
         flush=True,
     )
     print(
-        f"  export INTERCOM_TOKEN={sandbox.token}   # the sandbox's own token, not a secret",
+        f"  export {TOKEN_ENV}={sandbox.token}   # the sandbox's own token, not a secret",
         flush=True,
     )
     print("Ctrl-C stops it.", flush=True)
@@ -128,13 +310,15 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         pass
     finally:
         sandbox.stop()
-    return 0
+    return EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .sandbox import Sandbox
-
-    with Sandbox(jobs=args.jobs, seed=0, latency=0.02, faults={"server_error": 0.01}) as sandbox:
+    _check_out(args.out)
+    sandbox = _start_sandbox(
+        args, jobs=args.jobs, seed=0, latency=0.02, faults={"server_error": 0.01}
+    )
+    try:
         ids = [*sandbox.job_ids, "404404", "not/a/job"]
         print(
             f"Offline demo: a local Intercom sandbox at {sandbox.base_url}, "
@@ -144,6 +328,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         started = time.perf_counter()
         df = fetch_jobs(ids, token=sandbox.token, base_url=sandbox.base_url)
         elapsed = time.perf_counter() - started
+    finally:
+        sandbox.stop()
     print(
         f"fetched {len(df)} jobs in {elapsed:.1f} s ({len(df) / elapsed:,.0f} jobs/s)",
         file=sys.stderr,
@@ -151,94 +337,213 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _print_summary(df)
     path = export_csv(df, args.out)
     print(f"wrote {path}", file=sys.stderr)
-    return 0
+    return EXIT_OK
+
+
+# -- the parser ------------------------------------------------------------------------------
+
+
+def _seconds(text: str) -> float:
+    """An argparse type: a number of seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, got {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
+    raw = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
         prog="intercom-jobs",
         description="What became of my Intercom jobs? Fetch job statuses in bulk.",
-        epilog="The token is read from the INTERCOM_TOKEN environment variable.",
+        epilog=f"{TOKEN_HELP}\n\n{EXIT_CODES_HELP}",
+        formatter_class=raw,
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"%(prog)s {__version__}",
+        help="print the version and exit",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    fetch = sub.add_parser("fetch", help="fetch job statuses listed in a .txt/.csv file or stdin")
+    fetch = sub.add_parser(
+        "fetch",
+        help="fetch job statuses listed in a .txt/.csv file or stdin",
+        description="Fetch the status of every job listed, as CSV to --out or stdout.",
+        epilog=f"{TOKEN_HELP}\n\n{EXIT_CODES_HELP}",
+        formatter_class=raw,
+    )
     fetch.add_argument("ids", help="a .txt (one id a line) or .csv file of job ids, or - for stdin")
-    fetch.add_argument("--out", help="write the results to this CSV file (default: stdout)")
-    fetch.add_argument("--region", choices=sorted(REGIONS), default=DEFAULT_REGION)
-    fetch.add_argument("--base-url", help="another API host (overrides --region)")
-    fetch.add_argument("--wait", action="store_true", help="poll pending jobs until all are final")
+    fetch.add_argument(
+        "--out",
+        metavar="FILE.csv",
+        help="write the results to this CSV file; its folder must exist and be writable "
+        "(default: CSV to stdout)",
+    )
+    fetch.add_argument(
+        "--region",
+        choices=sorted(REGIONS),
+        default=DEFAULT_REGION,
+        help="your workspace's Intercom region (default: %(default)s)",
+    )
+    fetch.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="another API host, such as a sandbox's; overrides --region (default: the region's)",
+    )
+    fetch.add_argument(
+        "--wait",
+        action="store_true",
+        help="poll the jobs still pending until all are final (default: one pass)",
+    )
     fetch.add_argument(
         "--poll-interval",
-        type=float,
+        type=_seconds,
         default=DEFAULT_POLL_INTERVAL,
         metavar="S",
-        help="with --wait: seconds between polls (default %(default)s)",
+        help="with --wait: seconds between polls (default: %(default)s)",
     )
     fetch.add_argument(
         "--wait-timeout",
-        type=float,
+        type=_seconds,
         default=None,
         metavar="S",
-        help="with --wait: give up after this many seconds",
+        help="with --wait: stop waiting after this many seconds (default: no limit)",
     )
     fetch.add_argument(
         "--checkpoint",
         metavar="FILE",
-        help="SQLite file: save rows as they come, resume where a run stopped",
+        help="SQLite file that saves rows as they come; the same command run again resumes "
+        "where it stopped (default: none)",
     )
     fetch.add_argument(
         "--max-workers",
         type=int,
         default=DEFAULT_MAX_WORKERS,
-        help="requests in flight at most (default %(default)s)",
+        metavar="N",
+        help="requests in flight at most (default: %(default)s)",
     )
     fetch.add_argument(
         "--max-rps",
         type=float,
         default=DEFAULT_MAX_RPS,
-        help="cap requests per second (leave room for other integrations)",
+        metavar="N",
+        help="cap on requests per second, to leave room for other integrations (default: "
+        + ("no cap)" if DEFAULT_MAX_RPS is None else "%(default)s)"),
     )
     fetch.add_argument(
         "--timeout",
         type=float,
         default=DEFAULT_TIMEOUT,
-        help="seconds for one whole answer (default %(default)s)",
+        metavar="S",
+        help="seconds to wait for one answer (default: %(default)s)",
     )
     fetch.add_argument(
         "--retries",
         type=int,
         default=DEFAULT_RETRIES,
-        help="further tries after a passing failure (default %(default)s)",
+        metavar="N",
+        help="further tries after a passing failure: timeout, dropped connection, 5xx, 429 "
+        "(default: %(default)s)",
     )
-    fetch.add_argument("--no-progress", action="store_true")
+    fetch.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="hide the progress bar (default: "
+        + ("shown on stderr)" if DEFAULT_PROGRESS else "hidden)"),
+    )
     fetch.set_defaults(func=cmd_fetch)
 
-    sandbox = sub.add_parser("sandbox", help="run the local Intercom sandbox until Ctrl-C")
-    sandbox.add_argument("--port", type=int, default=0, help="default: a free port")
-    sandbox.add_argument("--jobs", type=int, default=2000)
-    sandbox.add_argument("--seed", type=int, default=0)
-    sandbox.add_argument("--latency", type=float, default=0.0, metavar="S")
-    sandbox.add_argument(
-        "--rate-limit", type=int, default=10_000, help="requests per window (0: no limit)"
+    sandbox = sub.add_parser(
+        "sandbox",
+        help="run the local Intercom sandbox until Ctrl-C",
+        description="Run a local stand-in for Intercom's job-status API until Ctrl-C.",
     )
-    sandbox.add_argument("--window", type=int, default=10, metavar="S")
+    sandbox.add_argument(
+        "--port",
+        default=str(_SANDBOX_DEFAULTS["port"]),
+        metavar="N",
+        help=f"port to listen on at {_SANDBOX_DEFAULTS['host']} "
+        "(default: %(default)s, a free port)",
+    )
+    sandbox.add_argument(
+        "--jobs",
+        type=int,
+        default=_SANDBOX_DEFAULTS["jobs"],
+        metavar="N",
+        help="how many jobs to create (default: %(default)s)",
+    )
+    sandbox.add_argument(
+        "--seed",
+        type=int,
+        default=_SANDBOX_DEFAULTS["seed"],
+        metavar="N",
+        help="seed of the jobs' outcomes (default: %(default)s)",
+    )
+    sandbox.add_argument(
+        "--latency",
+        type=_seconds,
+        default=_SANDBOX_DEFAULTS["latency"],
+        metavar="S",
+        help="seconds slept before each answer (default: %(default)s)",
+    )
+    sandbox.add_argument(
+        "--rate-limit",
+        type=int,
+        default=_SANDBOX_DEFAULTS["rate_limit"] or 0,
+        metavar="N",
+        help="requests allowed per window, 0 for no limit (default: %(default)s)",
+    )
+    sandbox.add_argument(
+        "--window",
+        type=int,
+        default=_SANDBOX_DEFAULTS["window"],
+        metavar="S",
+        help="length of a rate-limit window in seconds (default: %(default)s)",
+    )
     sandbox.set_defaults(func=cmd_sandbox)
 
-    demo = sub.add_parser("demo", help="offline demo: fetch 2,000 jobs from the sandbox")
-    demo.add_argument("--out", default="jobs-demo.csv", help="CSV to write (default %(default)s)")
-    demo.add_argument("--jobs", type=int, default=2000)
+    demo = sub.add_parser(
+        "demo",
+        help=f"offline demo: fetch {_SANDBOX_DEFAULTS['jobs']:,} jobs from the sandbox",
+        description="Fetch jobs from a local sandbox: no token, no network.",
+    )
+    demo.add_argument(
+        "--out",
+        default="jobs-demo.csv",
+        metavar="FILE.csv",
+        help="CSV file to write (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--jobs",
+        type=int,
+        default=_SANDBOX_DEFAULTS["jobs"],
+        metavar="N",
+        help="how many jobs the sandbox holds (default: %(default)s)",
+    )
     demo.set_defaults(func=cmd_demo)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    if getattr(args, "ids", None) not in (None, "-") and not Path(args.ids).suffix:
-        print("error: IDS_FILE must be a .txt or .csv file, or - for stdin", file=sys.stderr)
-        return EXIT_ERROR
-    return args.func(args)
+    args.argv = argv
+    try:
+        if getattr(args, "ids", None) not in (None, "-") and not Path(args.ids).suffix:
+            raise _Stop(EXIT_USAGE, "IDS_FILE must be a .txt or .csv file, or - for stdin")
+        return int(args.func(args))
+    except _Stop as stop:
+        print(f"error: {stop}", file=sys.stderr)
+        return stop.code
+    except KeyboardInterrupt:  # outside a run, or a second Ctrl-C
+        with contextlib.suppress(KeyboardInterrupt):
+            print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover

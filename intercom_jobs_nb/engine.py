@@ -217,9 +217,9 @@ class _Run:
     def close(self) -> None:
         self.halt()
         self.watchdog.close()
-        if self.progress is not None:
-            self.progress.close()
-            self.progress = None
+        progress, self.progress = self.progress, None  # closed once, even if closing raises
+        if progress is not None:
+            progress.close()
 
 
 def run(

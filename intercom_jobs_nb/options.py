@@ -98,8 +98,19 @@ class Secret:
         return self._value
 
     def scrub(self, text: str) -> str:
-        """``text`` with every occurrence of the secret masked."""
-        return text.replace(self._value, "********") if self._value in text else text
+        """``text`` with every occurrence of the secret masked, escaped copies included (an
+        exception's text often holds the request line inside a repr)."""
+        value = self._value
+        for form in (
+            value,
+            repr(value)[1:-1],
+            value.replace("\\", "\\\\"),
+            value.replace('"', '\\"'),
+            value.replace("'", "\\'"),
+        ):
+            if form in text:
+                text = text.replace(form, "********")
+        return text
 
     def __repr__(self) -> str:
         return "Secret('********')"

@@ -325,7 +325,9 @@ class Client:
             return TransportFailure(
                 C.TIMEOUT, f"no complete answer within {self.options.timeout:g} s"
             )
-        return TransportFailure(C.CONNECTION_ERROR, self.options.token.scrub(_short(exc)))
+        # Scrubbed before it is cut short: a cut could leave the token's first half.
+        text = self.options.token.scrub(f"{type(exc).__name__}: {exc}")
+        return TransportFailure(C.CONNECTION_ERROR, _clip(text, 300))
 
 
 def _read_body(response: Any, slot: _Slot) -> tuple[bytes | None, str | None]:
@@ -365,10 +367,6 @@ def _read_body(response: Any, slot: _Slot) -> tuple[bytes | None, str | None]:
     except zlib.error:
         return None, f"the answer's {encoding} encoding is corrupt"
     return b"".join(parts), None
-
-
-def _short(exc: BaseException) -> str:
-    return _clip(f"{type(exc).__name__}: {exc}", 300)
 
 
 def _clip(text: str, limit: int) -> str:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import subprocess
+import sys
 import time
 
 import pytest
@@ -154,3 +157,182 @@ def test_a_write_cut_short_by_ctrl_c_can_be_written_again(final_sandbox, tmp_pat
         assert len(checkpoint.frame()) == 0  # nothing half-written
         checkpoint.write(rows)
         assert len(checkpoint.frame()) == 3
+
+
+# -- a checkpoint belongs to one workspace ------------------------------------------------------
+
+
+@pytest.fixture
+def two_workspaces():
+    """30 final jobs; the main token is workspace "sandbox", "tok-b" is workspace "workspace-b"."""
+    with ij.Sandbox(jobs=30, seed=3, pending_share=0.0, tokens={"tok-b": "workspace-b"}) as sb:
+        yield sb
+
+
+def test_a_token_of_another_workspace_is_refused_before_any_job_is_asked(
+    two_workspaces, opts, tmp_path
+):
+    path = tmp_path / "jobs.sqlite"
+    ij.fetch_jobs(two_workspaces.job_ids[:10], checkpoint=path, **opts(two_workspaces))
+    two_workspaces.reset_stats()
+    with pytest.raises(ij.ConfigurationError, match="workspace"):
+        ij.fetch_jobs(
+            two_workspaces.job_ids, checkpoint=path, **opts(two_workspaces, token="tok-b")
+        )
+    assert two_workspaces.stats["per_job"] == {}
+
+
+def test_a_checkpoint_refused_to_another_workspace_still_resumes_for_its_own(
+    two_workspaces, opts, tmp_path
+):
+    path = tmp_path / "jobs.sqlite"
+    first = ij.fetch_jobs(two_workspaces.job_ids[:10], checkpoint=path, **opts(two_workspaces))
+    with pytest.raises(ij.ConfigurationError, match="workspace"):
+        ij.fetch_jobs(
+            two_workspaces.job_ids, checkpoint=path, **opts(two_workspaces, token="tok-b")
+        )
+    two_workspaces.reset_stats()
+    again = ij.fetch_jobs(two_workspaces.job_ids, checkpoint=path, **opts(two_workspaces))
+    assert set(two_workspaces.stats["per_job"]) == set(two_workspaces.job_ids[10:])
+    assert again["job_id"].tolist() == two_workspaces.job_ids
+    assert again["status"].head(10).tolist() == first["status"].tolist()
+
+
+# -- files that are not checkpoints are refused, unchanged --------------------------------------
+
+
+def write_text_file(path):
+    path.write_text("job_id\n1001\n1002\n" * 50)
+
+
+def write_other_sqlite(path, *, wal=False):
+    db = sqlite3.connect(path)
+    if wal:
+        db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+    db.executemany("INSERT INTO notes (body) VALUES (?)", [("a note",)] * 20)
+    db.commit()
+    db.close()
+
+
+def write_app_sqlite_without_tables(path):
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA application_id = 1234")
+    db.execute("PRAGMA user_version = 7")
+    db.commit()
+    db.close()
+
+
+def write_app_sqlite_with_empty_meta_and_jobs(path):
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE meta (name TEXT, data BLOB)")
+    db.execute("CREATE TABLE jobs (id INTEGER PRIMARY KEY, cron TEXT, command TEXT)")
+    db.commit()
+    db.close()
+
+
+NOT_CHECKPOINTS = {
+    "text file": write_text_file,
+    "sqlite with another table": write_other_sqlite,
+    "sqlite in wal mode with another table": lambda path: write_other_sqlite(path, wal=True),
+    "sqlite from another app, no tables": write_app_sqlite_without_tables,
+    "sqlite from another app, empty meta and jobs": write_app_sqlite_with_empty_meta_and_jobs,
+}
+
+
+@pytest.mark.parametrize("kind", list(NOT_CHECKPOINTS))
+def test_a_file_that_is_not_a_checkpoint_is_refused_and_left_exactly_as_it_was(
+    final_sandbox, opts, tmp_path, kind
+):
+    path = tmp_path / "mine.db"
+    NOT_CHECKPOINTS[kind](path)
+    before = path.read_bytes()
+    assert before  # an empty file is a new checkpoint, not someone else's
+    with pytest.raises(ij.ConfigurationError):
+        ij.fetch_jobs(final_sandbox.job_ids, checkpoint=path, **opts(final_sandbox))
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.db"]  # no -wal, -shm, -journal
+    assert final_sandbox.stats["requests"] == 0
+
+
+# -- a checkpoint of another schema version -----------------------------------------------------
+
+
+def write_checkpoint_of_schema(path, base_url, schema):
+    """A checkpoint as version 0.1 wrote it: no workspace, the 12 columns before ``final``."""
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+    db.execute(
+        "CREATE TABLE jobs (job_id TEXT PRIMARY KEY, status, resource_type, resource_id, "
+        "resource_url, url, http_status, error_code, error_message, request_id, attempts, "
+        "fetched_at) WITHOUT ROWID"
+    )
+    db.executemany("INSERT INTO meta VALUES (?, ?)", [("base_url", base_url), ("schema", schema)])
+    db.execute(
+        "INSERT INTO jobs VALUES ('1001', 'success', 'ticket', '5001', NULL, NULL, 200, NULL, "
+        "NULL, NULL, 1, 1700000000.0)"
+    )
+    db.commit()
+    db.close()
+
+
+@pytest.mark.parametrize("schema", ["1", "99"])
+def test_a_checkpoint_of_another_schema_is_refused_naming_it_and_left_unchanged(
+    final_sandbox, opts, tmp_path, schema
+):
+    path = tmp_path / "old.sqlite"
+    write_checkpoint_of_schema(path, final_sandbox.base_url, schema)
+    before = path.read_bytes()
+    with pytest.raises(ij.ConfigurationError, match=f"schema {schema}\\b") as caught:
+        ij.fetch_jobs(final_sandbox.job_ids, checkpoint=path, **opts(final_sandbox))
+    assert not isinstance(caught.value.__cause__, sqlite3.Error)
+    assert not isinstance(caught.value.__context__, sqlite3.Error)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.sqlite"]
+    assert final_sandbox.stats["requests"] == 0
+
+
+# -- disk full ends the run with the rows on .df ------------------------------------------------
+
+DISK_FULL_SCRIPT = r"""
+import json, resource, sqlite3, sys
+import intercom_jobs_nb as ij
+
+path, limit = sys.argv[1], int(sys.argv[2])
+out = {"raised": None}
+with ij.Sandbox(jobs=3000, seed=0, pending_share=0.0) as sb:
+    # Every file this process writes stops growing at `limit` bytes: a write past it fails with
+    # EFBIG (Python ignores SIGXFSZ), which SQLite reports as an I/O error, as on a full disk.
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    try:
+        ij.fetch_jobs(
+            sb.job_ids, token=sb.token, base_url=sb.base_url, progress=False, checkpoint=path
+        )
+    except ij.CheckpointError as exc:
+        out["raised"] = type(exc).__name__
+        out["aborted"] = isinstance(exc, ij.RunAbortedError)
+        out["message"] = str(exc)
+        out["df"] = dict(zip(exc.df["job_id"], exc.df["status"].astype(str)))
+db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+out["file"] = dict(db.execute("SELECT job_id, status FROM jobs").fetchall())
+db.close()
+print(json.dumps(out))
+"""
+
+
+def test_a_full_disk_ends_the_run_with_every_row_on_df(tmp_path):
+    path = tmp_path / "jobs.sqlite"
+    limit = 256 * 1024  # room for the file and a few hundred rows, not for 3000
+    done = subprocess.run(
+        [sys.executable, "-c", DISK_FULL_SCRIPT, str(path), str(limit)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["raised"] == "CheckpointError" and out["aborted"]
+    assert "every row fetched is on .df" in out["message"]
+    saved, df = out["file"], out["df"]
+    assert 0 < len(saved) <= len(df)
+    assert {job_id: df.get(job_id) for job_id in saved} == saved

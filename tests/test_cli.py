@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import os
+import re
+import shlex
+import signal
+import socket
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import requests
 
-from intercom_jobs_nb import cli
+import intercom_jobs_nb as ij
+from intercom_jobs_nb import cli, codes
+from intercom_jobs_nb.sandbox import Sandbox
 
 
 @pytest.fixture
@@ -125,3 +134,308 @@ def test_sandbox_command_serves_until_interrupted():
     finally:
         process.send_signal(subprocess.signal.SIGINT)
         assert process.wait(timeout=10) == 0
+
+
+# -- as a user runs it: a real process against a sandbox started here ------------------------
+
+
+def cli_env(token: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "INTERCOM_TOKEN"}
+    env["TQDM_DISABLE"] = "1"
+    if token is not None:
+        env["INTERCOM_TOKEN"] = token
+    return env
+
+
+def run_cli(*args: str, token: str | None = None, stdin: str = "") -> subprocess.CompletedProcess:
+    """``python -m intercom_jobs_nb ARGS`` to its end (a generous wait, no bound on speed)."""
+    return subprocess.run(
+        [sys.executable, "-m", "intercom_jobs_nb", *args],
+        env=cli_env(token),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def start_cli(*args: str, token: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "intercom_jobs_nb", *args],
+        env=cli_env(token),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_requests(sandbox, n: int) -> None:
+    """Wait (generously) until the sandbox has received ``n`` requests."""
+    deadline = time.monotonic() + 30
+    while sandbox.stats["requests"] < n and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert sandbox.stats["requests"] >= n
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def ids_file(tmp_path, ids) -> str:
+    path = tmp_path / "ids.txt"
+    path.write_text("\n".join(ids) + "\n")
+    return str(path)
+
+
+@pytest.fixture
+def slow_sandbox():
+    """400 final jobs answered after 50 ms each: a run long enough to interrupt."""
+    with Sandbox(jobs=400, pending_share=0.0, latency=0.05) as sb:
+        yield sb
+
+
+def unwritable_folder(tmp_path) -> Path:
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    if not os.access(folder, os.W_OK):
+        return folder
+    # Running as root, a folder's mode refuses nothing; sysfs refuses new files even to root.
+    try:
+        tempfile.NamedTemporaryFile(dir="/sys").close()
+    except OSError:
+        return Path("/sys")
+    pytest.skip("no folder here refuses new files")
+
+
+def test_out_in_a_missing_folder_is_refused_before_any_request(final_sandbox, tmp_path):
+    ids = ids_file(tmp_path, final_sandbox.job_ids[:3])
+    out = tmp_path / "no-such-folder" / "jobs.csv"
+    done = run_cli(
+        "fetch", ids, "--out", str(out), "--base-url", final_sandbox.base_url,
+        token=final_sandbox.token,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "no such folder" in done.stderr
+    assert final_sandbox.stats["requests"] == 0
+
+
+def test_out_in_an_unwritable_folder_is_refused_before_any_request(final_sandbox, tmp_path):
+    ids = ids_file(tmp_path, final_sandbox.job_ids[:3])
+    out = unwritable_folder(tmp_path) / "jobs.csv"
+    done = run_cli(
+        "fetch", ids, "--out", str(out), "--base-url", final_sandbox.base_url,
+        token=final_sandbox.token,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "cannot write" in done.stderr
+    assert final_sandbox.stats["requests"] == 0
+
+
+def test_an_unreachable_intercom_exits_4_with_a_clear_message(tmp_path):
+    ids = ids_file(tmp_path, ["1001", "1002", "not/valid"])
+    base_url = f"http://127.0.0.1:{closed_port()}"
+    done = run_cli("fetch", ids, "--base-url", base_url, "--retries", "1", token="any-token")
+    assert done.returncode == 4, done.stderr
+    assert f"cannot reach Intercom at {base_url}" in done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
+
+
+def test_wait_against_an_unreachable_intercom_stops_after_the_first_pass(tmp_path):
+    ids = ids_file(tmp_path, ["1001", "1002"])
+    base_url = f"http://127.0.0.1:{closed_port()}"
+    done = run_cli(
+        "fetch", ids, "--base-url", base_url, "--retries", "0", "--wait",
+        "--poll-interval", "0.1",
+        token="any-token",
+    )  # fmt: skip
+    assert done.returncode == 4, done.stderr
+    assert "cannot reach Intercom" in done.stderr
+
+
+def test_some_dropped_connections_do_not_make_intercom_unreachable(tmp_path):
+    with Sandbox(jobs=30, seed=3, pending_share=0.0, faults={"drop": 0.5}) as sb:
+        ids = ids_file(tmp_path, sb.job_ids)
+        done = run_cli("fetch", ids, "--base-url", sb.base_url, "--retries", "0", token=sb.token)
+    assert done.returncode == 0, done.stderr
+    df = pd.read_csv(io.StringIO(done.stdout), dtype=str)
+    assert (df["error_code"] == codes.CONNECTION_ERROR).any() and df["status"].notna().any()
+
+
+def test_sigint_writes_the_rows_so_far_as_csv_to_stdout_and_exits_130(slow_sandbox, tmp_path):
+    ids = ids_file(tmp_path, slow_sandbox.job_ids)
+    process = start_cli(
+        "fetch", ids, "--base-url", slow_sandbox.base_url, "--max-workers", "4",
+        token=slow_sandbox.token,
+    )  # fmt: skip
+    wait_for_requests(slow_sandbox, 20)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    df = pd.read_csv(io.StringIO(out), dtype=str)
+    assert {"job_id", "status", "error_code"} <= set(df.columns)
+    assert 1 <= len(df) < 400 and df["status"].notna().all()
+    assert "Traceback" not in err
+
+
+def test_sigint_writes_the_rows_so_far_to_out(slow_sandbox, tmp_path):
+    ids = ids_file(tmp_path, slow_sandbox.job_ids)
+    out = tmp_path / "jobs.csv"
+    process = start_cli(
+        "fetch", ids, "--out", str(out), "--base-url", slow_sandbox.base_url,
+        "--max-workers", "4",
+        token=slow_sandbox.token,
+    )  # fmt: skip
+    wait_for_requests(slow_sandbox, 20)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert 1 <= len(pd.read_csv(out, dtype=str)) < 400
+
+
+def test_sigint_says_to_resume_with_the_same_command_and_checkpoint(slow_sandbox, tmp_path):
+    ids = ids_file(tmp_path, slow_sandbox.job_ids)
+    out = tmp_path / "jobs.csv"
+    process = start_cli(
+        "fetch", ids, "--out", str(out), "--base-url", slow_sandbox.base_url,
+        "--max-workers", "4",
+        token=slow_sandbox.token,
+    )  # fmt: skip
+    wait_for_requests(slow_sandbox, 20)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    hint = err.strip().splitlines()[-1]
+    assert "--checkpoint" in hint
+    command = shlex.split(hint.split(": ", 1)[1])
+    assert command[:-2] == ["intercom-jobs", "fetch", ids, "--out", str(out),
+                            "--base-url", slow_sandbox.base_url, "--max-workers", "4"]  # fmt: skip
+    assert command[-2:] == ["--checkpoint", str(tmp_path / "jobs.sqlite")]
+
+
+def test_a_second_sigint_while_writing_the_rows_still_exits_130(slow_sandbox, tmp_path):
+    # Rows with a large column of the user's, and nobody reading stdout: the write of the rows
+    # so far fills the pipe and blocks, so the second SIGINT lands while it is under way.
+    ids = tmp_path / "ids.csv"
+    note = "x" * 8000
+    ids.write_text("job_id,note\n" + "".join(f"{i},{note}\n" for i in slow_sandbox.job_ids))
+    process = start_cli(
+        "fetch", str(ids), "--base-url", slow_sandbox.base_url, "--max-workers", "8",
+        token=slow_sandbox.token,
+    )  # fmt: skip
+    wait_for_requests(slow_sandbox, 60)
+    process.send_signal(signal.SIGINT)
+    first = ""
+    while "interrupted" not in first:
+        first = process.stderr.readline()
+        assert first, "the process ended before writing"
+    time.sleep(0.5)  # into the blocked write
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "interrupted again" in err and "Traceback" not in err
+
+
+def test_help_lists_the_exit_codes():
+    for args in ([], ["fetch"]):
+        done = run_cli(*args, "--help")
+        assert done.returncode == 0
+        for code in ("0", "2", "3", "4", "130"):
+            assert re.search(rf"^\s+{code}\s+\w", done.stdout, re.MULTILINE), (args, code)
+
+
+def test_fetch_help_says_the_token_comes_from_intercom_token():
+    done = run_cli("fetch", "--help")
+    assert done.returncode == 0 and "INTERCOM_TOKEN" in done.stdout
+
+
+def test_every_option_help_says_what_it_does_and_its_default():
+    parser = cli.build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    for name, command in commands.choices.items():
+        for action in command._actions:
+            if action.option_strings and action.dest != "help":
+                assert action.help and "default" in action.help, (name, action.dest)
+                shown = command.format_help()
+                assert action.option_strings[0] in shown
+
+
+def test_version_prints_the_package_version():
+    done = run_cli("--version")
+    assert done.returncode == 0 and done.stdout.strip() == f"intercom-jobs {ij.__version__}"
+
+
+def test_a_missing_token_says_to_set_intercom_token(final_sandbox, tmp_path):
+    ids = ids_file(tmp_path, final_sandbox.job_ids[:1])
+    done = run_cli("fetch", ids, "--base-url", final_sandbox.base_url)
+    assert done.returncode == 2
+    assert "set INTERCOM_TOKEN" in done.stderr and "token=" not in done.stderr
+
+
+def test_a_rejected_token_speaks_of_intercom_token_not_token_argument(final_sandbox, tmp_path):
+    ids = ids_file(tmp_path, final_sandbox.job_ids[:1])
+    done = run_cli("fetch", ids, "--base-url", final_sandbox.base_url, token="wrong")
+    assert done.returncode == 3
+    assert "INTERCOM_TOKEN" in done.stderr and "token=" not in done.stderr
+
+
+def test_a_bad_option_value_is_named_by_its_flag(final_sandbox, tmp_path):
+    ids = ids_file(tmp_path, final_sandbox.job_ids[:1])
+    done = run_cli(
+        "fetch", ids, "--base-url", final_sandbox.base_url, "--max-workers", "0",
+        token=final_sandbox.token,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "--max-workers must be" in done.stderr and "max_workers" not in done.stderr
+
+
+def test_an_empty_ids_file_says_no_job_ids_and_exits_2(final_sandbox, tmp_path):
+    ids = tmp_path / "ids.txt"
+    ids.write_text("# nothing yet\n\n")
+    done = run_cli("fetch", str(ids), "--base-url", final_sandbox.base_url, token="t")
+    assert done.returncode == 2 and f"no job ids in {ids}" in done.stderr
+    assert final_sandbox.stats["requests"] == 0
+
+
+def test_empty_stdin_says_no_job_ids_and_exits_2(final_sandbox):
+    done = run_cli("fetch", "-", "--base-url", final_sandbox.base_url, token="t", stdin="")
+    assert done.returncode == 2 and "no job ids in stdin" in done.stderr
+    assert final_sandbox.stats["requests"] == 0
+
+
+def test_a_csv_ids_file_keeps_its_other_columns(final_sandbox, tmp_path):
+    ids = tmp_path / "ids.csv"
+    ids.write_text(
+        f"job_id,order\n{final_sandbox.job_ids[0]},A-1\n{final_sandbox.job_ids[1]},B-2\n"
+    )
+    done = run_cli(
+        "fetch", str(ids), "--base-url", final_sandbox.base_url, token=final_sandbox.token
+    )
+    assert done.returncode == 0, done.stderr
+    df = pd.read_csv(io.StringIO(done.stdout), dtype=str)
+    assert df["order"].tolist() == ["A-1", "B-2"] and df["status"].notna().all()
+
+
+def test_a_busy_sandbox_port_is_one_line_and_exits_2():
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        done = run_cli("sandbox", "--port", str(busy.getsockname()[1]))
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "--port" in done.stderr
+
+
+def test_an_invalid_sandbox_port_is_one_line_and_exits_2():
+    done = run_cli("sandbox", "--port", "70000")
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "--port" in done.stderr
+
+
+def test_the_summary_shows_shares_as_percentages(final_sandbox, tmp_path):
+    ids = ids_file(tmp_path, final_sandbox.job_ids)
+    done = run_cli("fetch", ids, "--base-url", final_sandbox.base_url, token=final_sandbox.token)
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"\bsuccess\s+\d+\s+\d{1,3}\.\d%", done.stderr), done.stderr

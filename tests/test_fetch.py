@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
+import sqlite3
+
 import pandas as pd
 import pytest
 
 import intercom_jobs_nb as ij
+from intercom_jobs_nb import transport
+from intercom_jobs_nb.rows import COLUMNS
 from intercom_jobs_nb.sandbox import Sandbox
 
 RESULT_COLUMNS = [
@@ -255,3 +260,100 @@ def test_fetch_job_raises_server_error_once_retries_are_spent(final_sandbox):
     with pytest.raises(ij.ServerError) as caught:
         ij.fetch_job(job_id, token=final_sandbox.token, base_url=final_sandbox.base_url, retries=1)
     assert caught.value.record["attempts"] == 2
+
+
+# -- how a run ends: every run-ending exception carries the rows so far -------------------------
+
+
+def crash_on(monkeypatch, job_id):
+    """Make reading ``job_id``'s answer raise TypeError, as a bug would; others read normally."""
+    real = transport.read_job
+
+    def read_job(asked, *args, **kwargs):
+        if asked == job_id:
+            raise TypeError(f"a bug while reading job {asked}")
+        return real(asked, *args, **kwargs)
+
+    monkeypatch.setattr(transport, "read_job", read_job)
+
+
+def test_an_unexpected_error_mid_run_is_run_failed_with_the_rows_before(
+    final_sandbox, opts, monkeypatch
+):
+    crashing = final_sandbox.job_ids[40]
+    crash_on(monkeypatch, crashing)
+    with pytest.raises(ij.RunFailedError) as caught:
+        ij.fetch_jobs(final_sandbox.job_ids, **opts(final_sandbox, max_workers=2))
+    exc = caught.value
+    assert isinstance(exc.__cause__, TypeError)
+    assert "a bug while reading job" in str(exc.__cause__)
+    assert isinstance(exc.df, pd.DataFrame)
+    assert list(exc.df.columns) == RESULT_COLUMNS
+    assert len(exc.df) > 0
+    assert crashing not in set(exc.df["job_id"])
+    assert exc.df["status"].notna().all()
+    assert set(exc.df["job_id"]) <= set(final_sandbox.job_ids)
+
+
+@pytest.mark.parametrize(
+    "cls", [ij.FetchInterrupted, ij.AuthenticationError, ij.CheckpointError, ij.RunFailedError]
+)
+def test_run_ending_exceptions_declare_df(cls):
+    assert any("df" in inspect.get_annotations(klass) for klass in cls.__mro__)
+
+
+def interrupted(sb, opts, tmp_path, monkeypatch):
+    said = []
+
+    def ctrl_c_once(snapshot):
+        if snapshot.done and not said:
+            said.append(snapshot.done)
+            raise KeyboardInterrupt
+
+    ij.fetch_jobs(sb.job_ids, **opts(sb, progress=ctrl_c_once))
+
+
+def token_rejected(sb, opts, tmp_path, monkeypatch):
+    ij.fetch_jobs(sb.job_ids, **opts(sb, token="revoked"))
+
+
+def version_rejected(sb, opts, tmp_path, monkeypatch):
+    ij.fetch_jobs(sb.job_ids, **opts(sb, api_version="9.99"))
+
+
+def checkpoint_locked(sb, opts, tmp_path, monkeypatch):
+    path = tmp_path / "jobs.sqlite"
+    ij.fetch_jobs(sb.job_ids[:5], checkpoint=path, **opts(sb))
+    other = sqlite3.connect(path, isolation_level=None)  # another process holding the lock
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        ij.fetch_jobs(sb.job_ids, checkpoint=path, **opts(sb))
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+
+def crashed(sb, opts, tmp_path, monkeypatch):
+    crash_on(monkeypatch, sb.job_ids[30])
+    ij.fetch_jobs(sb.job_ids, **opts(sb))
+
+
+RUN_ENDINGS = {
+    "interrupted": (interrupted, ij.FetchInterrupted),
+    "token rejected": (token_rejected, ij.AuthenticationError),
+    "version rejected": (version_rejected, ij.ApiVersionError),
+    "checkpoint locked": (checkpoint_locked, ij.CheckpointError),
+    "unexpected error": (crashed, ij.RunFailedError),
+}
+
+
+@pytest.mark.parametrize("ending", list(RUN_ENDINGS))
+def test_every_run_ending_exception_has_df_with_the_result_columns(
+    final_sandbox, opts, tmp_path, monkeypatch, ending
+):
+    run, expected = RUN_ENDINGS[ending]
+    with pytest.raises(expected) as caught:
+        run(final_sandbox, opts, tmp_path, monkeypatch)
+    df = caught.value.df
+    assert isinstance(df, pd.DataFrame)
+    assert tuple(df.columns) == COLUMNS

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._routes import R_ENQUEUE, Decision, classify
 from ._store import JSON, error_body
+from ._tickets import parse_enqueue
 
 if TYPE_CHECKING:
     from ._sandbox import Sandbox
@@ -137,19 +138,20 @@ class Handler(BaseHTTPRequestHandler):
             return
 
         route, job_id, allowed = classify(path, method)
-        body_ok = True
-        if route == R_ENQUEUE:
-            try:
-                json.loads(body)
-            except ValueError:
-                body_ok = False
+        # An enqueue body is checked (and its ticket mostly rendered) here, outside the lock:
+        # this reads only the ticket types, fixed at construction.
+        payload = (
+            parse_enqueue(body, sb._ticket_type_bodies, int(sb._server_time()))
+            if route == R_ENQUEUE
+            else None
+        )
 
         d = sb._admit(
             route,
             job_id,
             sb._workspaces.get(self.headers.get("Authorization", "")),
             self.headers.get("Intercom-Version"),
-            body_ok,
+            payload,
         )
         try:
             self._answer(sb, d, allowed)

@@ -16,13 +16,14 @@ from ._ratelimit import Admission
 from ._store import Job
 
 # Route numbers, as the handler classifies a request before counting it.
-R_NONE, R_METHOD, R_STATUS, R_ENQUEUE, R_ME = range(5)
+R_NONE, R_METHOD, R_STATUS, R_ENQUEUE, R_ME, R_TICKET = range(6)
 
 #: API paths: path -> (route number, the one method it answers; HEAD goes with GET).
 ROUTES: dict[str, tuple[int, str]] = {
     "/jobs/status/{job_id}": (R_STATUS, "GET"),
     "/tickets/enqueue": (R_ENQUEUE, "POST"),
     "/me": (R_ME, "GET"),
+    "/tickets/{ticket_id}": (R_TICKET, "GET"),  # /tickets/enqueue is the static path above
 }
 
 _STATIC = {tuple(p.split("/")[1:]): v for p, v in ROUTES.items() if "{" not in p}
@@ -38,7 +39,7 @@ def classify(path: str, method: str) -> tuple[int, str | None, str]:
     Returns:
         ``(route, parameter, allowed)``: the route number (``R_METHOD`` for a known path asked
         with another method, ``R_NONE`` for an unknown path), the decoded path parameter (the
-        job id) or None, and the method the path answers ("" if unknown).
+        job or ticket id) or None, and the method the path answers ("" if unknown).
     """
     segments = path.split("/")
     if segments[0]:  # not an absolute path

@@ -5,33 +5,49 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from ._faults import FaultPlan
+from ._faults import ENQUEUE_TABLE, FaultPlan
 from ._http import Server
 from ._ratelimit import Admission, FixedWindow
-from ._routes import R_ENQUEUE, R_ME, R_METHOD, R_STATUS, Decision
+from ._routes import R_ENQUEUE, R_ME, R_METHOD, R_STATUS, R_TICKET, Decision
 from ._stats import Stats
-from ._store import JOB_STATUSES, JobStore
+from ._store import JOB_STATUSES, RESOURCE_ID_OFFSET, JobStore
+from ._tickets import (
+    EnqueueRequest,
+    Ticket,
+    check_ticket_types,
+    count_key,
+    ticket_type_bodies,
+)
 from ._versions import INTERCOM_VERSIONS
 from ._workspaces import DEFAULT_TOKEN, DEFAULT_WORKSPACE, Workspace, workspaces_by_auth
 
-_ENQUEUE_PENDING_SECONDS = (1.0, 5.0)
 _UNAUTHORIZED = ("unauthorized", "Access Token Invalid")
 _JOB_NOT_FOUND = ("job_not_found", "Job Not Found")
 _NOT_FOUND = ("not_found", "Resource Not Found")
 _METHOD_NOT_ALLOWED = ("method_not_allowed", "Method Not Allowed")
-_NOT_JSON = ("parameter_invalid", "Request body is not valid JSON")
+_TICKET_NOT_FOUND = ("ticket_not_found", "Ticket not found")  # as 2.15's other ticket paths
 
 
 class Sandbox:
-    """A local Intercom job-status API, for tests, benchmarks, demos and notebooks.
+    """A local Intercom job-status and ticket API, for tests, benchmarks, demos and notebooks.
 
     Jobs ``"1001"``, ``"1002"``, ... are created at construction; each one's outcome follows
     from ``seed``: failed with probability ``failed_share``, else success, and, with
     probability ``pending_share``, pending for ``uniform(*pending_seconds)`` seconds after
     :meth:`start`. A successful job names its ticket (``resource_id`` = job id + 4000).
+
+    ``POST /tickets/enqueue`` checks its body (a 400 ``parameter_invalid`` and no job for a
+    bad one, an unknown ``ticket_type_id`` included) and answers a new pending job, numbered
+    after the others. That job, after ``uniform(*enqueue_pending_seconds)`` seconds, fails
+    with probability ``enqueue_failed_share`` (no ticket), else succeeds: its ticket then
+    exists, ``GET /tickets/{resource_id}`` answers it, and :attr:`tickets` lists it. Before
+    that (or for a job that failed) that path answers 404 ``ticket_not_found``, as do
+    the ``resource_id`` of jobs made at construction or by :meth:`add_job`: they were not
+    enqueued, so they have no ticket to show.
 
     Args:
         jobs: How many jobs to create.
@@ -43,8 +59,15 @@ class Sandbox:
         pending_share: Probability that a job is pending at start.
         pending_seconds: Range of a pending job's pending time; use e.g. ``(1e9, 1e9)`` for
             jobs that stay pending until :meth:`finish_all`.
-        faults: Probability per authenticated job-status request of each fault in
-            :data:`FAULTS`, e.g. ``{"server_error": 0.05, "drop": 0.02}``.
+        enqueue_pending_seconds: Range of the pending time of an enqueued job; ``(0, 0)``
+            for jobs final at once, ``(1e9, 1e9)`` for jobs pending until :meth:`finish_all`.
+        enqueue_failed_share: Probability that an enqueued job fails (and creates no ticket).
+        ticket_types: The ticket types an enqueue may name: id (a string of digits) -> name.
+            By default one type, ``{"88": "Bug report"}`` (88 is the spec's example).
+        faults: Probability per authenticated request of each fault, e.g.
+            ``{"server_error": 0.05, "drop": 0.02}``: job-status requests draw from the
+            :data:`FAULTS`, enqueue requests from the ``ENQUEUE_FAULTS`` (the same and
+            ``"drop_after"``, which only they draw), each kind from its own seeded generator.
         slow_seconds: How long the ``"slow"`` fault waits before answering.
         clock_skew: Seconds added to the server clock (``Date`` header and rate-limit windows).
         token: The bearer token to accept; :data:`DEFAULT_TOKEN` by default.
@@ -61,6 +84,7 @@ class Sandbox:
         workspace: Its workspace's ``id_code``.
         tokens: The extra tokens, as given (a copy).
         job_ids: The ids of the jobs created at construction.
+        ticket_types: The ticket types, id -> name (a copy).
 
     Example:
         >>> with Sandbox(jobs=10, rate_limit=5, window=10) as sb:
@@ -79,6 +103,9 @@ class Sandbox:
         failed_share: float = 0.1,
         pending_share: float = 0.2,
         pending_seconds: tuple[float, float] = (1.0, 5.0),
+        enqueue_pending_seconds: tuple[float, float] = (1.0, 5.0),
+        enqueue_failed_share: float = 0.0,
+        ticket_types: Mapping[str, str] | None = None,
         faults: Mapping[str, float] | None = None,
         slow_seconds: float = 5.0,
         clock_skew: float = 0.0,
@@ -93,13 +120,24 @@ class Sandbox:
         if latency < 0 or slow_seconds < 0:
             raise ValueError("latency and slow_seconds must be >= 0")
         self._limiter = FixedWindow(rate_limit, window, clock=self._server_time)
-        for name, share in (("failed_share", failed_share), ("pending_share", pending_share)):
+        for name, share in (
+            ("failed_share", failed_share),
+            ("pending_share", pending_share),
+            ("enqueue_failed_share", enqueue_failed_share),
+        ):
             if not 0.0 <= share <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1")
         low, high = pending_seconds
         if not 0 <= low <= high:
             raise ValueError("pending_seconds must be (low, high) with 0 <= low <= high")
+        enqueue_low, enqueue_high = enqueue_pending_seconds
+        if not 0 <= enqueue_low <= enqueue_high:
+            raise ValueError("enqueue_pending_seconds must be (low, high) with 0 <= low <= high")
         self._faults = FaultPlan(faults, seed)
+        self._enqueue_faults = FaultPlan(faults, seed, ENQUEUE_TABLE, "enqueue-faults")
+        self.ticket_types: dict[str, str] = check_ticket_types(ticket_types)
+        # Read by the handler without the lock (to check enqueue bodies): never changed.
+        self._ticket_type_bodies = ticket_type_bodies(self.ticket_types, workspace)
 
         self.seed = seed
         self.latency = float(latency)
@@ -116,6 +154,10 @@ class Sandbox:
         )
         self._versions = frozenset(INTERCOM_VERSIONS)
         self._enqueue_rng = random.Random(f"{seed}-enqueue")
+        self._enqueue_pending_seconds = (float(enqueue_low), float(enqueue_high))
+        self._enqueue_failed_share = float(enqueue_failed_share)
+        self._tickets: dict[str, Ticket] = {}  # ticket id -> ticket, in enqueue order
+        self._enqueued = 0
 
         self._lock = threading.Lock()
         self._base_url: str | None = None
@@ -275,6 +317,67 @@ class Sandbox:
         with self._lock:
             self._store.finish_all()
 
+    # -- tickets ---------------------------------------------------------------------------
+
+    def inject_enqueue(self, *faults: str) -> None:
+        """Queue faults for the next ``POST /tickets/enqueue`` requests, one per request.
+
+        Like :meth:`inject`, for enqueue requests, with the names of ``ENQUEUE_FAULTS``:
+        ``"drop_after"`` carries the request out (the job, and later its ticket, are created)
+        and then closes the connection without answering, the case a client cannot tell from
+        ``"drop"``, which closes it before anything is created. ``"server_error"``,
+        ``"service_unavailable"``, ``"html"`` and ``"rate_limit"`` also create nothing;
+        ``"slow"``, ``"not_json"`` and ``"no_id"`` create the job and spoil only the answer.
+
+        Raises:
+            ValueError: For an unknown fault name.
+
+        Example:
+            >>> sb.inject_enqueue("drop_after", "server_error")  # doctest: +SKIP
+        """
+        with self._lock:
+            self._enqueue_faults.inject("", faults)
+
+    @property
+    def enqueued(self) -> int:
+        """How many enqueue requests were carried out (each made a job), answered or not."""
+        with self._lock:
+            return self._enqueued
+
+    @property
+    def tickets(self) -> list[dict[str, Any]]:
+        """A snapshot of the tickets that exist now (their job succeeded), in enqueue order.
+
+        Each is a dict (a copy): ``id`` (the ``resource_id``), ``ticket_id`` (the human id),
+        ``job_id``, ``ticket_type_id``, ``title`` and ``description`` (the
+        ``_default_title_``/``_default_description_`` attributes, or None), ``attributes``
+        (every ticket attribute), ``contact`` (as sent), ``created_at`` and ``body`` (the
+        enqueue body as sent).
+        """
+        with self._lock:
+            tickets = list(self._tickets.values())
+        return [ticket.snapshot() for ticket in tickets if ticket.exists()]
+
+    def count_tickets(self, by: str | Callable[[dict[str, Any]], Any] = "title") -> dict[Any, int]:
+        """How many existing tickets share each value of ``by``: more than one means a
+        duplicate.
+
+        Args:
+            by: ``"title"``, ``"description"``, ``"ticket_type_id"``, or the name of any
+                ticket attribute (e.g. an idempotency key the client stores there); a ticket
+                without it counts under None, a list value under its JSON text. Or a
+                function of a :attr:`tickets` entry.
+
+        Returns:
+            ``{value: number of tickets}``, in order of first appearance.
+
+        Example:
+            >>> counts = sb.count_tickets("title")  # doctest: +SKIP
+            >>> duplicates = {title: n for title, n in counts.items() if n > 1}  # doctest: +SKIP
+        """
+        key = by if callable(by) else (lambda snapshot: count_key(snapshot, by))
+        return dict(Counter(key(snapshot) for snapshot in self.tickets))
+
     @property
     def stats(self) -> dict[str, Any]:
         """A snapshot of the counters since start or the last :meth:`reset_stats`.
@@ -305,11 +408,12 @@ class Sandbox:
         job_id: str | None,
         workspace: Workspace | None,
         version: str | None,
-        body_ok: bool,
+        payload: EnqueueRequest | tuple[str, str] | None,
     ) -> Decision:
         """Count one request and decide its answer: the one lock section per request.
 
         ``workspace`` is that of the request's token, None for no or an unknown token.
+        ``payload`` is an enqueue request's checked body, or the error that refuses it.
         """
         with self._lock:
             stats = self._stats
@@ -328,7 +432,7 @@ class Sandbox:
                 row[1] += 1
                 return self._decided(Decision(429, self._limiter.error(), rate=rate))
 
-            d = self._route_locked(route, job_id, workspace, version, body_ok, rate)
+            d = self._route_locked(route, job_id, workspace, version, payload, rate)
             if d.fault is not None and d.fault.rate_limited:  # a 429 that costs no budget
                 d.rate = self._limiter.refund(rate)
                 row[1] += 1
@@ -342,7 +446,7 @@ class Sandbox:
         job_id: str | None,
         workspace: Workspace,
         version: str | None,
-        body_ok: bool,
+        payload: EnqueueRequest | tuple[str, str] | None,
         rate: Admission,
     ) -> Decision:
         """The answer to an authenticated request within the rate limit, by route."""
@@ -367,13 +471,49 @@ class Sandbox:
         if route == R_ME:
             return Decision(200, rate=rate, body=workspace.me_body)
         if route == R_ENQUEUE:
-            if not body_ok:
-                return Decision(400, _NOT_JSON, rate=rate)
-            job = self._store.add("success", self._enqueue_rng.uniform(*_ENQUEUE_PENDING_SECONDS))
-            return Decision(200, None, None, rate, job)
+            return self._enqueue_locked(payload, rate)
+        if route == R_TICKET:
+            ticket = self._tickets.get(job_id)  # type: ignore[arg-type]
+            if ticket is None or not ticket.exists():
+                return Decision(404, _TICKET_NOT_FOUND, rate=rate)
+            return Decision(200, rate=rate, body=ticket.body)
         if route == R_METHOD:
             return Decision(405, _METHOD_NOT_ALLOWED, rate=rate)
         return Decision(404, _NOT_FOUND, rate=rate)
+
+    def _enqueue_locked(
+        self, payload: EnqueueRequest | tuple[str, str] | None, rate: Admission
+    ) -> Decision:
+        """Answer an enqueue request: its fault, the 400 for a bad body, or a new job."""
+        fault = self._enqueue_faults.take("")
+        if fault is not None:
+            seen = self._stats.faults
+            seen[fault.name] = seen.get(fault.name, 0) + 1
+            if not fault.processed:
+                if fault.drop:
+                    return Decision(0, None, fault)
+                if fault.rate_limited:
+                    return Decision(429, self._limiter.error(), fault, rate)
+                if fault.body is None:
+                    return Decision(fault.status or 500, fault.error, fault, rate)
+                return Decision(fault.status or 200, None, fault, rate)  # a proxy's page
+        if not isinstance(payload, EnqueueRequest):
+            if fault is not None and fault.drop:  # drop_after: checked, refused, no answer
+                return Decision(0, None, fault)
+            error = payload or ("parameter_invalid", "Request body is not valid JSON")
+            return Decision(400, error, fault, rate)
+        # Two draws per enqueue whatever the share, so changing it keeps the pending times.
+        failed = self._enqueue_rng.random() < self._enqueue_failed_share
+        pending_for = self._enqueue_rng.uniform(*self._enqueue_pending_seconds)
+        job = self._store.add("failed" if failed else "success", pending_for)
+        self._enqueued += 1
+        if not failed:
+            ticket_id = str(int(job.id) + RESOURCE_ID_OFFSET)  # digits: no JSON escaping
+            self._tickets[ticket_id] = Ticket(ticket_id, len(self._tickets) + 1, job, payload)
+        if fault is not None and fault.drop:  # drop_after: done, and no answer
+            return Decision(0, None, fault)
+        # Answered pending even if the job is final at once: it was only just enqueued.
+        return Decision(200, None, fault, rate, job, job.pending_body)
 
     def _decided(self, d: Decision) -> Decision:
         if d.code:  # a dropped connection has no status
