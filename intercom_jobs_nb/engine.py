@@ -23,8 +23,8 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -34,13 +34,13 @@ from .checkpoint import Checkpoint
 from .ids import JobIds
 from .options import Options
 from .pacing import RateGate
-from .progress import Progress
+from .progress import JOB_OUTCOMES, Progress, job_outcome
 from .rows import Row, error_row, frame_rows, to_frame, user_columns
 from .transport import Client, Fatal, Stopped, Watchdog, fetch_row, identify
 
-__all__ = ["run", "from_frame", "BATCH_ROWS"]
+__all__ = ["Run", "Work", "JobsWork", "run", "from_frame", "BATCH_ROWS"]
 
-BATCH_ROWS = 200  # rows handed to the checkpoint at most at once
+BATCH_ROWS = 200  # rows handed to the sink (the checkpoint) at most at once
 _DONE = object()  # a worker has finished
 
 
@@ -52,67 +52,123 @@ def from_frame(df: pd.DataFrame) -> tuple[JobIds, dict[str, Row]]:
     }
 
 
-class _Run:
-    """The state of one run: a row slot per id, the progress, the checkpoint."""
+class Work(Protocol):
+    """What a run asks of each of its items: the kind of run (job statuses, tickets, enqueues).
+
+    A row is any object with a boolean ``final``: the engine asks again (in the next pass of a
+    run ``until_final``) exactly the items whose row is missing or not final.
+    """
+
+    desc: str  # the progress bar's label
+    kinds: tuple[str, ...]  # the progress buckets, in display order
+
+    def outcome(self, row: Any) -> str:
+        """The progress bucket of a row."""
+        ...
+
+    def ask(self, client: Client, gate: RateGate, index: int) -> Any:
+        """The row of item ``index`` (called in a worker thread)."""
+        ...
+
+    def frame(self, rows: list[Any], consume: bool) -> pd.DataFrame:
+        """The result frame of the rows so far (None where an item has none)."""
+        ...
+
+
+class JobsWork:
+    """Job statuses: `fetch_row` for each distinct id."""
+
+    desc = "jobs"
+    kinds: tuple[str, ...] = JOB_OUTCOMES
+
+    def __init__(self, job_ids: JobIds) -> None:
+        self.ids = job_ids.ids
+        self.extra = job_ids.extra
+
+    @staticmethod
+    def outcome(row: Row) -> str:
+        return job_outcome(row)
+
+    def ask(self, client: Client, gate: RateGate, index: int) -> Row:
+        return fetch_row(client, gate, self.ids[index])
+
+    def frame(self, rows: list[Row | None], consume: bool) -> pd.DataFrame:
+        """The rows so far (ids never answered left out), with the user's columns."""
+        present = [i for i, row in enumerate(rows) if row is not None]
+        extra = self.extra
+        if len(present) < len(rows):
+            if extra is not None:
+                extra = extra.iloc[present].reset_index(drop=True)
+            return to_frame([rows[i] for i in present], extra)
+        return to_frame(rows, extra, consume=consume)
+
+
+Sink = Callable[[list[Any]], None]
+
+
+class Run:
+    """One run: a row slot per item, the workers' shared gate and watchdog, progress, a sink.
+
+    Args:
+        work: what is asked of each item.
+        size: how many items.
+        options: checked options.
+        until_final: `execute` passes again until every row is final.
+        sink: receives the rows in batches as they arrive (a checkpoint's ``write``).
+        stop: an event that, once set, ends the run like Ctrl-C.
+    """
 
     def __init__(
         self,
-        job_ids: JobIds,
+        work: Work,
+        size: int,
         options: Options,
-        until_final: bool,
-        checkpoint: Checkpoint | None,
-        stop: threading.Event | None,
+        *,
+        until_final: bool = False,
+        sink: Sink | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
-        self.ids = job_ids.ids
-        self.extra = job_ids.extra
-        self.invalid = job_ids.invalid
+        self.work = work
         self.options = options
         self.until_final = until_final
-        self.checkpoint = checkpoint
-        self.rows: list[Row | None] = [None] * len(self.ids)
+        self.sink = sink
+        self.rows: list[Any] = [None] * size
         self.external_stop = stop
         self.stop = threading.Event()
         self.gate = RateGate(max_rps=options.max_rps, stop=self.stop)
         self.watchdog = Watchdog()
-        self.batch: list[Row] = []
+        self.batch: list[Any] = []
         self.progress: Progress | None = None
 
-    def start(self, known: Mapping[str, Row]) -> None:
-        """Fill in the rows known before the first pass, and start the progress display."""
-        for i, job_id in enumerate(self.ids):
-            problem = self.invalid.get(job_id)
-            self.rows[i] = (
-                error_row(job_id, None, C.INVALID_JOB_ID, problem)
-                if problem is not None
-                else known.get(job_id)
-            )
-        if self.options.progress:
-            settled = sum(1 for row in self.rows if row is not None and row.final)
-            self.progress = Progress(
-                self.options.progress,
-                len(self.ids),
-                desc="final" if self.until_final else "jobs",
-                done=settled,
-            )
-            for row in self.rows:
-                if row is not None:
-                    self.progress.count(row)
+    def client(self) -> Client:
+        """A client for the calling thread (to ask something before the passes)."""
+        return Client(self.options, self.watchdog)
+
+    def start_progress(self) -> None:
+        """Show progress, counting the rows already known."""
+        if not self.options.progress:
+            return
+        work = self.work
+        settled = sum(1 for row in self.rows if row is not None and row.final)
+        self.progress = Progress(
+            self.options.progress,
+            len(self.rows),
+            desc=f"final {work.desc}" if self.until_final else work.desc,
+            done=settled,
+            kinds=work.kinds,
+            outcome=work.outcome,
+        )
+        for row in self.rows:
+            if row is not None:
+                self.progress.count(row)
 
     def todo(self) -> list[int]:
         return [i for i, row in enumerate(self.rows) if row is None or not row.final]
 
     def frame(self, *, consume: bool = False) -> pd.DataFrame:
-        """The rows so far (ids never answered left out), with the user's columns."""
-        present = [i for i, row in enumerate(self.rows) if row is not None]
-        extra = self.extra
-        if len(present) < len(self.rows):
-            rows = [self.rows[i] for i in present]
-            if extra is not None:
-                extra = extra.iloc[present].reset_index(drop=True)
-            return to_frame(rows, extra)
-        return to_frame(self.rows, extra, consume=consume)
+        return self.work.frame(self.rows, consume)
 
-    def receive(self, i: int, row: Row) -> None:
+    def receive(self, i: int, row: Any) -> None:
         old = self.rows[i]
         self.rows[i] = row
         self.batch.append(row)
@@ -123,8 +179,66 @@ class _Run:
 
     def flush(self) -> None:
         batch, self.batch = self.batch, []
-        if batch and self.checkpoint is not None:
-            self.checkpoint.write(batch)
+        if batch and self.sink is not None:
+            self.sink(batch)
+
+    def execute(
+        self,
+        prepare: Callable[[Run], None] | None = None,
+        *,
+        poll_interval: float = 0.0,
+        timeout: float | None = None,
+    ) -> pd.DataFrame:
+        """Run the passes and return the frame; or raise, with ``.df``, what ended the run.
+
+        ``prepare(run)`` runs first, inside the same guard (to ask who the token is, fill in
+        known rows...); then `start_progress`; then the passes.
+        """
+        try:
+            if prepare is not None:
+                prepare(self)
+            self.start_progress()
+            deadline = None if timeout is None else time.monotonic() + timeout
+            timed_out = False
+            external = self.external_stop
+            while todo := self.todo():
+                self.one_pass(todo)
+                if not self.until_final or not self.todo():
+                    break
+                if deadline is not None and time.monotonic() + poll_interval > deadline:
+                    timed_out = True
+                    break
+                if self.stop.wait(poll_interval) or (external is not None and external.is_set()):
+                    raise KeyboardInterrupt
+            self.close()
+            df = self.frame(consume=True)
+            if self.until_final:
+                df.attrs["timed_out"] = timed_out
+            return df
+        except KeyboardInterrupt:
+            raise self._with_frame(
+                E.FetchInterrupted("interrupted: the rows fetched so far are on .df")
+            ) from None
+        except Fatal as fatal:
+            raise self._with_frame(fatal.aborted()) from None
+        except E.RunAbortedError as exc:
+            raise self._with_frame(exc) from exc.__cause__
+        except E.ConfigurationError:
+            raise
+        except Exception as exc:
+            raise self._with_frame(
+                E.RunFailedError(f"the run failed unexpectedly ({type(exc).__name__}: {exc})")
+            ) from exc
+        finally:
+            self.close()
+
+    def _with_frame(self, exc: Any) -> Any:
+        """``exc`` with ``.df``: the one place a run-ending exception gets its rows."""
+        self.halt()
+        with contextlib.suppress(E.CheckpointError):  # the rows are still on .df
+            self.flush()
+        exc.df = self.frame()
+        return exc
 
     # -- one pass --------------------------------------------------------------------------
     def one_pass(self, indices: Sequence[int]) -> None:
@@ -134,7 +248,7 @@ class _Run:
         out: queue.SimpleQueue = queue.SimpleQueue()
         take = threading.Lock()
         pending = iter(indices)
-        ids, options, gate, stop = self.ids, self.options, self.gate, self.stop
+        ask, options, gate, stop = self.work.ask, self.options, self.gate, self.stop
 
         def work() -> None:
             client = None
@@ -145,7 +259,7 @@ class _Run:
                         i = next(pending, None)
                     if i is None:
                         break
-                    out.put((i, fetch_row(client, gate, ids[i])))
+                    out.put((i, ask(client, gate, i)))
             except Stopped:
                 pass
             except Fatal as fatal:
@@ -233,7 +347,7 @@ def run(
     timeout: float | None = None,
     stop: threading.Event | None = None,
 ) -> pd.DataFrame:
-    """Run passes over ``job_ids`` and return the result frame.
+    """Job statuses for ``job_ids``: the run behind `fetch_jobs`, `refresh`, `wait_for_jobs`.
 
     Args:
         job_ids: the distinct ids, with the invalid ones and the user's columns.
@@ -247,62 +361,32 @@ def run(
     """
     known = dict(known or {})
     cp = Checkpoint(checkpoint, options.base_url) if checkpoint is not None else None
-    state: _Run | None = None
-    try:
-        state = _Run(job_ids, options, until_final, cp, stop)
-        if cp is not None:
-            # Bound to the token's workspace before any job is asked.
-            try:
-                cp.bind(identify(Client(options, state.watchdog), state.gate))
-            except Fatal as fatal:
-                raise fatal.aborted() from None
+
+    def prepare(state: Run) -> None:
+        if cp is not None:  # bound to the token's workspace before any job is asked
+            cp.bind(identify(state.client(), state.gate))
             for job_id, row in cp.rows().items():
                 mine = known.get(job_id)
                 if mine is None or (row.final and not mine.final):
                     known[job_id] = row
-        state.start(known)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        timed_out = False
-        while todo := state.todo():
-            state.one_pass(todo)
-            if not until_final or not state.todo():
-                break
-            if deadline is not None and time.monotonic() + poll_interval > deadline:
-                timed_out = True
-                break
-            if state.stop.wait(poll_interval) or (stop is not None and stop.is_set()):
-                raise KeyboardInterrupt
-        state.close()
-        df = state.frame(consume=True)
-        if until_final:
-            df.attrs["timed_out"] = timed_out
-        return df
-    except KeyboardInterrupt:
-        raise _with_frame(
-            E.FetchInterrupted("interrupted: the rows fetched so far are on .df"), state
-        ) from None
-    except E.RunAbortedError as exc:
-        raise _with_frame(exc, state) from exc.__cause__
-    except E.ConfigurationError:
-        raise
-    except Exception as exc:
-        raise _with_frame(
-            E.RunFailedError(f"the run failed unexpectedly ({type(exc).__name__}: {exc})"), state
-        ) from exc
+        for i, job_id in enumerate(job_ids.ids):
+            problem = job_ids.invalid.get(job_id)
+            state.rows[i] = (
+                error_row(job_id, None, C.INVALID_JOB_ID, problem)
+                if problem is not None
+                else known.get(job_id)
+            )
+
+    try:
+        state = Run(
+            JobsWork(job_ids),
+            len(job_ids.ids),
+            options,
+            until_final=until_final,
+            sink=cp.write if cp is not None else None,
+            stop=stop,
+        )
+        return state.execute(prepare, poll_interval=poll_interval, timeout=timeout)
     finally:
-        if state is not None:
-            state.close()
         if cp is not None:
             cp.close()
-
-
-def _with_frame(exc: Any, state: _Run | None) -> Any:
-    """``exc`` with ``.df``: the one place a run-ending exception gets its rows."""
-    if state is not None:
-        state.halt()
-        with contextlib.suppress(E.CheckpointError):  # the rows are still on .df
-            state.flush()
-        exc.df = state.frame()
-    else:
-        exc.df = to_frame([])
-    return exc

@@ -9,39 +9,55 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from tqdm.auto import tqdm
 
 from .rows import Row
 
-__all__ = ["Snapshot", "Progress"]
+__all__ = ["Snapshot", "Progress", "JOB_OUTCOMES", "job_outcome"]
 
 UPDATE_EVERY = 0.2  # seconds between refreshes of the counts
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """Where a run stands: ``done`` of ``total``, and the counts so far."""
+    """Where a run stands: ``done`` of ``total``, and the count of each outcome so far
+    (for job statuses: success, failed, pending, errors)."""
 
     done: int
     total: int
-    success: int
-    failed: int
-    pending: int
-    errors: int
+    counts: Mapping[str, int] = field(default_factory=dict)
     finished: bool = False
 
+    @property
+    def success(self) -> int:
+        return self.counts.get("success", 0)
+
+    @property
+    def failed(self) -> int:
+        return self.counts.get("failed", 0)
+
+    @property
+    def pending(self) -> int:
+        return self.counts.get("pending", 0)
+
+    @property
+    def errors(self) -> int:
+        return self.counts.get("errors", 0)
+
     def describe(self) -> str:
-        return (
-            f"{self.done}/{self.total} · success {self.success} · failed {self.failed} · "
-            f"pending {self.pending} · errors {self.errors}"
-        )
+        counts = " · ".join(f"{kind} {n}" for kind, n in self.counts.items())
+        return f"{self.done}/{self.total} · {counts}" if counts else f"{self.done}/{self.total}"
 
 
-def _key(row: Row) -> str:
+JOB_OUTCOMES = ("success", "failed", "pending", "errors")
+
+
+def job_outcome(row: Row) -> str:
+    """The progress bucket of a job-status row."""
     if row.status is not None:
         return row.status
     return "errors" if row.error_code is not None else "pending"  # not asked yet: to do
@@ -57,10 +73,13 @@ class Progress:
         *,
         desc: str = "jobs",
         done: int = 0,
+        kinds: tuple[str, ...] = JOB_OUTCOMES,
+        outcome: Callable[[Any], str] = job_outcome,
     ) -> None:
         self.total = total
         self.done = done
-        self.counts = {"success": 0, "failed": 0, "pending": 0, "errors": 0}
+        self.counts = dict.fromkeys(kinds, 0)
+        self._outcome = outcome
         self._callback = setting if callable(setting) else None
         self._bar = None
         # tqdm reads TQDM_DISABLE once, at import; read it per run so `%env` works too.
@@ -70,11 +89,11 @@ class Progress:
             )
         self._last = 0.0
 
-    def count(self, row: Row, *, replaces: Row | None = None) -> None:
+    def count(self, row: Any, *, replaces: Any = None) -> None:
         """Count a row's outcome (taking back the outcome of the row it replaces)."""
         if replaces is not None:
-            self.counts[_key(replaces)] -= 1
-        self.counts[_key(row)] += 1
+            self.counts[self._outcome(replaces)] -= 1
+        self.counts[self._outcome(row)] += 1
 
     def advance(self, n: int = 1) -> None:
         self.done += n
@@ -86,15 +105,12 @@ class Progress:
             self._show()
 
     def snapshot(self, finished: bool = False) -> Snapshot:
-        return Snapshot(self.done, self.total, finished=finished, **self.counts)
+        return Snapshot(self.done, self.total, dict(self.counts), finished)
 
     def _show(self, finished: bool = False) -> None:
         if self._bar is not None:
-            c = self.counts
             self._bar.set_postfix_str(
-                f"success={c['success']} failed={c['failed']} pending={c['pending']} "
-                f"errors={c['errors']}",
-                refresh=False,
+                " ".join(f"{kind}={n}" for kind, n in self.counts.items()), refresh=False
             )
         if self._callback is not None:
             self._callback(self.snapshot(finished))

@@ -485,7 +485,7 @@ def read_job(job_id: str, url: str, answer: Answer, attempts: int, options: Opti
             attempts=attempts,
         )
     if status in _REDIRECTS:
-        where = _clip(answer.headers.get("Location") or "?", 200)
+        where = _clip(options.token.scrub(answer.headers.get("Location") or "?"), 200)
         return error_row(
             job_id,
             url,
@@ -497,6 +497,8 @@ def read_job(job_id: str, url: str, answer: Answer, attempts: int, options: Opti
         )
     code, message, body_request_id = _error_list(body)
     request_id = body_request_id or request_id
+    if message is not None:  # a server may echo the request back, Authorization included
+        message = options.token.scrub(message)
     if status == 401 or code in C.AUTH_CODES:
         raise Fatal(
             E.AuthenticationError,

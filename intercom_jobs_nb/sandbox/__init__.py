@@ -27,9 +27,9 @@ Tickets, as 2.15 has them:
 - ``GET /tickets/{ticket_id}`` answers a ticket once its job has succeeded (the ``ticket``
   schema: the enqueued ``ticket_attributes`` with ``_default_title_``/``_default_description_``
   null unless given, its type, state ``submitted``, the contact, assignees ``"0"`` unless
-  assigned, UNIX-second times), else 404 ``ticket_not_found`` (the code of 2.15's other ticket
-  paths). It counts against the rate limit like every authenticated request; faults do not
-  apply to it.
+  assigned, UNIX-second times: ``created_at`` as sent, else the enqueue's time), else 404
+  ``ticket_not_found`` (the code of 2.15's other ticket paths). It counts against the rate
+  limit like every authenticated request; faults do not apply to it.
 - Enqueue requests meet faults too (:data:`ENQUEUE_FAULTS`, injected with
   :meth:`Sandbox.inject_enqueue` or drawn from ``Sandbox(faults=...)``), among them
   ``"drop_after"``: the request is carried out, then the connection is closed unanswered, so
