@@ -3,7 +3,7 @@ the CLI.
 
 A run is a list of distinct ids, the rows already known for some of them (from an input frame or
 a checkpoint), and passes: each pass asks every id whose row is missing or not final, with
-``max_workers`` threads (each its own `transport.Client`) sharing one `RateGate` and one
+``max_workers`` threads (each its own `transport.Client`) sharing one `Pacer` and one
 `Watchdog`. The calling thread only reads the rows the workers queue: it counts them, shows
 progress, hands them to the checkpoint in batches, and stays responsive to Ctrl-C. A single pass
 is `fetch_jobs` and `refresh`; passes every ``poll_interval`` seconds until every row is final
@@ -33,7 +33,7 @@ from . import errors as E
 from .checkpoint import Checkpoint
 from .ids import JobIds
 from .options import Options
-from .pacing import RateGate
+from .pacing import Pacer, shared_gate
 from .progress import JOB_OUTCOMES, Progress, job_outcome
 from .rows import Row, error_row, frame_rows, to_frame, user_columns
 from .transport import Client, Fatal, Stopped, Watchdog, fetch_row, identify
@@ -66,7 +66,7 @@ class Work(Protocol):
         """The progress bucket of a row."""
         ...
 
-    def ask(self, client: Client, gate: RateGate, index: int) -> Any:
+    def ask(self, client: Client, gate: Pacer, index: int) -> Any:
         """The row of item ``index`` (called in a worker thread)."""
         ...
 
@@ -89,7 +89,7 @@ class JobsWork:
     def outcome(row: Row) -> str:
         return job_outcome(row)
 
-    def ask(self, client: Client, gate: RateGate, index: int) -> Row:
+    def ask(self, client: Client, gate: Pacer, index: int) -> Row:
         return fetch_row(client, gate, self.ids[index])
 
     def frame(self, rows: list[Row | None], consume: bool) -> pd.DataFrame:
@@ -135,7 +135,9 @@ class Run:
         self.rows: list[Any] = [None] * size
         self.external_stop = stop
         self.stop = threading.Event()
-        self.gate = RateGate(max_rps=options.max_rps, stop=self.stop)
+        self.gate = Pacer(
+            shared_gate(options.token.reveal(), options.base_url, options.max_rps), self.stop
+        )
         self.watchdog = Watchdog()
         self.batch: list[Any] = []
         self.progress: Progress | None = None
@@ -325,7 +327,7 @@ class Run:
 
     def halt(self) -> None:
         """Stop every worker and cut the requests in flight; no request is sent after this."""
-        self.stop.set()
+        self.gate.halt()
         self.watchdog.cut_all()
 
     def close(self) -> None:

@@ -23,6 +23,7 @@ Nothing a server sends can make the gate wait for ever:
 
 from __future__ import annotations
 
+import hashlib
 import random
 import re
 import statistics
@@ -32,12 +33,24 @@ from collections import deque
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 
-__all__ = ["RateGate", "BLOCKED", "STOPPED", "MAX_WAIT", "MAX_RETRY_AFTER", "BLOCKED_WINDOWS"]
+__all__ = [
+    "RateGate",
+    "Pacer",
+    "shared_gate",
+    "GO",
+    "BLOCKED",
+    "STOPPED",
+    "MAX_WAIT",
+    "MAX_RETRY_AFTER",
+    "BLOCKED_WINDOWS",
+    "BLOCKED_FOR",
+]
 
 MAX_WAIT = 15.0  # Intercom's windows are 10 s: a reset further away is not believed
 MAX_RETRY_AFTER = 60.0  # a Retry-After is believed up to this
 MIN_WAIT = 0.5  # when a window is spent but its reset looks past, wait at least this
 BLOCKED_WINDOWS = 3  # windows in a row with nothing but 429s before the gate gives up
+BLOCKED_FOR = 60.0  # seconds a blocked gate refuses requests before it probes again
 SKEW_SAMPLES = 15  # Date headers kept for the clock-offset consensus
 SKEW_SPREAD = 2.0  # seconds from the median within which a sample is believed
 
@@ -101,6 +114,7 @@ class RateGate:
         self.limit: int | None = None
         self.remaining: int | None = None  # None: no headers, no limit known
         self.blocked = False
+        self._blocked_at = 0.0
         self._window_reset: int | None = None  # the latest reset value the server sent
         self._learned = False  # whether the current local window has heard of itself yet
         self._reset_local: float | None = None  # local time of that reset, never early
@@ -124,15 +138,21 @@ class RateGate:
         return self._skew
 
     # -- called by workers -------------------------------------------------------------------
-    def acquire(self) -> int:
-        """Block until a request may go out: `GO`, `STOPPED` or `BLOCKED`."""
+    def acquire(self, stop: threading.Event | None = None) -> int:
+        """Block until a request may go out: `GO`, `STOPPED` (``stop``, default the gate's own,
+        is set) or `BLOCKED`."""
+        stop = stop or self.stop
         with self._cond:
             while True:
-                if self.stop.is_set():
+                if stop.is_set():
                     return STOPPED
-                if self.blocked:
-                    return BLOCKED
                 now = time.time()
+                if self.blocked:
+                    if now - self._blocked_at < BLOCKED_FOR:
+                        return BLOCKED
+                    self.blocked = False  # time to try again, one request first
+                    self._empty_windows = 0
+                    self._probing = True
                 if self._reset_local is not None and now >= self._reset_local + self._jitter:
                     self._new_window()
                     continue
@@ -153,10 +173,38 @@ class RateGate:
                 slot = max(now, self._next_slot)
                 self._next_slot = slot + self._interval
                 delay = slot - now
-        if delay > 0 and self.stop.wait(delay):
+        if delay > 0 and stop.wait(delay):
             self.release()
             return STOPPED
         return GO
+
+    def begin_run(self) -> None:
+        """A run starts using the gate: a blocked gate may probe again, and what an idle gate
+        learned of windows that are over is forgotten (it may even be another server's, on a
+        loopback port used again)."""
+        with self._cond:
+            if self.blocked:
+                self.blocked = False
+                self._empty_windows = 0
+                self._probing = True
+            now = time.time()
+            if self.in_flight == 0 and (self._reset_local is None or now >= self._reset_local):
+                self.limit = self.remaining = self._window_reset = self._reset_local = None
+                self._learned = self._answered_in_window = self._refused_in_window = False
+                self._skew_samples.clear()
+                self._skew = 0.0
+                self._last_date = ""
+                self._probing = True
+
+    def set_max_rps(self, max_rps: float | None) -> None:
+        """The cap of the latest run that uses the gate."""
+        with self._cond:
+            self._interval = 1.0 / max_rps if max_rps else 0.0
+
+    def wake(self) -> None:
+        """Wake every waiting worker (one of them was told to stop)."""
+        with self._cond:
+            self._cond.notify_all()
 
     def release(
         self,
@@ -187,6 +235,7 @@ class RateGate:
             self._empty_windows += 1
         if self._empty_windows >= BLOCKED_WINDOWS or self.limit == 0:
             self.blocked = True
+            self._blocked_at = time.time()
             self._cond.notify_all()
         self._answered_in_window = self._refused_in_window = False
         self.remaining = self.limit
@@ -252,3 +301,46 @@ class RateGate:
             self._jitter = random.uniform(0.02, 0.2)
         elif self.remaining is None or remaining < self.remaining:
             self.remaining = remaining
+
+
+class Pacer:
+    """One run's handle on a gate that may be shared with other runs: the gate, and the run's
+    own stop event (stopping one run releases its workers, not the others')."""
+
+    def __init__(self, gate: RateGate, stop: threading.Event | None = None) -> None:
+        self.gate = gate
+        self.stop = stop or threading.Event()
+        gate.begin_run()
+
+    def acquire(self) -> int:
+        return self.gate.acquire(self.stop)
+
+    def release(
+        self,
+        headers: Mapping[str, str] | None = None,
+        received_at: float | None = None,
+        status: int = 0,
+    ) -> None:
+        self.gate.release(headers, received_at, status)
+
+    def halt(self) -> None:
+        self.stop.set()
+        self.gate.wake()
+
+
+_GATES: dict[tuple[str, str], RateGate] = {}
+_GATES_LOCK = threading.Lock()
+
+
+def shared_gate(token: str, base_url: str, max_rps: float | None = None) -> RateGate:
+    """The process's one gate for a (token, host): calls one after another, or at the same time
+    (the panel while a cell runs), share Intercom's per-app budget. Keyed by a hash of the token,
+    never the token itself."""
+    key = (hashlib.sha256(token.encode()).hexdigest(), base_url)
+    with _GATES_LOCK:
+        gate = _GATES.get(key)
+        if gate is None:
+            gate = _GATES[key] = RateGate(max_rps=max_rps)
+        else:
+            gate.set_max_rps(max_rps)
+        return gate

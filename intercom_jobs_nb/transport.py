@@ -40,7 +40,7 @@ from . import codes as C
 from . import errors as E
 from .ids import check_job_id
 from .options import Options, is_loopback
-from .pacing import BLOCKED, STOPPED, RateGate
+from .pacing import BLOCKED, STOPPED, Pacer
 from .rows import STATUSES, Row, error_row, job_row
 
 __all__ = [
@@ -541,7 +541,7 @@ def backoff(attempt: int) -> float:
 Reader = Callable[[Answer, int], Row]
 
 
-def ask(client: Client, gate: RateGate, key: str, path: str, read: Reader) -> Row:
+def ask(client: Client, gate: Pacer, key: str, path: str, read: Reader) -> Row:
     """Ask ``path`` until the answer is final, pending, or the retries are spent.
 
     429s wait for the window (the gate holds every worker); other transient failures back off
@@ -592,7 +592,7 @@ def ask(client: Client, gate: RateGate, key: str, path: str, read: Reader) -> Ro
             raise Stopped
 
 
-def fetch_row(client: Client, gate: RateGate, job_id: str) -> Row:
+def fetch_row(client: Client, gate: Pacer, job_id: str) -> Row:
     """One job's row (see `ask`)."""
     # Checked where the URL is made, whatever path the id came by (refresh of an edited frame,
     # the panel...): an id that is not a plain token would change where the token is sent.
@@ -613,7 +613,7 @@ def fetch_row(client: Client, gate: RateGate, job_id: str) -> Row:
     return ask(client, gate, job_id, path, read)
 
 
-def identify(client: Client, gate: RateGate) -> str:
+def identify(client: Client, gate: Pacer) -> str:
     """The workspace (Intercom's ``app.id_code``) the token belongs to, from ``GET /me``.
 
     Raises:

@@ -204,3 +204,34 @@ def test_one_absurd_date_does_not_move_the_clock_offset():
         assert gate.acquire() == GO
         gate.release({"Date": email.utils.formatdate(stamp, usegmt=True)}, received_at=stamp)
     assert abs(gate.skew) < 2
+
+
+def test_two_runs_at_once_with_one_token_share_the_window():
+    # The panel refreshing while a cell runs: each alone would spend the whole window.
+    with Sandbox(jobs=120, rate_limit=20, window=1, pending_share=0.0) as sb:
+        halves = [sb.job_ids[:60], sb.job_ids[60:]]
+        frames: list = [None, None]
+
+        def fetch(k: int) -> None:
+            frames[k] = ij.fetch_jobs(
+                halves[k], token=sb.token, base_url=sb.base_url, progress=False, retries=0
+            )
+
+        threads = [threading.Thread(target=fetch, args=(k,)) for k in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        rejected = sum(window["rejected"] for window in sb.stats["windows"])
+    assert rejected == 0
+    assert all(frame["status"].notna().all() for frame in frames)
+
+
+def test_runs_with_the_same_token_and_host_share_one_gate_and_others_do_not():
+    from intercom_jobs_nb.pacing import shared_gate
+
+    assert shared_gate("tok", "http://127.0.0.1:1") is shared_gate("tok", "http://127.0.0.1:1")
+    assert shared_gate("tok", "http://127.0.0.1:1") is not shared_gate("tok", "http://127.0.0.1:2")
+    assert shared_gate("tok", "http://127.0.0.1:1") is not shared_gate(
+        "other", "http://127.0.0.1:1"
+    )
