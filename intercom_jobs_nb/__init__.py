@@ -21,6 +21,7 @@ loop), ``checkpoint``, ``fetch`` and ``polling`` (the public calls), ``frames`` 
 CSV), ``progress``, ``plotting``, ``widgets``, ``sandbox`` (a local Intercom) and ``cli``.
 """
 
+from .enqueue import enqueue_tickets
 from .errors import (
     ApiVersionError,
     AuthenticationError,
@@ -55,6 +56,7 @@ __all__ = [
     "fetch_jobs",
     "wait_for_jobs",
     "refresh",
+    "enqueue_tickets",
     # analysis
     "summarize",
     "failures",

@@ -30,7 +30,7 @@ from .errors import CheckpointError, ConfigurationError
 from .options import __version__
 from .rows import COLUMNS, Row, to_frame
 
-__all__ = ["Checkpoint", "SCHEMA_VERSION"]
+__all__ = ["Checkpoint", "WorkspaceFile", "SCHEMA_VERSION"]
 
 #: Version of the file layout. 1: before 0.2 (no workspace); 2: workspace-bound, ``final`` a
 #: column of the rows.
@@ -39,103 +39,107 @@ _PLACEHOLDERS = ", ".join("?" * len(COLUMNS))
 _NAMES = ", ".join(COLUMNS)
 
 
-def _inspect(path: Path) -> dict[str, str]:
+def _inspect(path: Path, tables: frozenset[str], noun: str) -> dict[str, str]:
     """The meta table of an existing file, read without changing it.
 
     Raises:
-        ConfigurationError: the file is not a checkpoint.
+        ConfigurationError: the file is not one of ours.
     """
     meta: dict[str, str] | None = None
     with open(path, "rb") as handle:
         if handle.read(16) != b"SQLite format 3\x00":
-            raise _not_a_checkpoint(path, "it is not an SQLite database")
+            raise _not_ours(path, noun, "it is not an SQLite database")
     # immutable: read it as a file, without the -wal/-shm files SQLite would leave beside it.
     immutable = "" if path.with_name(path.name + "-wal").exists() else "&immutable=1"
     try:
         db = sqlite3.connect(f"file:{quote(str(path))}?mode=ro{immutable}", uri=True)
         try:
-            tables = {
+            found = {
                 name
                 for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
             }
-            if {"meta", "jobs"} <= tables:
+            if {"meta", *tables} <= found:
                 meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
         finally:
             db.close()
     except sqlite3.DatabaseError as exc:
-        raise _not_a_checkpoint(path, f"it is not an SQLite database ({exc})") from None
+        raise _not_ours(path, noun, f"it is not an SQLite database ({exc})") from None
     if meta is None:
-        raise _not_a_checkpoint(path, "it has no checkpoint tables")
+        raise _not_ours(path, noun, f"it has no {noun} tables")
     return meta
 
 
-def _not_a_checkpoint(path: Path, why: str) -> ConfigurationError:
+def _not_ours(path: Path, noun: str, why: str) -> ConfigurationError:
     return ConfigurationError(
-        f"{str(path)!r} is not a checkpoint file: {why}. It was left unchanged; pass the path "
-        "of a new file, or of a checkpoint this toolkit wrote"
+        f"{str(path)!r} is not a {noun} file: {why}. It was left unchanged; pass the path "
+        f"of a new file, or of a {noun} this toolkit wrote"
     )
 
 
-class Checkpoint:
-    """One checkpoint file. Use as a context manager.
-
-    Args:
-        path: the SQLite file (created if missing).
-        base_url: the API host the rows come from; a file made for another host is refused.
+class WorkspaceFile:
+    """An SQLite file of this toolkit bound to one API host and one workspace: checkpoints of
+    job statuses, and ledgers of enqueued tickets. Subclasses name their kind and tables.
 
     Raises:
-        ConfigurationError: the folder does not exist, the file is not a checkpoint, was written
-            with another schema version, or for another host.
+        ConfigurationError: the folder does not exist, the file is not of this kind, was
+            written with another schema version, or for another host.
     """
+
+    KIND = "checkpoint"
+    SCHEMA = SCHEMA_VERSION
+    TABLES: dict[str, str] = {}  # name -> column definitions
 
     def __init__(self, path: str | os.PathLike, base_url: str) -> None:
         self.path = Path(path).expanduser()
-        shown = str(self.path)
+        noun, shown = self.KIND, str(self.path)
         if not self.path.parent.is_dir():
-            raise ConfigurationError(f"cannot create checkpoint {shown!r}: no such folder")
+            raise ConfigurationError(f"cannot create {noun} {shown!r}: no such folder")
         if self.path.is_dir():
-            raise ConfigurationError(f"checkpoint {shown!r} is a folder, not a file")
+            raise ConfigurationError(f"{noun} {shown!r} is a folder, not a file")
         stored: dict[str, str] = {}
         if self.path.exists() and self.path.stat().st_size:
-            stored = _inspect(self.path)
-            schema = stored.get("schema")
-            if schema != SCHEMA_VERSION:
+            stored = _inspect(self.path, frozenset(self.TABLES), noun)
+            kind = stored.get("kind", "checkpoint")
+            if kind != self.KIND:
                 raise ConfigurationError(
-                    f"checkpoint {shown!r} was written with schema {schema or '?'} (by "
+                    f"{shown!r} is a {kind}, not a {noun}: use another file (it is unchanged)"
+                )
+            schema = stored.get("schema")
+            if schema != self.SCHEMA:
+                raise ConfigurationError(
+                    f"{noun} {shown!r} was written with schema {schema or '?'} (by "
                     f"intercom-jobs-nb {stored.get('written_by', 'before 0.2')}); this version "
-                    f"reads schema {SCHEMA_VERSION} only. Use a new file (the old one is "
-                    "unchanged)"
+                    f"reads schema {self.SCHEMA} only. Use a new file (the old one is unchanged)"
                 )
             if stored.get("base_url") != base_url:
                 raise ConfigurationError(
-                    f"checkpoint {shown!r} was made for {stored.get('base_url')}, not "
-                    f"{base_url}: job ids are per workspace, use another file"
+                    f"{noun} {shown!r} was made for {stored.get('base_url')}, not "
+                    f"{base_url}: ids are per workspace, use another file"
                 )
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             if not stored:
+                tables = "".join(
+                    f"CREATE TABLE IF NOT EXISTS {name} ({columns}) WITHOUT ROWID;"
+                    for name, columns in self.TABLES.items()
+                )
                 self._db.executescript(
-                    f"""
-                    BEGIN;
-                    CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
-                    CREATE TABLE IF NOT EXISTS jobs (
-                        {COLUMNS[0]} TEXT PRIMARY KEY, {", ".join(COLUMNS[1:])}
-                    ) WITHOUT ROWID;
-                    COMMIT;
-                    """
+                    "BEGIN; CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);"
+                    f"{tables} COMMIT;"
                 )
                 self._db.executemany(
                     "INSERT OR REPLACE INTO meta VALUES (?, ?)",
                     [
+                        ("kind", self.KIND),
                         ("base_url", base_url),
-                        ("schema", SCHEMA_VERSION),
+                        ("schema", self.SCHEMA),
                         ("written_by", __version__),
                     ],
                 )
         except sqlite3.Error as exc:
-            raise ConfigurationError(f"cannot use checkpoint {shown!r}: {exc}") from None
+            raise ConfigurationError(f"cannot use {noun} {shown!r}: {exc}") from None
         self.workspace = stored.get("workspace")
 
     def bind(self, workspace: str) -> None:
@@ -149,10 +153,34 @@ class Checkpoint:
             self.workspace = workspace
         elif self.workspace != workspace:
             raise ConfigurationError(
-                f"checkpoint {str(self.path)!r} belongs to another workspace than this token's "
-                "(Intercom's /me names another app): its rows are not this workspace's jobs. "
+                f"{self.KIND} {str(self.path)!r} belongs to another workspace than this "
+                "token's (Intercom's /me names another app): its rows are not this workspace's. "
                 "Use another file for this workspace"
             )
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> WorkspaceFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Checkpoint(WorkspaceFile):
+    """One checkpoint file of job statuses. Use as a context manager.
+
+    Args:
+        path: the SQLite file (created if missing).
+        base_url: the API host the rows come from; a file made for another host is refused.
+    """
+
+    KIND = "checkpoint"
+    TABLES = {"jobs": f"{COLUMNS[0]} TEXT PRIMARY KEY, {', '.join(COLUMNS[1:])}"}
+
+    def __enter__(self) -> Checkpoint:
+        return self
 
     def write(self, rows: Iterable[Row]) -> None:
         """Save rows (replacing older rows of the same jobs) in one transaction.
@@ -189,12 +217,3 @@ class Checkpoint:
     def frame(self) -> pd.DataFrame:
         """Everything saved, as a jobs DataFrame (for a look at a run that stopped)."""
         return to_frame(list(self.rows().values()))
-
-    def close(self) -> None:
-        self._db.close()
-
-    def __enter__(self) -> Checkpoint:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -44,6 +44,13 @@ from .pacing import BLOCKED, STOPPED, Pacer
 from .rows import STATUSES, Row, error_row, job_row
 
 __all__ = [
+    "TransportFailure",
+    "Answer",
+    "error_list",
+    "fatal_for",
+    "parse_json",
+    "text_field",
+    "MAX_MESSAGE",
     "Client",
     "Watchdog",
     "Stopped",
@@ -95,10 +102,11 @@ class Fatal(Exception):
 class TransportFailure(Exception):
     """No usable answer: ``code`` is ``timeout`` or ``connection_error``."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, *, sent: bool = True) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.sent = sent  # False: the request certainly never reached the server
 
 
 class Answer(NamedTuple):
@@ -282,21 +290,28 @@ class Client:
         self._pool = pool
         # Kept on the object, not in locals: a traceback with locals must not show the token.
         self._headers = options.headers()
+        self._json_headers = {**self._headers, "Content-Type": "application/json"}
 
     def close(self) -> None:
         self._pool.close()
 
     def get(self, path: str) -> Answer:
-        """Ask once. Raises `TransportFailure` when there is no usable answer."""
+        """GET once. Raises `TransportFailure` when there is no usable answer."""
+        return self.request("GET", path)
+
+    def request(self, method: str, path: str, body: bytes | None = None) -> Answer:
+        """Ask once (a JSON ``body`` for a POST). Raises `TransportFailure` when there is no
+        usable answer; its ``sent`` says whether the request may have reached the server."""
         slot = self._slot
         slot.arm(self.options.timeout)
         response = None
         whole = False
         try:
             response = self._pool.urlopen(
-                "GET",
+                method,
                 self._prefix + path,
-                headers=self._headers,
+                body=body,
+                headers=self._headers if body is None else self._json_headers,
                 retries=False,
                 redirect=False,
                 preload_content=False,
@@ -304,9 +319,9 @@ class Client:
                 assert_same_host=False,
                 timeout=self._timeout,
             )
-            body, problem = _read_body(response, slot)
+            content, problem = _read_body(response, slot)
             whole = problem is None
-            return Answer(response.status, response.headers, body, problem, time.time())
+            return Answer(response.status, response.headers, content, problem, time.time())
         except Exception as exc:
             raise self._failure(exc, slot) from None
         finally:
@@ -317,17 +332,20 @@ class Client:
                 response.release_conn()
 
     def _failure(self, exc: BaseException, slot: _Slot) -> TransportFailure:
-        # NewConnectionError (refused, unreachable) subclasses ConnectTimeoutError in urllib3 2.
-        timed_out = isinstance(
-            exc, (urllib3.exceptions.TimeoutError, TimeoutError)
-        ) and not isinstance(exc, urllib3.exceptions.NewConnectionError)
+        # Connecting failed: the request never left (NewConnectionError, refused or unreachable,
+        # subclasses ConnectTimeoutError in urllib3 2).
+        unsent = isinstance(exc, urllib3.exceptions.ConnectTimeoutError)
+        refused = isinstance(exc, urllib3.exceptions.NewConnectionError)
+        timed_out = isinstance(exc, (urllib3.exceptions.TimeoutError, TimeoutError)) and not refused
         if slot.expired or timed_out:
             return TransportFailure(
-                C.TIMEOUT, f"no complete answer within {self.options.timeout:g} s"
+                C.TIMEOUT,
+                f"no complete answer within {self.options.timeout:g} s",
+                sent=not unsent or slot.expired,
             )
         # Scrubbed before it is cut short: a cut could leave the token's first half.
         text = self.options.token.scrub(f"{type(exc).__name__}: {exc}")
-        return TransportFailure(C.CONNECTION_ERROR, _clip(text, 300))
+        return TransportFailure(C.CONNECTION_ERROR, _clip(text, 300), sent=not unsent)
 
 
 def _read_body(response: Any, slot: _Slot) -> tuple[bytes | None, str | None]:
@@ -373,7 +391,7 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _json(body: bytes | None) -> Any:
+def parse_json(body: bytes | None) -> Any:
     if not body:
         return None
     try:
@@ -391,7 +409,7 @@ def _is_text(value: Any, limit: int = MAX_FIELD) -> bool:
     return len(value if isinstance(value, str) else str(value)) <= limit
 
 
-def _text(value: Any, limit: int = MAX_FIELD) -> str | None:
+def text_field(value: Any, limit: int = MAX_FIELD) -> str | None:
     """A JSON value as a bounded string; None for null and for anything unusable."""
     if value is None or not _is_text(value, limit):
         return None
@@ -402,11 +420,11 @@ def _intern(value: str | None) -> str | None:
     return _INTERN.get(value, value)
 
 
-def _error_list(body: Any) -> tuple[str | None, str | None, str | None]:
+def error_list(body: Any) -> tuple[str | None, str | None, str | None]:
     """(code, message, request_id) from an Intercom ``error.list`` body, where there is one."""
     if not isinstance(body, dict):
         return None, None, None
-    request_id = _text(body.get("request_id"), 128) or None
+    request_id = text_field(body.get("request_id"), 128) or None
     code = message = None
     errs = body.get("errors")
     if isinstance(errs, list) and errs and isinstance(errs[0], dict):
@@ -426,7 +444,7 @@ def _job_problem(job_id: str, body: Any) -> str | None:
     got = body.get("id")
     if got is None or got == "":
         return "the answer has no job id"
-    if _text(got, 128) != job_id:
+    if text_field(got, 128) != job_id:
         return f"the answer is for another job (id {_clip(repr(got), 40)})"
     status = body.get("status")
     if status is None:
@@ -439,6 +457,26 @@ def _job_problem(job_id: str, body: Any) -> str | None:
     return None
 
 
+def fatal_for(status: int, code: str | None, message: str | None, options: Options) -> Fatal | None:
+    """The run-stopping meaning of an error answer, if it has one (token or version rejected)."""
+    if status == 401 or code in C.AUTH_CODES:
+        return Fatal(
+            E.AuthenticationError,
+            f"Intercom rejected the token ({status} {code or C.UNAUTHORIZED}: "
+            f"{message or 'no message'}); check INTERCOM_TOKEN or token=, and the region",
+            code or C.UNAUTHORIZED,
+            status,
+        )
+    if code == C.INTERCOM_VERSION_INVALID:
+        return Fatal(
+            E.ApiVersionError,
+            f"Intercom rejected Intercom-Version {options.api_version!r}: {message or code}",
+            code,
+            status,
+        )
+    return None
+
+
 def read_job(job_id: str, url: str, answer: Answer, attempts: int, options: Options) -> Row:
     """One answer about ``job_id`` as a row.
 
@@ -446,7 +484,7 @@ def read_job(job_id: str, url: str, answer: Answer, attempts: int, options: Opti
         Fatal: the answer stops the whole run (token or API version rejected).
     """
     status = answer.status
-    request_id = _text(answer.headers.get("X-Request-Id"), 128) or None
+    request_id = text_field(answer.headers.get("X-Request-Id"), 128) or None
     if answer.problem is not None:
         return error_row(
             job_id,
@@ -457,17 +495,17 @@ def read_job(job_id: str, url: str, answer: Answer, attempts: int, options: Opti
             request_id=request_id,
             attempts=attempts,
         )
-    body = _json(answer.body)
+    body = parse_json(answer.body)
     if status == 200:
         problem = _job_problem(job_id, body)
         if problem is None:
             return job_row(
                 job_id,
                 _INTERN[body["status"]],
-                resource_type=_intern(_text(body.get("resource_type"))),
-                resource_id=_text(body.get("resource_id")),
-                resource_url=_text(body.get("resource_url")),
-                url=_text(body.get("url")) or url,
+                resource_type=_intern(text_field(body.get("resource_type"))),
+                resource_id=text_field(body.get("resource_id")),
+                resource_url=text_field(body.get("resource_url")),
+                url=text_field(body.get("url")) or url,
                 request_id=request_id,
                 attempts=attempts,
                 fetched_at=answer.received_at,
@@ -495,25 +533,13 @@ def read_job(job_id: str, url: str, answer: Answer, attempts: int, options: Opti
             request_id=request_id,
             attempts=attempts,
         )
-    code, message, body_request_id = _error_list(body)
+    code, message, body_request_id = error_list(body)
     request_id = body_request_id or request_id
     if message is not None:  # a server may echo the request back, Authorization included
         message = options.token.scrub(message)
-    if status == 401 or code in C.AUTH_CODES:
-        raise Fatal(
-            E.AuthenticationError,
-            f"Intercom rejected the token ({status} {code or C.UNAUTHORIZED}: "
-            f"{message or 'no message'}); check INTERCOM_TOKEN or token=, and the region",
-            code or C.UNAUTHORIZED,
-            status,
-        )
-    if code == C.INTERCOM_VERSION_INVALID:
-        raise Fatal(
-            E.ApiVersionError,
-            f"Intercom rejected Intercom-Version {options.api_version!r}: {message or code}",
-            code,
-            status,
-        )
+    fatal = fatal_for(status, code, message, options)
+    if fatal is not None:
+        raise fatal
     if status == 429:
         code = C.RATE_LIMIT_EXCEEDED
     elif status >= 500:
@@ -625,9 +651,9 @@ def identify(client: Client, gate: Pacer) -> str:
 
     def read(answer: Answer, attempts: int) -> Row:
         if answer.status == 200 and answer.problem is None:
-            body = _json(answer.body)
+            body = parse_json(answer.body)
             app = body.get("app") if isinstance(body, dict) else None
-            id_code = _text(app.get("id_code"), 256) if isinstance(app, dict) else None
+            id_code = text_field(app.get("id_code"), 256) if isinstance(app, dict) else None
             if isinstance(id_code, str) and id_code:
                 found.append(id_code)
                 return job_row(

@@ -1,0 +1,430 @@
+"""Enqueue: create tickets in bulk from a spreadsheet, never one twice.
+
+`enqueue_tickets` turns each row into a ``POST /tickets/enqueue`` body, sends the rows the
+ledger (``ledger.py``) has never sent, through the one run engine, and returns the rows with
+their job ids. Then `wait_for_jobs` follows the jobs, and `fetch_tickets` the tickets they made.
+
+What is retried, and what is not: a POST that may have reached Intercom is never sent twice.
+Retried automatically are only a 429 (Intercom did not process it: the run waits for the window
+as for statuses) and a failure before the request left (connection refused, DNS). A timeout or a
+dropped connection after sending, a 5xx, or an answer that is not a job is ``unknown``: it may or
+may not have created a ticket, and it is resent only with ``resend_unknown=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import codes as C
+from .engine import Run
+from .errors import ConfigurationError
+from .ledger import ENQUEUED, NOT_SENT, REJECTED, UNKNOWN, EnqueueRow, Ledger
+from .options import (
+    DEFAULT_API_VERSION,
+    DEFAULT_MAX_RPS,
+    DEFAULT_MAX_WORKERS,
+    DEFAULT_PROGRESS,
+    DEFAULT_REGION,
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT,
+    Options,
+    Secret,
+)
+from .pacing import BLOCKED, STOPPED, Pacer
+from .progress import Snapshot
+from .transport import (
+    MAX_MESSAGE,
+    Client,
+    Fatal,
+    Stopped,
+    TransportFailure,
+    backoff,
+    error_list,
+    fatal_for,
+    identify,
+    parse_json,
+    text_field,
+)
+
+__all__ = ["enqueue_tickets", "ticket_bodies", "ENQUEUE_COLUMNS", "INVALID_ROW", "ENQUEUE_PATH"]
+
+ENQUEUE_PATH = "/tickets/enqueue"
+INVALID_ROW = "invalid_row"  # the toolkit's code for a row that cannot make a valid body
+#: The columns `enqueue_tickets` adds to the input rows.
+ENQUEUE_COLUMNS = (
+    "key",
+    "job_id",
+    "enqueue_status",
+    "enqueue_error_code",
+    "enqueue_error_message",
+    "enqueue_request_id",
+    "enqueued_at",
+)
+_CONTACT_COLUMNS = (
+    ("contact_id", "id"),
+    ("contact_external_id", "external_id"),
+    ("contact_email", "email"),
+)
+_ATTR = "attr:"
+_KINDS = (ENQUEUED, REJECTED, UNKNOWN, NOT_SENT)
+
+
+def _value(value: Any) -> Any:
+    """A cell as a JSON value; None for a missing one."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+        if isinstance(value, float) and math.isnan(value):
+            return None
+    if isinstance(value, str):
+        return value if value.strip() else None
+    return value
+
+
+def _timestamp(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a time")
+    if isinstance(value, (int, float)):
+        return int(value)
+    return int(pd.Timestamp(value).timestamp())
+
+
+def _read_rows(rows: Any) -> pd.DataFrame:
+    if isinstance(rows, pd.DataFrame):
+        return rows
+    if isinstance(rows, (str, os.PathLike)):
+        path = os.fspath(rows)
+        if not path.lower().endswith(".csv"):
+            raise ConfigurationError(
+                f"rows must be a DataFrame, a list of dicts or a .csv path, got {path!r}"
+            )
+        try:
+            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+            raise ConfigurationError(f"cannot read {path!r} as CSV: {exc}") from None
+    if isinstance(rows, list) and all(isinstance(row, dict) for row in rows):
+        return pd.DataFrame(rows)
+    raise ConfigurationError(
+        f"rows must be a DataFrame, a list of dicts or a .csv path, got {type(rows).__name__}"
+    )
+
+
+def ticket_bodies(
+    rows: Any, *, ticket_type_id: str | int | None = None
+) -> tuple[pd.DataFrame, list[str], list[dict[str, Any] | str]]:
+    """The input frame, each row's key, and its enqueue body (or why it cannot make one).
+
+    Raises:
+        ConfigurationError: the keys are not unique, or ``rows`` is not a table.
+    """
+    frame = _read_rows(rows)
+    if "key" in frame.columns:
+        keys = [str(_value(k)) if _value(k) is not None else "" for k in frame["key"]]
+    else:
+        keys = [str(k) for k in frame.index]
+    if any(not k for k in keys):
+        raise ConfigurationError("every row needs a key (the 'key' column has empty cells)")
+    repeated = sorted(k for k, n in Counter(keys).items() if n > 1)
+    if repeated:
+        shown = ", ".join(repeated[:5]) + (" ..." if len(repeated) > 5 else "")
+        raise ConfigurationError(
+            f"keys must be unique (a key is a row's identity: it is what makes a resend safe); "
+            f"repeated: {shown}"
+        )
+    columns = list(frame.columns)
+    attrs = [c for c in columns if isinstance(c, str) and c.startswith(_ATTR)]
+    bodies: list[dict[str, Any] | str] = []
+    for record in frame.to_dict("records"):
+        bodies.append(_body(record, attrs, ticket_type_id))
+    return frame, keys, bodies
+
+
+def _body(record: dict[Any, Any], attrs: list[str], default_type: Any) -> dict[str, Any] | str:
+    contact = None
+    for column, field in _CONTACT_COLUMNS:
+        value = _value(record.get(column))
+        if value is not None:
+            contact = {field: str(value)}
+            break
+    if contact is None:
+        return "no contact: fill contact_id, contact_external_id or contact_email"
+    ticket_type = _value(record.get("ticket_type_id"))
+    if ticket_type is None:
+        ticket_type = default_type
+    if ticket_type is None or not str(ticket_type).strip():
+        return "no ticket type: pass ticket_type_id=... or fill a ticket_type_id column"
+    body: dict[str, Any] = {"ticket_type_id": str(ticket_type), "contacts": [contact]}
+    attributes: dict[str, Any] = {}
+    for column, name in (("title", "_default_title_"), ("description", "_default_description_")):
+        value = _value(record.get(column))
+        if value is not None:
+            attributes[name] = str(value)
+    for column in attrs:
+        value = _value(record.get(column))
+        if value is not None:
+            attributes[column[len(_ATTR) :]] = value
+    if attributes:
+        body["ticket_attributes"] = attributes
+    company = _value(record.get("company_id"))
+    if company is not None:
+        body["company_id"] = str(company)
+    created = _value(record.get("created_at"))
+    if created is not None:
+        try:
+            body["created_at"] = _timestamp(created)
+        except (ValueError, TypeError, OverflowError):
+            return f"created_at {created!r} is not a time"
+    skip = _value(record.get("skip_notifications"))
+    if skip is not None:
+        if isinstance(skip, str):
+            if skip.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                return f"skip_notifications {skip!r} is not true or false"
+            skip = skip.lower() in ("true", "1", "yes")
+        body["skip_notifications"] = bool(skip)
+    try:
+        json.dumps(body, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        return f"a value cannot be sent as JSON ({exc})"
+    return body
+
+
+def send_enqueue(client: Client, gate: Pacer, key: str, body: bytes) -> EnqueueRow:
+    """POST one body: retried only when Intercom certainly did not take it (see the module).
+
+    Raises:
+        Stopped: the run is stopping and the request was not sent.
+        Fatal: the token or API version was rejected (the request was not processed).
+    """
+    retries = client.options.retries
+    attempts = 0
+    while True:
+        go = gate.acquire()
+        if go == STOPPED or gate.stop.is_set():
+            if go != STOPPED:
+                gate.release()
+            raise Stopped
+        if go == BLOCKED:
+            return EnqueueRow.of(
+                key,
+                NOT_SENT,
+                code=C.RATE_LIMIT_EXCEEDED,
+                message="not sent: Intercom's rate limit allowed nothing for "
+                "several windows; call again later",
+            )
+        attempts += 1
+        try:
+            answer = client.request("POST", ENQUEUE_PATH, body)
+        except TransportFailure as failure:
+            gate.release()
+            if not failure.sent:
+                if attempts <= retries and not gate.stop.wait(backoff(attempts)):
+                    continue
+                return EnqueueRow.of(key, NOT_SENT, code=failure.code, message=failure.message)
+            return EnqueueRow.of(
+                key,
+                UNKNOWN,
+                code=failure.code,
+                message=(
+                    f"{failure.message}; the request may have reached Intercom and created a "
+                    "ticket: check before resend_unknown=True"
+                ),
+            )
+        gate.release(answer.headers, answer.received_at, answer.status)
+        status, at = answer.status, answer.received_at
+        parsed = parse_json(answer.body) if answer.problem is None else None
+        header_id = text_field(answer.headers.get("X-Request-Id"), 128)
+        if status == 200:
+            job_id = text_field(parsed.get("id"), 128) if isinstance(parsed, dict) else None
+            if job_id and isinstance(parsed, dict) and parsed.get("type") in (None, "job"):
+                return EnqueueRow.of(key, ENQUEUED, job_id=job_id, request_id=header_id, at=at)
+            return EnqueueRow.of(
+                key,
+                UNKNOWN,
+                code=C.INVALID_RESPONSE,
+                request_id=header_id,
+                message="Intercom answered 200 but not with a job; a ticket may have been created",
+                at=at,
+            )
+        code, message, request_id = error_list(parsed)
+        request_id = request_id or header_id
+        if message is not None:
+            message = client.options.token.scrub(message)[:MAX_MESSAGE]
+        fatal = fatal_for(status, code, message, client.options)
+        if fatal is not None:
+            raise fatal
+        if status == 429:
+            if attempts <= retries:
+                continue  # not processed: the gate holds every worker until the window resets
+            return EnqueueRow.of(
+                key,
+                NOT_SENT,
+                code=C.RATE_LIMIT_EXCEEDED,
+                request_id=request_id,
+                message=message or "rate limited; call again later",
+                at=at,
+            )
+        if 400 <= status < 500:
+            return EnqueueRow.of(
+                key,
+                REJECTED,
+                code=code or C.http_code(status),
+                message=message or f"HTTP {status} from Intercom",
+                request_id=request_id,
+                at=at,
+            )
+        return EnqueueRow.of(
+            key,
+            UNKNOWN,
+            code=code or (C.SERVER_ERROR if status >= 500 else C.INVALID_RESPONSE),
+            message=f"HTTP {status} ({message or 'no message'}): the request may have been "
+            "processed; check before resend_unknown=True",
+            request_id=request_id,
+            at=at,
+        )
+
+
+class EnqueueWork:
+    """The enqueues of one call (the engine's `Work`)."""
+
+    desc = "enqueued"
+    kinds: tuple[str, ...] = _KINDS
+
+    def __init__(
+        self, frame: pd.DataFrame, keys: list[str], bodies: list[bytes | None], ledger: Ledger
+    ) -> None:
+        self.input = frame
+        self.keys = keys
+        self.bodies = bodies
+        self.ledger = ledger
+
+    @staticmethod
+    def outcome(row: EnqueueRow) -> str:
+        return row.enqueue_status
+
+    def ask(self, client: Client, gate: Pacer, index: int) -> EnqueueRow:
+        key, body = self.keys[index], self.bodies[index]
+        assert body is not None  # rows without a body are rejected before the passes
+        self.ledger.intend(key)
+        try:
+            row = send_enqueue(client, gate, key, body)
+        except (Stopped, Fatal):
+            self.ledger.forget(key)  # certainly not processed
+            raise
+        self.ledger.record(row)
+        return row
+
+    def frame(self, rows: list[EnqueueRow | None], consume: bool) -> pd.DataFrame:
+        filled = [
+            row if row is not None else EnqueueRow.of(key, NOT_SENT)
+            for key, row in zip(self.keys, rows, strict=True)
+        ]
+        out = pd.DataFrame.from_records(filled, columns=EnqueueRow._fields).drop(columns="final")
+        out["enqueue_status"] = pd.Categorical(out["enqueue_status"], categories=list(_KINDS))
+        out["enqueued_at"] = pd.to_datetime(
+            out["enqueued_at"].astype("float64"), unit="s", utc=True
+        )
+        for column in (
+            "job_id",
+            "enqueue_error_code",
+            "enqueue_error_message",
+            "enqueue_request_id",
+            "key",
+        ):
+            out[column] = out[column].astype("string")
+        base = self.input.reset_index(drop=True)
+        base = base.drop(columns=[c for c in ENQUEUE_COLUMNS if c in base.columns])
+        return pd.concat([base, out], axis=1)
+
+
+def enqueue_tickets(
+    rows: Any,
+    *,
+    ledger: str | os.PathLike,
+    ticket_type_id: str | int | None = None,
+    resend_unknown: bool = False,
+    token: str | Secret | None = None,
+    region: str = DEFAULT_REGION,
+    base_url: str | None = None,
+    api_version: str | None = DEFAULT_API_VERSION,
+    timeout: float = DEFAULT_TIMEOUT,
+    retries: int = DEFAULT_RETRIES,
+    max_workers: int = DEFAULT_MAX_WORKERS,
+    max_rps: float | None = DEFAULT_MAX_RPS,
+    progress: bool | Callable[[Snapshot], Any] = DEFAULT_PROGRESS,
+) -> pd.DataFrame:
+    """Create a ticket for each row (``POST /tickets/enqueue``), never two for one key.
+
+    Args:
+        rows: a DataFrame, a list of dicts or a .csv path, one ticket per row. Columns: ``key``
+            (the row's identity; default the index as a string; unique), one of ``contact_id``,
+            ``contact_external_id``, ``contact_email``; ``title``, ``description``; any
+            ``attr:<name>`` (a ticket attribute); optional ``ticket_type_id``, ``company_id``,
+            ``created_at``, ``skip_notifications``.
+        ledger: the SQLite file that remembers what was sent; call again with the same file to
+            resume: only keys never sent are sent.
+        ticket_type_id: the ticket type of rows without a ``ticket_type_id`` column value.
+        resend_unknown: send again the keys whose earlier request may or may not have created
+            a ticket (``unknown``); check them in Intercom first.
+        token, region, base_url, api_version, timeout, retries, max_workers, max_rps, progress:
+            as in `fetch_jobs`.
+
+    Returns:
+        The input rows plus ``key``, ``job_id``, ``enqueue_status`` (``enqueued``,
+        ``rejected``, ``unknown``, or ``not_sent`` when the run stopped before sending the row),
+        ``enqueue_error_code``, ``enqueue_error_message``, ``enqueue_request_id``,
+        ``enqueued_at``. Pass it to `wait_for_jobs`, then `fetch_tickets`.
+
+    Raises:
+        ConfigurationError: bad arguments, repeated keys, or a ledger of another workspace.
+        AuthenticationError, ApiVersionError, CheckpointError (the ledger cannot be written),
+        FetchInterrupted: the run stopped; ``.df`` has every row, ``not_sent`` where not sent.
+
+    Example:
+        >>> out = ij.enqueue_tickets(rows, ledger="tickets.sqlite", ticket_type_id="1234")
+        ...                                                           # doctest: +SKIP
+    """
+    token = Secret.wrap(token)
+    options = Options.build(
+        token=token,
+        region=region,
+        base_url=base_url,
+        api_version=api_version,
+        timeout=timeout,
+        retries=retries,
+        max_workers=max_workers,
+        max_rps=max_rps,
+        progress=progress,
+    )
+    frame, keys, bodies = ticket_bodies(rows, ticket_type_id=ticket_type_id)
+    encoded = [
+        json.dumps(b, separators=(",", ":")).encode() if isinstance(b, dict) else None
+        for b in bodies
+    ]
+    with Ledger(os.fspath(ledger), options.base_url) as book:
+
+        def prepare(run: Run) -> None:
+            book.bind(identify(run.client(), run.gate))
+            book.settle_interrupted()
+            known = book.rows()
+            for i, key in enumerate(keys):
+                body = bodies[i]
+                if isinstance(body, str):
+                    run.rows[i] = EnqueueRow.of(key, REJECTED, code=INVALID_ROW, message=body)
+                    continue
+                row = known.get(key)
+                if row is not None and not (resend_unknown and row.enqueue_status == UNKNOWN):
+                    run.rows[i] = row
+
+        work = EnqueueWork(frame, keys, encoded, book)
+        return Run(work, len(keys), options).execute(prepare)

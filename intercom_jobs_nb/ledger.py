@@ -1,0 +1,161 @@
+"""The enqueue ledger: what was sent to ``POST /tickets/enqueue`` for each key, so that no key
+ever makes two tickets.
+
+A POST is not idempotent: a request that reached Intercom and whose answer was lost may have
+created a ticket. So the ledger records each key's *intent* (state ``sending``) in a committed
+transaction before its request leaves, and the answer after. A key found ``sending`` when a run
+starts was cut off (a SIGKILL, a crash) between the two: it is ``unknown``, like a request whose
+answer was lost, and never sent again unless the caller says so. A key is sent only when the
+ledger has no row for it. Like a checkpoint, the file is bound to its API host and workspace.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable
+from typing import NamedTuple
+
+from .checkpoint import WorkspaceFile
+from .errors import CheckpointError
+
+__all__ = ["Ledger", "EnqueueRow", "ENQUEUED", "REJECTED", "UNKNOWN", "NOT_SENT", "SENDING"]
+
+ENQUEUED = "enqueued"  # Intercom answered a job
+REJECTED = "rejected"  # refused, by Intercom (400) or before sending (no contact...)
+UNKNOWN = "unknown"  # may have reached Intercom, no clear answer: never resent by itself
+NOT_SENT = "not_sent"  # the run stopped (or was held back) before sending it
+SENDING = "sending"  # in the ledger only: the intent, written before the request leaves
+
+
+class EnqueueRow(NamedTuple):
+    """One key's enqueue outcome."""
+
+    key: str
+    job_id: str | None
+    enqueue_status: str
+    enqueue_error_code: str | None
+    enqueue_error_message: str | None
+    enqueue_request_id: str | None
+    enqueued_at: float | None
+    final: bool  # False only for not_sent: a later call sends it
+
+    @classmethod
+    def of(
+        cls,
+        key: str,
+        status: str,
+        *,
+        job_id: str | None = None,
+        code: str | None = None,
+        message: str | None = None,
+        request_id: str | None = None,
+        at: float | None = None,
+    ) -> EnqueueRow:
+        return cls(key, job_id, status, code, message, request_id, at, status != NOT_SENT)
+
+
+_FIELDS = EnqueueRow._fields[:-1]  # what the ledger stores (final follows from the status)
+
+
+class Ledger(WorkspaceFile):
+    """One ledger file. Thread-safe: workers write intents and answers as they go.
+
+    Args:
+        path: the SQLite file (created if missing).
+        base_url: the API host; a ledger made for another host is refused.
+    """
+
+    KIND = "ledger"
+    SCHEMA = "1"
+    TABLES = {
+        "keys": "key TEXT PRIMARY KEY, "
+        + ", ".join(_FIELDS[1:])
+        + ", sent_count INTEGER NOT NULL DEFAULT 0"
+    }
+
+    def __init__(self, path: str, base_url: str) -> None:
+        super().__init__(path, base_url)
+        self._lock = threading.Lock()
+
+    def _commit(self, sql: str, params: Iterable[object]) -> None:
+        with self._lock:
+            try:
+                self._db.execute(sql, tuple(params))
+            except sqlite3.Error as exc:
+                raise CheckpointError(
+                    f"cannot write to ledger {str(self.path)!r} ({exc}); nothing more is sent"
+                ) from None
+
+    def settle_interrupted(self) -> int:
+        """Keys left ``sending`` by a run that died: they become ``unknown``. Returns how many."""
+        with self._lock:
+            cursor = self._db.execute(
+                "UPDATE keys SET enqueue_status = ?, enqueue_error_code = ?, "
+                "enqueue_error_message = ? WHERE enqueue_status = ?",
+                (
+                    UNKNOWN,
+                    "interrupted",
+                    "the run stopped while this request may have been in flight; it may or may "
+                    "not have created a ticket",
+                    SENDING,
+                ),
+            )
+            return cursor.rowcount
+
+    def intend(self, key: str) -> None:
+        """Record, durably, that ``key`` is about to be sent."""
+        self._commit(
+            "INSERT INTO keys (key, enqueue_status, sent_count) VALUES (?, ?, 1) "
+            "ON CONFLICT(key) DO UPDATE SET enqueue_status = excluded.enqueue_status, "
+            "sent_count = sent_count + 1",
+            (key, SENDING),
+        )
+
+    def forget(self, key: str) -> None:
+        """``key`` was not sent after all (the run stopped, or 429: Intercom did not take it)."""
+        self._commit(
+            "UPDATE keys SET enqueue_status = ?, sent_count = sent_count - 1 "
+            "WHERE key = ? AND enqueue_status = ?",
+            (NOT_SENT, key, SENDING),
+        )
+
+    def record(self, row: EnqueueRow) -> None:
+        """Record the answer for a key."""
+        if row.enqueue_status == NOT_SENT:
+            self.forget(row.key)
+            return
+        self._commit(
+            "UPDATE keys SET "
+            + ", ".join(f"{name} = ?" for name in _FIELDS[1:])
+            + " WHERE key = ?",
+            (*row[1:-1], row.key),
+        )
+
+    def rows(self) -> dict[str, EnqueueRow]:
+        """The last outcome of every key ever sent (``not_sent`` ones left out)."""
+        with self._lock:
+            cursor = self._db.execute(
+                f"SELECT {', '.join(_FIELDS)} FROM keys WHERE enqueue_status != ?", (NOT_SENT,)
+            )
+            return {
+                values[0]: EnqueueRow.of(
+                    values[0],
+                    values[2],
+                    job_id=values[1],
+                    code=values[3],
+                    message=values[4],
+                    request_id=values[5],
+                    at=values[6],
+                )
+                for values in cursor
+            }
+
+    def sent_counts(self) -> dict[str, int]:
+        """How many times each key was sent (for tests and audits: never more than once unless
+        ``resend_unknown``)."""
+        with self._lock:
+            return dict(self._db.execute("SELECT key, sent_count FROM keys"))
+
+    def __enter__(self) -> Ledger:
+        return self
