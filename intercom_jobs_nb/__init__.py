@@ -39,6 +39,7 @@ from .errors import (
     RunFailedError,
     ServerError,
     TransportError,
+    UnreachableError,
 )
 from .fetch import fetch_job, fetch_jobs
 from .frames import export_csv, failures, join_jobs, summarize
@@ -48,6 +49,7 @@ from .plotting import outcome_counts, outcomes, plot_status
 from .polling import refresh, wait_for_jobs
 from .progress import Snapshot
 from .sandbox import Sandbox
+from .tickets import fetch_tickets
 from .widgets import JobsPanel
 
 __all__ = [
@@ -57,6 +59,7 @@ __all__ = [
     "wait_for_jobs",
     "refresh",
     "enqueue_tickets",
+    "fetch_tickets",
     # analysis
     "summarize",
     "failures",
@@ -82,6 +85,7 @@ __all__ = [
     "AuthenticationError",
     "ApiVersionError",
     "CheckpointError",
+    "UnreachableError",
     "RunFailedError",
     "FetchInterrupted",
     "JobError",

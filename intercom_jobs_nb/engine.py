@@ -35,7 +35,7 @@ from .ids import JobIds
 from .options import Options
 from .pacing import Pacer, shared_gate
 from .progress import JOB_OUTCOMES, Progress, job_outcome
-from .rows import Row, error_row, frame_rows, to_frame, user_columns
+from .rows import DTYPES, Row, error_row, frame_rows, to_frame, unasked_row, user_columns
 from .transport import Client, Fatal, Stopped, Watchdog, fetch_row, identify
 
 __all__ = ["Run", "Work", "JobsWork", "run", "from_frame", "BATCH_ROWS"]
@@ -45,11 +45,24 @@ _DONE = object()  # a worker has finished
 
 
 def from_frame(df: pd.DataFrame) -> tuple[JobIds, dict[str, Row]]:
-    """A result frame's ids (with the user's own columns) and its rows, to run again."""
+    """A result frame's ids (with the user's own columns) and its rows, to run again; rows
+    without a job id are carried along."""
     rows = frame_rows(df)
-    return JobIds([row.job_id for row in rows], {}, user_columns(df)), {
-        row.job_id: row for row in rows
-    }
+    extra = user_columns(df)
+    present = [i for i, row in enumerate(rows) if row.job_id is not None]
+    if len(present) == len(rows):
+        return JobIds([row.job_id for row in rows], {}, extra), {row.job_id: row for row in rows}
+    missing = [i for i, row in enumerate(rows) if row.job_id is None]
+    carried = extra if extra is not None else pd.DataFrame(index=range(len(rows)))
+    job_ids = JobIds(
+        [rows[i].job_id for i in present],
+        {},
+        None if extra is None else extra.iloc[present].reset_index(drop=True),
+        positions=present,
+        carried=carried.iloc[missing].reset_index(drop=True),
+        carried_positions=missing,
+    )
+    return job_ids, {rows[i].job_id: rows[i] for i in present}
 
 
 class Work(Protocol):
@@ -84,6 +97,7 @@ class JobsWork:
     def __init__(self, job_ids: JobIds) -> None:
         self.ids = job_ids.ids
         self.extra = job_ids.extra
+        self.job_ids = job_ids
 
     @staticmethod
     def outcome(row: Row) -> str:
@@ -93,14 +107,33 @@ class JobsWork:
         return fetch_row(client, gate, self.ids[index])
 
     def frame(self, rows: list[Row | None], consume: bool) -> pd.DataFrame:
-        """The rows so far (ids never answered left out), with the user's columns."""
+        """The rows so far (ids never answered left out), with the user's columns, and the
+        rows carried along without a job id in their places."""
         present = [i for i, row in enumerate(rows) if row is not None]
         extra = self.extra
         if len(present) < len(rows):
             if extra is not None:
                 extra = extra.iloc[present].reset_index(drop=True)
-            return to_frame([rows[i] for i in present], extra)
-        return to_frame(rows, extra, consume=consume)
+            df = to_frame([rows[i] for i in present], extra)
+        else:
+            df = to_frame(rows, extra, consume=consume)
+        return self._with_carried(df, present)
+
+    def _with_carried(self, df: pd.DataFrame, present: list[int]) -> pd.DataFrame:
+        job_ids = self.job_ids
+        if job_ids.carried is None or job_ids.positions is None:
+            return df
+        carried = job_ids.carried
+        blank = to_frame(
+            [unasked_row(None)._replace(final=True)] * len(carried),  # type: ignore[arg-type]
+            carried if len(carried.columns) else None,
+        )
+        order = [job_ids.positions[i] for i in present] + job_ids.carried_positions
+        both = pd.concat([df, blank], ignore_index=True)
+        for column, dtype in DTYPES.items():  # concat loses categories that differ
+            if dtype == "category":
+                both[column] = both[column].astype("category")
+        return both.iloc[sorted(range(len(order)), key=order.__getitem__)].reset_index(drop=True)
 
 
 Sink = Callable[[list[Any]], None]

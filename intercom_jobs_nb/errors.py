@@ -10,6 +10,7 @@ In bulk calls (`fetch_jobs`, `wait_for_jobs`, `refresh`) one job's failure is a 
     ├── RunAbortedError                 the run cannot go on; ``.df`` holds the rows fetched so far
     │   ├── AuthenticationError         Intercom rejected the token (401, token_*, forbidden)
     │   ├── ApiVersionError             Intercom rejected the Intercom-Version header
+    │   ├── UnreachableError            no answer at all from Intercom before the run began
     │   ├── CheckpointError             the checkpoint could not be written (disk full...)
     │   └── RunFailedError              an unexpected error; the original is ``__cause__``
     └── JobError                        `fetch_job` only: this job could not be read; ``.code``
@@ -45,6 +46,7 @@ __all__ = [
     "RunAbortedError",
     "AuthenticationError",
     "ApiVersionError",
+    "UnreachableError",
     "CheckpointError",
     "RunFailedError",
     "FetchInterrupted",
@@ -98,6 +100,10 @@ class AuthenticationError(RunAbortedError):
 
 class ApiVersionError(RunAbortedError):
     """Intercom rejected the ``Intercom-Version`` header (``intercom_version_invalid``)."""
+
+
+class UnreachableError(RunAbortedError):
+    """Intercom could not be reached before anything was asked (no answer at all)."""
 
 
 class CheckpointError(RunAbortedError):

@@ -86,6 +86,11 @@ class JobIds:
     invalid: dict[str, str] = field(default_factory=dict)
     extra: pd.DataFrame | None = None  # the user's other columns, one row per id, same order
     duplicates: int = 0
+    # A DataFrame's rows with no job id at all (a ticket never enqueued...): carried along to
+    # the result, in their place, never asked. ``positions`` are the input rows of ``ids``.
+    positions: list[int] | None = None
+    carried: pd.DataFrame | None = None
+    carried_positions: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -112,11 +117,32 @@ def _from_frame(frame: pd.DataFrame, column: str = "job_id") -> JobIds:
     if column not in frame.columns:
         names = ", ".join(map(str, frame.columns))
         raise ConfigurationError(f"the DataFrame has no {column!r} column (its columns: {names})")
-    ids, invalid, positions, duplicates = _distinct(frame[column].tolist())
-    extra = frame.drop(columns=[column]).iloc[positions].reset_index(drop=True)
+    values = frame[column].tolist()
+    missing = [i for i, value in enumerate(values) if _is_missing(value)]
+    kept = [i for i, value in enumerate(values) if not _is_missing(value)] if missing else None
+    ids, invalid, positions, duplicates = _distinct(
+        values if kept is None else [values[i] for i in kept]
+    )
+    if kept is not None:
+        positions = [kept[p] for p in positions]
+    others = frame.drop(columns=[column])
+    extra = others.iloc[positions].reset_index(drop=True)
     if duplicates:
         warn(f"{duplicates} rows repeat a job_id already seen; the first row of each id is kept")
-    return JobIds(ids, invalid, extra if len(extra.columns) else None, duplicates)
+    carried = others.iloc[missing].reset_index(drop=True) if missing else None
+    return JobIds(
+        ids, invalid, extra if len(extra.columns) else None, duplicates, positions, carried, missing
+    )
+
+
+def _is_missing(value: Any) -> bool:
+    """A DataFrame cell with no value (not an empty string: that is an id, and a bad one)."""
+    return (
+        value is None
+        or value is pd.NA
+        or value is pd.NaT
+        or (isinstance(value, float) and math.isnan(value))
+    )
 
 
 def _is_id_column_name(cell: str) -> bool:

@@ -31,6 +31,7 @@ from .options import (
 )
 from .progress import Snapshot
 from .rows import COLUMNS
+from .tickets import fetch_tickets
 
 __all__ = ["refresh", "wait_for_jobs"]
 
@@ -64,8 +65,11 @@ def refresh(
         >>> df = ij.refresh(df, token=token)                          # doctest: +SKIP
     """
     token = Secret.wrap(token)
-    if not _is_jobs_frame(df):
-        raise E.ConfigurationError("refresh needs a DataFrame returned by fetch_jobs")
+    if not isinstance(df, pd.DataFrame) or "job_id" not in df.columns:
+        raise E.ConfigurationError(
+            "refresh needs a DataFrame with a job_id column (from fetch_jobs, wait_for_jobs or "
+            "enqueue_tickets)"
+        )
     options = Options.build(
         token=token,
         region=region,
@@ -77,7 +81,7 @@ def refresh(
         max_rps=max_rps,
         progress=progress,
     )
-    job_ids, known = from_frame(df)
+    job_ids, known = from_frame(df) if _is_jobs_frame(df) else (read_job_ids(df), {})
     return run(job_ids, options, known=known, checkpoint=checkpoint)
 
 
@@ -88,6 +92,7 @@ def wait_for_jobs(
     timeout: float | None = None,
     checkpoint: str | os.PathLike | None = None,
     request_timeout: float = DEFAULT_TIMEOUT,
+    tickets: bool = False,
     token: str | Secret | None = None,
     region: str = DEFAULT_REGION,
     base_url: str | None = None,
@@ -106,6 +111,7 @@ def wait_for_jobs(
         checkpoint: a SQLite file, as in `fetch_jobs`.
         request_timeout: seconds for one answer (``timeout`` of `fetch_jobs`; here ``timeout``
             is the whole wait's).
+        tickets: then fetch the ticket behind every successful job (`fetch_tickets`).
         token, region, base_url, api_version, retries, max_workers, max_rps, progress: as in
             `fetch_jobs`.
 
@@ -137,7 +143,7 @@ def wait_for_jobs(
         job_ids, known = from_frame(ids_or_df)
     else:
         job_ids, known = read_job_ids(ids_or_df), {}
-    return run(
+    df = run(
         job_ids,
         options,
         known=known,
@@ -146,3 +152,18 @@ def wait_for_jobs(
         poll_interval=poll_interval,
         timeout=timeout,
     )
+    if tickets:
+        timed_out = df.attrs.get("timed_out", False)
+        df = fetch_tickets(
+            df,
+            token=options.token,
+            base_url=options.base_url,
+            api_version=api_version,
+            timeout=request_timeout,
+            retries=retries,
+            max_workers=max_workers,
+            max_rps=max_rps,
+            progress=progress,
+        )
+        df.attrs["timed_out"] = timed_out
+    return df

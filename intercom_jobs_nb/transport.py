@@ -63,6 +63,7 @@ __all__ = [
     "backoff",
 ]
 
+NO_ANSWER = frozenset({C.TIMEOUT, C.CONNECTION_ERROR})  # failures with no answer at all
 MAX_BODY = 1_000_000  # bytes of a decoded answer; a job status is a few hundred
 MAX_FIELD = 2048  # characters of one field of a job (a URL, an id)
 MAX_MESSAGE = 500  # characters of an error message kept
@@ -564,11 +565,18 @@ def backoff(attempt: int) -> float:
     return min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
 
 
-Reader = Callable[[Answer, int], Row]
+Reader = Callable[[Answer, int], Any]
+Failed = Callable[[str, str, int], Any]  # (code, message, attempts) -> a failure row
 
 
-def ask(client: Client, gate: Pacer, key: str, path: str, read: Reader) -> Row:
+def ask(
+    client: Client, gate: Pacer, key: str, path: str, read: Reader, failed: Failed | None = None
+) -> Any:
     """Ask ``path`` until the answer is final, pending, or the retries are spent.
+
+    ``read`` turns an answer into a row, ``failed`` makes the row of a request that got no
+    answer (default: a job-status error row); a row has ``final``, ``error_code`` and
+    ``http_status``.
 
     429s wait for the window (the gate holds every worker); other transient failures back off
     with jitter; a malformed answer is asked for at most `MALFORMED_TRIES` times.
@@ -579,6 +587,11 @@ def ask(client: Client, gate: Pacer, key: str, path: str, read: Reader) -> Row:
     """
     options = client.options
     url = options.base_url + path
+    if failed is None:
+
+        def failed(code: str, message: str, attempts: int) -> Row:
+            return error_row(key, url, code, message, attempts=attempts)
+
     attempts = malformed = 0
     while True:
         go = gate.acquire()
@@ -587,13 +600,11 @@ def ask(client: Client, gate: Pacer, key: str, path: str, read: Reader) -> Row:
                 gate.release()
             raise Stopped
         if go == BLOCKED:
-            return error_row(
-                key,
-                url,
+            return failed(
                 C.RATE_LIMIT_EXCEEDED,
                 "not sent: Intercom's rate limit allowed no request for several windows in a "
                 "row; ask again later (ij.refresh)",
-                attempts=attempts,
+                attempts,
             )
         attempts += 1
         try:
@@ -602,7 +613,7 @@ def ask(client: Client, gate: Pacer, key: str, path: str, read: Reader) -> Row:
             gate.release()
             if gate.stop.is_set():  # cut by the run stopping: not this job's failure
                 raise Stopped from None
-            row = error_row(key, url, failure.code, failure.message, attempts=attempts)
+            row = failed(failure.code, failure.message, attempts)
         else:
             gate.release(answer.headers, answer.received_at, answer.status)
             row = read(answer, attempts)
@@ -678,6 +689,13 @@ def identify(client: Client, gate: Pacer) -> str:
         return read_job("me", options.base_url + ME_PATH, answer, attempts, options)
 
     row = ask(client, gate, "me", ME_PATH, read)
+    if not found and row.http_status is None and row.error_code in NO_ANSWER:
+        raise E.UnreachableError(
+            f"cannot reach Intercom at {options.base_url}: GET /me (asked to check which "
+            f"workspace the file belongs to) got no answer ({row.error_code}: "
+            f"{row.error_message}); nothing was sent",
+            code=row.error_code,
+        )
     if not found:
         raise E.ConfigurationError(
             "cannot tell which workspace the token belongs to, which a checkpoint needs: "

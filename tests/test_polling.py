@@ -75,9 +75,11 @@ def test_refresh_keeps_your_own_columns(mixed_sandbox, opts):
     assert again["order"].tolist() == list("abcde")
 
 
-def test_refresh_refuses_something_that_is_not_a_result(opts, mixed_sandbox):
-    with pytest.raises(ij.ConfigurationError, match="fetch_jobs"):
-        ij.refresh(pd.DataFrame({"job_id": ["1"]}), **opts(mixed_sandbox))
+def test_refresh_refuses_something_without_job_ids(opts, mixed_sandbox):
+    for thing in (pd.DataFrame({"id": ["1"]}), ["1", "2"]):
+        with pytest.raises(ij.ConfigurationError, match="job_id column"):
+            ij.refresh(thing, **opts(mixed_sandbox))
+    assert mixed_sandbox.stats["requests"] == 0
 
 
 def test_wait_progress_counts_final_jobs(settling_sandbox, opts):

@@ -1,0 +1,332 @@
+"""Tickets: the ticket behind every successful job (``GET /tickets/{id}``), into the frame.
+
+`fetch_tickets` asks, once per distinct ticket, through the one run engine (the same workers,
+pacing, retries, bounds and progress as job statuses), and adds to each row with a successful
+job the ticket's columns. Every answer is read defensively, as job statuses are; a ticket that
+could not be read is a row with ``ticket_error_code`` set, never an exception.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import pandas as pd
+
+from . import codes as C
+from .engine import Run
+from .errors import ConfigurationError
+from .options import (
+    DEFAULT_API_VERSION,
+    DEFAULT_MAX_RPS,
+    DEFAULT_MAX_WORKERS,
+    DEFAULT_PROGRESS,
+    DEFAULT_REGION,
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT,
+    Options,
+    Secret,
+)
+from .pacing import Pacer
+from .progress import Snapshot
+from .transport import (
+    MAX_FIELD,
+    Answer,
+    Client,
+    ask,
+    error_list,
+    fatal_for,
+    parse_json,
+    text_field,
+)
+
+__all__ = ["fetch_tickets", "TICKET_COLUMNS", "TICKET_NOT_FOUND", "MAX_ATTRIBUTES"]
+
+TICKET_PATH = "/tickets/"
+TICKET_NOT_FOUND = "ticket_not_found"
+MAX_ATTRIBUTES = 200  # attributes kept per ticket
+_ATTR = "attr:"
+
+
+class TicketRow(NamedTuple):
+    """One ticket as read (or why it could not be). ``http_status``, ``error_code`` and
+    ``final`` are named as the engine's retries expect."""
+
+    resource_id: str
+    ticket_id: str | None
+    ticket_state: str | None
+    ticket_state_label: str | None
+    ticket_type: str | None
+    ticket_open: bool | None
+    ticket_created_at: float | None
+    ticket_updated_at: float | None
+    admin_assignee_id: str | None
+    team_assignee_id: str | None
+    attributes: dict[str, Any] | None
+    http_status: int | None
+    error_code: str | None
+    error_message: str | None
+    final: bool
+
+
+#: The columns `fetch_tickets` adds (before the ``attr:<name>`` ones).
+TICKET_COLUMNS = (
+    "ticket_id",
+    "ticket_state",
+    "ticket_state_label",
+    "ticket_type",
+    "ticket_open",
+    "ticket_created_at",
+    "ticket_updated_at",
+    "admin_assignee_id",
+    "team_assignee_id",
+    "ticket_http_status",
+    "ticket_error_code",
+    "ticket_error_message",
+)
+
+
+def _failed(resource_id: str, code: str, message: str, http_status: int | None = None) -> TicketRow:
+    return TicketRow(
+        resource_id,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        http_status,
+        code,
+        message,
+        not C.is_transient(http_status, code),
+    )
+
+
+def _time(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if 0 <= value < 1e11 else None
+
+
+def _attributes(value: Any) -> dict[str, Any] | None:
+    """Ticket attributes whose names are short strings and whose values are small JSON."""
+    if not isinstance(value, dict):
+        return None
+    kept: dict[str, Any] = {}
+    for name, item in list(value.items())[:MAX_ATTRIBUTES]:
+        if not isinstance(name, str) or not 0 < len(name) <= 128:
+            continue
+        if item is None or isinstance(item, (bool, int, float, str)):
+            if isinstance(item, str) and len(item) > MAX_FIELD:
+                continue
+            kept[name] = item
+        elif len(json.dumps(item, default=str)) <= MAX_FIELD:  # lists, files: kept as JSON text
+            kept[name] = json.dumps(item, default=str)
+    return kept
+
+
+def read_ticket(resource_id: str, answer: Answer, options: Options) -> TicketRow:
+    """One answer about ticket ``resource_id`` as a row.
+
+    Raises:
+        Fatal: the token or API version was rejected.
+    """
+    status = answer.status
+    if answer.problem is not None:
+        return _failed(resource_id, C.INVALID_RESPONSE, answer.problem, status)
+    body = parse_json(answer.body)
+    if status == 200:
+        if not isinstance(body, dict):
+            return _failed(resource_id, C.INVALID_RESPONSE, "the answer is not a JSON object", 200)
+        if text_field(body.get("id"), 128) != resource_id:
+            return _failed(resource_id, C.INVALID_RESPONSE, "the answer is for another ticket", 200)
+        state = body.get("ticket_state")
+        state = state if isinstance(state, dict) else {}
+        kind = body.get("ticket_type")
+        kind = kind if isinstance(kind, dict) else {}
+        is_open = body.get("open")
+        return TicketRow(
+            resource_id,
+            text_field(body.get("ticket_id"), 128),
+            text_field(state.get("category"), 128),
+            text_field(state.get("internal_label"), 256),
+            text_field(kind.get("name"), 256),
+            is_open if isinstance(is_open, bool) else None,
+            _time(body.get("created_at")),
+            _time(body.get("updated_at")),
+            text_field(body.get("admin_assignee_id"), 128),
+            text_field(body.get("team_assignee_id"), 128),
+            _attributes(body.get("ticket_attributes")),
+            200,
+            None,
+            None,
+            True,
+        )
+    code, message, _ = error_list(body)
+    if message is not None:
+        message = options.token.scrub(message)
+    fatal = fatal_for(status, code, message, options)
+    if fatal is not None:
+        raise fatal
+    if status == 429:
+        code = C.RATE_LIMIT_EXCEEDED
+    elif status >= 500:
+        code = code or C.SERVER_ERROR
+    else:
+        code = code or C.http_code(status)
+    return _failed(resource_id, code, message or f"HTTP {status} from Intercom", status)
+
+
+class TicketsWork:
+    """One ``GET /tickets/{id}`` per distinct ticket (the engine's `Work`)."""
+
+    desc = "tickets"
+    kinds: tuple[str, ...] = ("read", "errors")
+
+    def __init__(self, resource_ids: list[str]) -> None:
+        self.resource_ids = resource_ids
+
+    @staticmethod
+    def outcome(row: TicketRow) -> str:
+        return "errors" if row.error_code is not None else "read"
+
+    def ask(self, client: Client, gate: Pacer, index: int) -> TicketRow:
+        resource_id = self.resource_ids[index]
+        options = client.options
+
+        def read(answer: Answer, attempts: int) -> TicketRow:
+            return read_ticket(resource_id, answer, options)
+
+        def failed(code: str, message: str, attempts: int) -> TicketRow:
+            return _failed(resource_id, code, message)
+
+        if not resource_id.isascii() or not resource_id.replace("_", "").replace("-", "").isalnum():
+            return _failed(
+                resource_id,
+                C.INVALID_RESPONSE,
+                "the job names a ticket id that is not a plain id; it was not asked",
+            )
+        return ask(client, gate, resource_id, TICKET_PATH + resource_id, read, failed)
+
+    def frame(self, rows: list[TicketRow | None], consume: bool) -> pd.DataFrame:
+        return pd.DataFrame.from_records(
+            [row for row in rows if row is not None], columns=TicketRow._fields
+        )
+
+
+def _ticket_columns(tickets: pd.DataFrame, wanted: pd.Series) -> pd.DataFrame:
+    """The ticket columns for each row of the input (``wanted``: its resource ids, NA where no
+    ticket was asked), attributes spread into ``attr:<name>`` columns."""
+    by_id = tickets.set_index("resource_id") if len(tickets) else tickets
+    rows: list[dict[str, Any]] = []
+    for resource_id in wanted:
+        if resource_id is None or resource_id is pd.NA or resource_id not in by_id.index:
+            rows.append({})
+            continue
+        ticket = by_id.loc[resource_id]
+        record = {
+            "ticket_id": ticket["ticket_id"],
+            "ticket_state": ticket["ticket_state"],
+            "ticket_state_label": ticket["ticket_state_label"],
+            "ticket_type": ticket["ticket_type"],
+            "ticket_open": ticket["ticket_open"],
+            "ticket_created_at": ticket["ticket_created_at"],
+            "ticket_updated_at": ticket["ticket_updated_at"],
+            "admin_assignee_id": ticket["admin_assignee_id"],
+            "team_assignee_id": ticket["team_assignee_id"],
+            "ticket_http_status": ticket["http_status"],
+            "ticket_error_code": ticket["error_code"],
+            "ticket_error_message": ticket["error_message"],
+        }
+        for name, value in (ticket["attributes"] or {}).items():
+            record[_ATTR + name] = value
+        rows.append(record)
+    out = pd.DataFrame.from_records(rows, index=range(len(rows)))
+    for column in TICKET_COLUMNS:
+        if column not in out.columns:
+            out[column] = None
+    for column in ("ticket_created_at", "ticket_updated_at"):
+        out[column] = pd.to_datetime(out[column].astype("float64"), unit="s", utc=True)
+    for column in (
+        "ticket_id",
+        "ticket_state_label",
+        "ticket_type",
+        "admin_assignee_id",
+        "team_assignee_id",
+        "ticket_error_message",
+    ):
+        out[column] = out[column].astype("string")
+    for column in ("ticket_state", "ticket_error_code"):
+        out[column] = out[column].astype("category")
+    out["ticket_open"] = out["ticket_open"].astype("boolean")
+    out["ticket_http_status"] = out["ticket_http_status"].astype("Int16")
+    attrs = [c for c in out.columns if c not in TICKET_COLUMNS]
+    return out[[*TICKET_COLUMNS, *attrs]]
+
+
+def fetch_tickets(
+    df: pd.DataFrame,
+    *,
+    token: str | Secret | None = None,
+    region: str = DEFAULT_REGION,
+    base_url: str | None = None,
+    api_version: str | None = DEFAULT_API_VERSION,
+    timeout: float = DEFAULT_TIMEOUT,
+    retries: int = DEFAULT_RETRIES,
+    max_workers: int = DEFAULT_MAX_WORKERS,
+    max_rps: float | None = DEFAULT_MAX_RPS,
+    progress: bool | Callable[[Snapshot], Any] = DEFAULT_PROGRESS,
+) -> pd.DataFrame:
+    """The ticket behind every successful job, as columns added to ``df``.
+
+    Asks ``GET /tickets/{resource_id}`` once per distinct ticket of the rows whose job
+    succeeded, and adds ``ticket_id`` (the human id), ``ticket_state`` (category),
+    ``ticket_state_label`` (its internal label), ``ticket_type`` (name), ``ticket_open``,
+    ``ticket_created_at``, ``ticket_updated_at`` (UTC), ``admin_assignee_id``,
+    ``team_assignee_id``, ``ticket_http_status``, ``ticket_error_code``,
+    ``ticket_error_message``, and each ticket attribute as ``attr:<name>`` (the ticket's value
+    wins over an input column of the same name). Rows without a successful job get empty ticket
+    columns. Takes the options of `fetch_jobs`.
+
+    Raises:
+        ConfigurationError: ``df`` has no ``status``/``resource_id`` columns (pass the frame of
+            `fetch_jobs` or `wait_for_jobs`).
+        AuthenticationError, ApiVersionError, FetchInterrupted, RunFailedError: ``.df`` has the
+            tickets read so far (one row per ticket).
+    """
+    token = Secret.wrap(token)
+    if not isinstance(df, pd.DataFrame) or not {"status", "resource_id"} <= set(df.columns):
+        raise ConfigurationError(
+            "fetch_tickets needs the frame of fetch_jobs or wait_for_jobs (status, resource_id)"
+        )
+    options = Options.build(
+        token=token,
+        region=region,
+        base_url=base_url,
+        api_version=api_version,
+        timeout=timeout,
+        retries=retries,
+        max_workers=max_workers,
+        max_rps=max_rps,
+        progress=progress,
+    )
+    succeeded = (df["status"] == "success").fillna(False) & df["resource_id"].notna()
+    if "resource_type" in df.columns:
+        kind = df["resource_type"].astype(object)
+        succeeded &= kind.isna() | (kind == "ticket")
+    wanted = df["resource_id"].astype("string").where(succeeded, None)
+    resource_ids = list(
+        dict.fromkeys(v for v in wanted.tolist() if v is not None and v is not pd.NA)
+    )
+    tickets = Run(TicketsWork(resource_ids), len(resource_ids), options).execute()
+    columns = _ticket_columns(tickets, wanted.reset_index(drop=True))
+    base = df.reset_index(drop=True)
+    base = base.drop(columns=[c for c in columns.columns if c in base.columns])
+    out = pd.concat([base, columns], axis=1)
+    out.index = df.index
+    return out
