@@ -9,14 +9,17 @@ could not be read is a row with ``ticket_error_code`` set, never an exception.
 from __future__ import annotations
 
 import json
+import os
+import sqlite3
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import pandas as pd
 
 from . import codes as C
+from .checkpoint import WorkspaceFile
 from .engine import Run
-from .errors import ConfigurationError
+from .errors import CheckpointError, ConfigurationError
 from .options import (
     DEFAULT_API_VERSION,
     DEFAULT_MAX_RPS,
@@ -37,6 +40,7 @@ from .transport import (
     ask,
     error_list,
     fatal_for,
+    identify,
     parse_json,
     text_field,
 )
@@ -182,6 +186,43 @@ def read_ticket(resource_id: str, answer: Answer, options: Options) -> TicketRow
     return _failed(resource_id, code, message or f"HTTP {status} from Intercom", status)
 
 
+class TicketCheckpoint(WorkspaceFile):
+    """Tickets saved as they are read, so a long `fetch_tickets` can stop and resume (bound to
+    its host and workspace, like a job-status checkpoint)."""
+
+    KIND = "ticket checkpoint"
+    SCHEMA = "1"
+    TABLES = {"tickets": "resource_id TEXT PRIMARY KEY, row TEXT NOT NULL, final INTEGER"}
+
+    def write(self, rows: list[TicketRow]) -> None:
+        """Save rows in one transaction.
+
+        Raises:
+            CheckpointError: they could not be written.
+        """
+        db = self._db
+        try:
+            with db:
+                db.execute("BEGIN")
+                db.executemany(
+                    "INSERT OR REPLACE INTO tickets VALUES (?, ?, ?)",
+                    [(row.resource_id, json.dumps(row), row.final) for row in rows],
+                )
+        except sqlite3.Error as exc:
+            raise CheckpointError(
+                f"cannot write to ticket checkpoint {str(self.path)!r} ({exc}); every ticket "
+                "read is on .df"
+            ) from None
+
+    def rows(self) -> dict[str, TicketRow]:
+        """The saved tickets that will not change, by id."""
+        cursor = self._db.execute("SELECT row FROM tickets WHERE final = 1")
+        return {row.resource_id: row for row in (TicketRow(*json.loads(r)) for (r,) in cursor)}
+
+    def __enter__(self) -> TicketCheckpoint:
+        return self
+
+
 class TicketsWork:
     """One ``GET /tickets/{id}`` per distinct ticket (the engine's `Work`)."""
 
@@ -281,6 +322,7 @@ def fetch_tickets(
     max_workers: int = DEFAULT_MAX_WORKERS,
     max_rps: float | None = DEFAULT_MAX_RPS,
     progress: bool | Callable[[Snapshot], Any] = DEFAULT_PROGRESS,
+    checkpoint: str | os.PathLike | None = None,
 ) -> pd.DataFrame:
     """The ticket behind every successful job, as columns added to ``df``.
 
@@ -291,7 +333,8 @@ def fetch_tickets(
     ``team_assignee_id``, ``ticket_http_status``, ``ticket_error_code``,
     ``ticket_error_message``, and each ticket attribute as ``attr:<name>`` (the ticket's value
     wins over an input column of the same name). Rows without a successful job get empty ticket
-    columns. Takes the options of `fetch_jobs`.
+    columns. Takes the options of `fetch_jobs`; ``checkpoint`` is a SQLite file where tickets
+    are saved as they are read, and final ones are not asked again.
 
     Raises:
         ConfigurationError: ``df`` has no ``status``/``resource_id`` columns (pass the frame of
@@ -323,7 +366,22 @@ def fetch_tickets(
     resource_ids = list(
         dict.fromkeys(v for v in wanted.tolist() if v is not None and v is not pd.NA)
     )
-    tickets = Run(TicketsWork(resource_ids), len(resource_ids), options).execute()
+    book = TicketCheckpoint(checkpoint, options.base_url) if checkpoint is not None else None
+
+    def prepare(run: Run) -> None:
+        if book is not None:  # bound to the token's workspace before any ticket is asked
+            book.bind(identify(run.client(), run.gate))
+            saved = book.rows()
+            for i, resource_id in enumerate(resource_ids):
+                run.rows[i] = saved.get(resource_id)
+
+    try:
+        work = TicketsWork(resource_ids)
+        sink = book.write if book is not None else None
+        tickets = Run(work, len(resource_ids), options, sink=sink).execute(prepare)
+    finally:
+        if book is not None:
+            book.close()
     columns = _ticket_columns(tickets, wanted.reset_index(drop=True))
     base = df.reset_index(drop=True)
     base = base.drop(columns=[c for c in columns.columns if c in base.columns])

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import pandas as pd
 import pytest
 
 import intercom_jobs_nb as ij
@@ -336,3 +337,31 @@ def test_a_full_disk_ends_the_run_with_every_row_on_df(tmp_path):
     saved, df = out["file"], out["df"]
     assert 0 < len(saved) <= len(df)
     assert {job_id: df.get(job_id) for job_id in saved} == saved
+
+
+def test_fetch_tickets_with_a_checkpoint_resumes_without_asking_saved_tickets(tmp_path):
+    rows = pd.DataFrame(
+        {"key": ["a", "b", "c"], "contact_email": ["a@x.io", "b@x.io", "c@x.io"], "title": "T"}
+    )
+    with ij.Sandbox(jobs=1, enqueue_pending_seconds=(0.0, 0.0)) as sb:
+        kw = {"token": sb.token, "base_url": sb.base_url, "progress": False}
+        out = ij.enqueue_tickets(rows, ledger=tmp_path / "ledger.sqlite", ticket_type_id="88", **kw)
+        jobs = ij.wait_for_jobs(out, poll_interval=0.1, **kw)
+        path = tmp_path / "tickets.sqlite"
+        first = ij.fetch_tickets(jobs, checkpoint=path, **kw)
+        sb.reset_stats()
+        again = ij.fetch_tickets(jobs, checkpoint=path, **kw)
+        requests = sb.stats["requests"]
+    assert requests == 1  # GET /me only: the saved tickets are final
+    assert again["ticket_id"].tolist() == first["ticket_id"].tolist()
+    assert first["ticket_id"].notna().all()
+
+
+def test_a_ledger_is_not_taken_for_a_checkpoint(tmp_path, final_sandbox, opts):
+    rows = pd.DataFrame({"key": ["a"], "contact_email": ["a@x.io"]})
+    ledger = tmp_path / "ledger.sqlite"
+    ij.enqueue_tickets(rows, ledger=ledger, ticket_type_id="88", **opts(final_sandbox))
+    before = ledger.read_bytes()
+    with pytest.raises(ij.ConfigurationError, match="checkpoint"):
+        ij.fetch_jobs(final_sandbox.job_ids[:1], checkpoint=ledger, **opts(final_sandbox))
+    assert ledger.read_bytes() == before
