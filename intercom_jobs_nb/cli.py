@@ -2,6 +2,8 @@
 
     intercom-jobs fetch IDS_FILE|- [--out FILE.csv] [--region us|eu|au] [--base-url URL]
                                    [--wait] [--checkpoint FILE]
+    intercom-jobs enqueue TICKETS.csv --ledger FILE [--ticket-type-id ID] [--wait] [--tickets]
+                                   [--resend-unknown] [--out FILE.csv] [--region/--base-url...]
     intercom-jobs sandbox [--port N]
     intercom-jobs demo [--out FILE.csv]
     intercom-jobs --version
@@ -13,6 +15,13 @@ takes a new file) and the ids are read before any request is sent. The first pas
 (`fetch_jobs`) tells whether Intercom can be reached at all; ``--wait`` then polls with
 `wait_for_jobs` over its rows.
 
+``enqueue`` creates a ticket for each row of a CSV (`enqueue_tickets`); its ``--ledger`` records
+each row sent, so the same command run again sends only the rows never sent. ``--wait`` then
+follows the jobs (`wait_for_jobs`) and ``--tickets`` fetches the tickets they made
+(`fetch_tickets`). Both commands share their flags (`_add_connection_flags`), their options
+(`_connection_options`), their ending (`_complete`: the exit code of each exception, Ctrl-C,
+the summary and the CSV) and the test of an unreachable Intercom (`_unreachable`).
+
 Exit codes:
 
     0    done
@@ -21,8 +30,8 @@ Exit codes:
     3    Intercom rejected the token
     4    Intercom could not be reached: every request failed with a timeout or a connection
          error, none was answered (nothing is written)
-    130  interrupted (Ctrl-C): the rows fetched so far are written to --out or stdout first;
-         with --checkpoint FILE, the same command resumes where it stopped
+    130  interrupted (Ctrl-C): the rows so far are written to --out or stdout first; with
+         fetch --checkpoint FILE, or enqueue's --ledger, the same command resumes where it stopped
 """
 
 from __future__ import annotations
@@ -35,7 +44,7 @@ import shlex
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +52,7 @@ import pandas as pd
 
 from . import codes as C
 from . import errors as E
+from .enqueue import INVALID_ROW, enqueue_tickets, ticket_bodies
 from .fetch import fetch_jobs
 from .frames import export_csv, summarize
 from .ids import read_job_ids
@@ -75,7 +85,7 @@ exit codes:
   {EXIT_USAGE}    usage or configuration error (a bad flag, no job ids, --out not writable...)
   {EXIT_AUTH}    Intercom rejected the token
   {EXIT_UNREACHABLE}    Intercom could not be reached: no request was answered
-  {EXIT_INTERRUPTED}  interrupted (Ctrl-C): the rows fetched so far are written first"""
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C): the rows so far are written first"""
 
 TOKEN_HELP = f"The token is read from the {TOKEN_ENV} environment variable, never from a flag."
 
@@ -136,7 +146,30 @@ def _emit(df: pd.DataFrame, out: str | None) -> None:
 
 
 def _print_summary(df: pd.DataFrame) -> None:
-    table = summarize(df)
+    """The summary of a jobs frame (`summarize`) on stderr, shares as percentages."""
+    _print_table(summarize(df))
+
+
+def _print_counts(df: pd.DataFrame, columns: Sequence[str]) -> None:
+    """Counts and shares by each of ``columns`` (missing values as ``(none)``), on stderr."""
+    total = len(df)
+    parts = []
+    for by in columns:
+        series = df[by].astype("object")
+        counts = series.value_counts(dropna=True)
+        missing = int(series.isna().sum())
+        if missing:
+            counts = pd.concat([counts, pd.Series({"(none)": missing})])
+        part = pd.DataFrame({"count": counts.astype("int64")})
+        part["share"] = (part["count"] / total).round(4) if total else 0.0
+        part.index = pd.MultiIndex.from_product(
+            [[by], part.index.astype(str)], names=["by", "value"]
+        )
+        parts.append(part)
+    _print_table(pd.concat(parts))
+
+
+def _print_table(table: pd.DataFrame) -> None:
     if pd.api.types.is_numeric_dtype(table["share"]):
         table = table.assign(share=table["share"].map("{:.1%}".format))
     with pd.option_context("display.width", 120):
@@ -160,32 +193,45 @@ def _cli_words(exc: BaseException, args: argparse.Namespace) -> str:
 # -- fetch -----------------------------------------------------------------------------------
 
 
-def _unreachable(df: pd.DataFrame) -> bool:
-    """Whether Intercom could not be reached at all: every row that was sent (there is one)
-    failed with a timeout or a connection error, and none has an HTTP answer."""
-    sent = df[~df["error_code"].isin([C.INVALID_JOB_ID])]
+def _unreachable(
+    df: pd.DataFrame,
+    *,
+    code: str = "error_code",
+    never_sent: str = C.INVALID_JOB_ID,
+    answer: str = "http_status",
+) -> bool:
+    """Whether Intercom could not be reached at all: every row that was sent (there is one;
+    rows whose ``code`` is ``never_sent`` were not) failed with a timeout or a connection
+    error, and none has an answer (its ``answer`` column is empty)."""
+    sent = df[~df[code].isin([never_sent])]
     return (
         len(sent) > 0
-        and bool(sent["error_code"].isin(NO_ANSWER_CODES).all())
-        and bool(sent["http_status"].isna().all())
+        and bool(sent[code].isin(NO_ANSWER_CODES).all())
+        and bool(sent[answer].isna().all())
     )
 
 
+def _host(args: argparse.Namespace) -> str:
+    return str(args.base_url or REGIONS[args.region])
+
+
 def _unreachable_message(df: pd.DataFrame, args: argparse.Namespace) -> str:
-    host = args.base_url or REGIONS[args.region]
     failed = df[df["error_code"].isin(NO_ANSWER_CODES)]
     return (
-        f"cannot reach Intercom at {host}: none of the {len(failed)} jobs asked got an answer "
-        f"({failed['error_message'].iloc[0]}); check the network or proxy, --region or "
+        f"cannot reach Intercom at {_host(args)}: none of the {len(failed)} jobs asked got an "
+        f"answer ({failed['error_message'].iloc[0]}); check the network or proxy, --region or "
         "--base-url. Nothing was written"
     )
 
 
-def _fetch(ids: pd.DataFrame, args: argparse.Namespace, options: dict[str, Any]) -> pd.DataFrame:
+def _fetch(args: argparse.Namespace, done: list[pd.DataFrame]) -> pd.DataFrame:
     """One pass (`fetch_jobs`), stopped there if Intercom cannot be reached; then, with
     ``--wait``, `wait_for_jobs` over its rows (the same cadence and time limit)."""
+    options = _connection_options(args)
+    ids = _read_ids(args.ids)
     started = time.monotonic()
-    df = fetch_jobs(ids, timeout=args.timeout, **options)
+    df = fetch_jobs(ids, timeout=args.timeout, checkpoint=args.checkpoint, **options)
+    done.append(df)
     if _unreachable(df):
         raise _Stop(EXIT_UNREACHABLE, _unreachable_message(df, args))
     if not args.wait or df["final"].all():
@@ -204,11 +250,12 @@ def _fetch(ids: pd.DataFrame, args: argparse.Namespace, options: dict[str, Any])
         poll_interval=args.poll_interval,
         timeout=left,
         request_timeout=args.timeout,
+        checkpoint=args.checkpoint,
         **options,
     )
 
 
-def _resume_hint(args: argparse.Namespace) -> str:
+def _fetch_resume_hint(args: argparse.Namespace) -> str:
     if args.checkpoint:
         return f"to resume, run the same command again: the rows so far are in {args.checkpoint}"
     checkpoint = str(Path(args.out).with_suffix(".sqlite")) if args.out else "jobs.sqlite"
@@ -219,11 +266,11 @@ def _resume_hint(args: argparse.Namespace) -> str:
     )
 
 
-def _interrupted(df: pd.DataFrame | None, args: argparse.Namespace) -> int:
+def _interrupted(df: pd.DataFrame | None, args: argparse.Namespace, hint: str) -> int:
     """Ctrl-C: write the rows so far, say how to resume. A second Ctrl-C skips the writing."""
     try:
         print(
-            "interrupted: writing the rows fetched so far (Ctrl-C again to skip)",
+            "interrupted: writing the rows so far (Ctrl-C again to skip)",
             file=sys.stderr,
             flush=True,
         )
@@ -231,26 +278,48 @@ def _interrupted(df: pd.DataFrame | None, args: argparse.Namespace) -> int:
             _emit(df, args.out)
     except KeyboardInterrupt:
         print("interrupted again: the rows were not all written", file=sys.stderr)
-    print(_resume_hint(args), file=sys.stderr)
+    print(hint, file=sys.stderr)
     return EXIT_INTERRUPTED
 
 
-def cmd_fetch(args: argparse.Namespace) -> int:
-    if args.out:
-        _check_out(args.out)
-    options = dict(
+def _connection_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options every call to Intercom takes, from the flags of `_add_connection_flags`
+    (``--timeout`` aside: `wait_for_jobs` names it ``request_timeout``)."""
+    return dict(
         region=args.region,
         base_url=args.base_url,
         max_workers=args.max_workers,
         max_rps=args.max_rps,
         retries=args.retries,
         progress=DEFAULT_PROGRESS and not args.no_progress,
-        checkpoint=args.checkpoint,
     )
+
+
+def _complete(
+    args: argparse.Namespace,
+    produce: Callable[[list[pd.DataFrame]], pd.DataFrame],
+    *,
+    summary: Callable[[pd.DataFrame], None],
+    hint: Callable[[argparse.Namespace], str],
+) -> int:
+    """The ending every command that talks to Intercom shares: ``--out`` checked first, then
+    ``produce(done)`` (which appends the frame of each step it finishes); the summary and the
+    CSV; or the exit code of what stopped it, with the rows so far written on Ctrl-C (those of
+    the run cut off, else those of the last step done) and after a run-ending error."""
+    if args.out:
+        _check_out(args.out)
+    done: list[pd.DataFrame] = []
     try:
-        df = _fetch(_read_ids(args.ids), args, options)
-    except E.FetchInterrupted as exc:
-        return _interrupted(exc.df, args)
+        df = produce(done)
+    except KeyboardInterrupt as exc:  # FetchInterrupted from a run, or between two steps
+        rows = getattr(exc, "df", None)
+        return _interrupted(rows if rows is not None else (done[-1] if done else None), args,
+                            hint(args))  # fmt: skip
+    except E.UnreachableError as exc:  # before anything was asked: nothing to write
+        raise _Stop(
+            EXIT_UNREACHABLE,
+            f"{_cli_words(exc, args)}; check the network or proxy, --region or --base-url",
+        ) from None
     except E.RunAbortedError as exc:
         print(f"error: {_cli_words(exc, args)}", file=sys.stderr)
         if exc.df is not None and len(exc.df) and args.out:
@@ -258,9 +327,104 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         return EXIT_AUTH if isinstance(exc, E.AuthenticationError) else EXIT_USAGE
     except E.IntercomJobsError as exc:
         raise _Stop(EXIT_USAGE, _cli_words(exc, args)) from None
-    _print_summary(df)
+    summary(df)
     _emit(df, args.out)
     return EXIT_OK
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    return _complete(args, lambda done: _fetch(args, done), summary=_print_summary,
+                     hint=_fetch_resume_hint)  # fmt: skip
+
+
+# -- enqueue ---------------------------------------------------------------------------------
+
+
+def _read_tickets(source: str) -> pd.DataFrame:
+    """The rows of the tickets CSV (checked as `enqueue_tickets` will: a .csv, unique keys);
+    a file without rows is refused."""
+    try:
+        frame, _, _ = ticket_bodies(source)
+    except pd.errors.EmptyDataError:
+        frame = pd.DataFrame()
+    if not len(frame):
+        raise _Stop(EXIT_USAGE, f"no rows in {source}")
+    return frame
+
+
+def _enqueue(args: argparse.Namespace, done: list[pd.DataFrame]) -> pd.DataFrame:
+    """`enqueue_tickets`, stopped there if no request sent got an answer; then, with ``--wait``
+    (or ``--tickets``), `wait_for_jobs` over its rows; then, with ``--tickets``,
+    `fetch_tickets` over those."""
+    options = _connection_options(args)
+    rows = _read_tickets(args.rows)
+    df = enqueue_tickets(
+        rows,
+        ledger=args.ledger,
+        ticket_type_id=args.ticket_type_id,
+        resend_unknown=args.resend_unknown,
+        timeout=args.timeout,
+        **options,
+    )  # GET /me first (to bind the ledger): UnreachableError if it gets no answer at all
+    done.append(df)
+    if _unreachable(df, code="enqueue_error_code", never_sent=INVALID_ROW, answer="enqueued_at"):
+        if args.out:
+            _emit(df, args.out)
+        failed = df[df["enqueue_error_code"].isin(NO_ANSWER_CODES)]
+        reason = str(failed["enqueue_error_message"].iloc[0]).partition("; the request may")[0]
+        raise _Stop(
+            EXIT_UNREACHABLE,
+            f"cannot reach Intercom at {_host(args)}: none of the {len(failed)} rows sent got "
+            f"an answer ({reason}); check the network or "
+            f"proxy, --region or --base-url. The ledger {args.ledger} knows which rows may "
+            "have made a ticket (unknown): the same command sends only the others (those with "
+            "--resend-unknown, once checked in Intercom)",
+        )
+    if not (args.wait or args.tickets):
+        return df
+    df = wait_for_jobs(
+        df,
+        poll_interval=args.poll_interval,
+        timeout=args.wait_timeout,
+        request_timeout=args.timeout,
+        **options,
+    )
+    done.append(df)
+    if not args.tickets:
+        return df
+    from .tickets import fetch_tickets  # imported only when asked for
+
+    try:
+        return fetch_tickets(df, timeout=args.timeout, **options)
+    except (E.FetchInterrupted, E.RunAbortedError) as exc:
+        exc.df = df  # its .df holds the tickets read so far; the rows so far are the jobs'
+        raise
+
+
+def _enqueue_summary(args: argparse.Namespace) -> Callable[[pd.DataFrame], None]:
+    columns = ["enqueue_status", "enqueue_error_code"]
+    if args.wait or args.tickets:
+        columns += ["status", "error_code"]
+    if args.tickets:
+        columns += ["ticket_state", "ticket_error_code"]
+
+    def summary(df: pd.DataFrame) -> None:
+        _print_counts(df, [c for c in columns if c in df.columns])
+
+    return summary
+
+
+def _enqueue_resume_hint(args: argparse.Namespace) -> str:
+    return (
+        "to resume, run the same command again: the ledger "
+        f"{args.ledger} records every row sent, and only the rows never sent are sent "
+        "(those that may have made a ticket, unknown, only with --resend-unknown)"
+    )
+
+
+def cmd_enqueue(args: argparse.Namespace) -> int:
+    return _complete(args, lambda done: _enqueue(args, done), summary=_enqueue_summary(args),
+                     hint=_enqueue_resume_hint)  # fmt: skip
 
 
 # -- sandbox and demo ------------------------------------------------------------------------
@@ -354,6 +518,84 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _add_out_flag(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--out",
+        metavar="FILE.csv",
+        help="write the results to this CSV file; its folder must exist and be writable "
+        "(default: CSV to stdout)",
+    )
+
+
+def _add_wait_flags(command: argparse.ArgumentParser, wait_help: str) -> None:
+    command.add_argument("--wait", action="store_true", help=wait_help)
+    command.add_argument(
+        "--poll-interval",
+        type=_seconds,
+        default=DEFAULT_POLL_INTERVAL,
+        metavar="S",
+        help="with --wait: seconds between polls (default: %(default)s)",
+    )
+    command.add_argument(
+        "--wait-timeout",
+        type=_seconds,
+        default=None,
+        metavar="S",
+        help="with --wait: stop waiting after this many seconds (default: no limit)",
+    )
+
+
+def _add_connection_flags(command: argparse.ArgumentParser) -> None:
+    """The flags of every command that talks to Intercom (read by `_connection_options`)."""
+    command.add_argument(
+        "--region",
+        choices=sorted(REGIONS),
+        default=DEFAULT_REGION,
+        help="your workspace's Intercom region (default: %(default)s)",
+    )
+    command.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="another API host, such as a sandbox's; overrides --region (default: the region's)",
+    )
+    command.add_argument(
+        "--max-workers",
+        type=int,
+        default=DEFAULT_MAX_WORKERS,
+        metavar="N",
+        help="requests in flight at most (default: %(default)s)",
+    )
+    command.add_argument(
+        "--max-rps",
+        type=float,
+        default=DEFAULT_MAX_RPS,
+        metavar="N",
+        help="cap on requests per second, to leave room for other integrations (default: "
+        + ("no cap)" if DEFAULT_MAX_RPS is None else "%(default)s)"),
+    )
+    command.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        metavar="S",
+        help="seconds to wait for one answer (default: %(default)s)",
+    )
+    command.add_argument(
+        "--retries",
+        type=int,
+        default=DEFAULT_RETRIES,
+        metavar="N",
+        help="further tries after a passing failure: timeout, dropped connection, 5xx, 429 "
+        "(default: %(default)s; enqueue resends only what certainly did not reach Intercom)",
+    )
+    command.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="hide the progress bar (default: "
+        + ("shown on stderr)" if DEFAULT_PROGRESS else "hidden)"),
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     raw = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
@@ -378,85 +620,60 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=raw,
     )
     fetch.add_argument("ids", help="a .txt (one id a line) or .csv file of job ids, or - for stdin")
-    fetch.add_argument(
-        "--out",
-        metavar="FILE.csv",
-        help="write the results to this CSV file; its folder must exist and be writable "
-        "(default: CSV to stdout)",
-    )
-    fetch.add_argument(
-        "--region",
-        choices=sorted(REGIONS),
-        default=DEFAULT_REGION,
-        help="your workspace's Intercom region (default: %(default)s)",
-    )
-    fetch.add_argument(
-        "--base-url",
-        metavar="URL",
-        help="another API host, such as a sandbox's; overrides --region (default: the region's)",
-    )
-    fetch.add_argument(
-        "--wait",
-        action="store_true",
-        help="poll the jobs still pending until all are final (default: one pass)",
-    )
-    fetch.add_argument(
-        "--poll-interval",
-        type=_seconds,
-        default=DEFAULT_POLL_INTERVAL,
-        metavar="S",
-        help="with --wait: seconds between polls (default: %(default)s)",
-    )
-    fetch.add_argument(
-        "--wait-timeout",
-        type=_seconds,
-        default=None,
-        metavar="S",
-        help="with --wait: stop waiting after this many seconds (default: no limit)",
-    )
+    _add_out_flag(fetch)
+    _add_wait_flags(fetch, "poll the jobs still pending until all are final (default: one pass)")
     fetch.add_argument(
         "--checkpoint",
         metavar="FILE",
         help="SQLite file that saves rows as they come; the same command run again resumes "
         "where it stopped (default: none)",
     )
-    fetch.add_argument(
-        "--max-workers",
-        type=int,
-        default=DEFAULT_MAX_WORKERS,
-        metavar="N",
-        help="requests in flight at most (default: %(default)s)",
-    )
-    fetch.add_argument(
-        "--max-rps",
-        type=float,
-        default=DEFAULT_MAX_RPS,
-        metavar="N",
-        help="cap on requests per second, to leave room for other integrations (default: "
-        + ("no cap)" if DEFAULT_MAX_RPS is None else "%(default)s)"),
-    )
-    fetch.add_argument(
-        "--timeout",
-        type=float,
-        default=DEFAULT_TIMEOUT,
-        metavar="S",
-        help="seconds to wait for one answer (default: %(default)s)",
-    )
-    fetch.add_argument(
-        "--retries",
-        type=int,
-        default=DEFAULT_RETRIES,
-        metavar="N",
-        help="further tries after a passing failure: timeout, dropped connection, 5xx, 429 "
-        "(default: %(default)s)",
-    )
-    fetch.add_argument(
-        "--no-progress",
-        action="store_true",
-        help="hide the progress bar (default: "
-        + ("shown on stderr)" if DEFAULT_PROGRESS else "hidden)"),
-    )
+    _add_connection_flags(fetch)
     fetch.set_defaults(func=cmd_fetch)
+
+    enqueue = sub.add_parser(
+        "enqueue",
+        help="create a ticket for each row of a CSV, never two for one row",
+        description="Create a ticket for each row of a CSV (POST /tickets/enqueue), and write\n"
+        "each row with its job id and outcome as CSV to --out or stdout.\n\n"
+        "The CSV's columns: key (the row's identity, unique; default: its row number from 0);\n"
+        "one of contact_id, contact_external_id, contact_email; title, description, attr:NAME\n"
+        "(a ticket attribute); optional ticket_type_id, company_id, created_at,\n"
+        "skip_notifications.",
+        epilog=f"{TOKEN_HELP}\n\n{EXIT_CODES_HELP}",
+        formatter_class=raw,
+    )
+    enqueue.add_argument("rows", metavar="TICKETS.csv", help="a .csv file, one ticket a row")
+    enqueue.add_argument(
+        "--ledger",
+        required=True,
+        metavar="FILE",
+        help="required (no default): SQLite file that records each row sent, before and after "
+        "its request; it is what makes a rerun safe: the same command run again (after a "
+        "Ctrl-C, a crash, a lost answer) sends only the rows it never sent, so no row makes "
+        "two tickets",
+    )
+    enqueue.add_argument(
+        "--ticket-type-id",
+        metavar="ID",
+        help="the ticket type of the rows without a ticket_type_id value "
+        "(default: the ticket_type_id column)",
+    )
+    enqueue.add_argument(
+        "--resend-unknown",
+        action="store_true",
+        help="send again the rows whose earlier request may or may not have made a ticket "
+        "(enqueue_status unknown); check them in Intercom first (default: never resent)",
+    )
+    enqueue.add_argument(
+        "--tickets",
+        action="store_true",
+        help="also fetch the tickets the jobs made; implies --wait (default: off)",
+    )
+    _add_out_flag(enqueue)
+    _add_wait_flags(enqueue, "then poll the jobs until all are final (default: enqueue only)")
+    _add_connection_flags(enqueue)
+    enqueue.set_defaults(func=cmd_enqueue)
 
     sandbox = sub.add_parser(
         "sandbox",

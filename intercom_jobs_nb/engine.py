@@ -41,6 +41,7 @@ from .transport import Client, Fatal, Stopped, Watchdog, fetch_row, identify
 __all__ = ["Run", "Work", "JobsWork", "run", "from_frame", "BATCH_ROWS"]
 
 BATCH_ROWS = 200  # rows handed to the sink (the checkpoint) at most at once
+STOP_GRACE = 1.0  # seconds a stopping run waits for its workers to end
 _DONE = object()  # a worker has finished
 
 
@@ -341,13 +342,20 @@ class Run:
                 self.flush()
         except BaseException:
             self.halt()
-            # Rows answered but not yet read are fetched too: keep them, don't ask again.
-            while True:
+            # The workers end at once (their requests in flight are cut): wait for them a
+            # moment, so that none still writes (a ledger) once the run has ended, and keep the
+            # rows they answered: fetched is fetched, not asked again.
+            deadline = time.monotonic() + STOP_GRACE
+            while running and time.monotonic() < deadline:
                 try:
-                    item = out.get_nowait()
+                    item = out.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     break
-                if item is not _DONE and not isinstance(item[0], str):
+                except KeyboardInterrupt:  # a second Ctrl-C: stop waiting
+                    break
+                if item is _DONE:
+                    running -= 1
+                elif not isinstance(item[0], str):
                     self.receive(*item)
             raise
         if problem is not None:

@@ -77,9 +77,17 @@ class Ledger(WorkspaceFile):
     def __init__(self, path: str, base_url: str) -> None:
         super().__init__(path, base_url)
         self._lock = threading.Lock()
+        self._closed = False
+
+    def close(self) -> None:
+        with self._lock:  # never while a worker writes
+            self._closed = True
+            super().close()
 
     def _commit(self, sql: str, params: Iterable[object]) -> None:
         with self._lock:
+            if self._closed:
+                raise CheckpointError(f"ledger {str(self.path)!r} is closed: the run has ended")
             try:
                 self._db.execute(sql, tuple(params))
             except sqlite3.Error as exc:

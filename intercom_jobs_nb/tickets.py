@@ -19,7 +19,8 @@ import pandas as pd
 from . import codes as C
 from .checkpoint import WorkspaceFile
 from .engine import Run
-from .errors import CheckpointError, ConfigurationError
+from .errors import CheckpointError, ConfigurationError, FetchInterrupted, RunAbortedError
+from .ids import check_job_id
 from .options import (
     DEFAULT_API_VERSION,
     DEFAULT_MAX_RPS,
@@ -246,11 +247,12 @@ class TicketsWork:
         def failed(code: str, message: str, attempts: int) -> TicketRow:
             return _failed(resource_id, code, message)
 
-        if not resource_id.isascii() or not resource_id.replace("_", "").replace("-", "").isalnum():
+        checked, problem = check_job_id(resource_id)  # the same rule as job ids
+        if problem or checked != resource_id:
             return _failed(
                 resource_id,
                 C.INVALID_RESPONSE,
-                "the job names a ticket id that is not a plain id; it was not asked",
+                f"the job names a ticket id that {problem or 'is not plain'}; it was not asked",
             )
         return ask(client, gate, resource_id, TICKET_PATH + resource_id, read, failed)
 
@@ -362,7 +364,14 @@ def fetch_tickets(
     if "resource_type" in df.columns:
         kind = df["resource_type"].astype(object)
         succeeded &= kind.isna() | (kind == "ticket")
-    wanted = df["resource_id"].astype("string").where(succeeded, None)
+    # Ids read as the job-id rule reads them (a CSV read back makes 5001 a float 5001.0).
+    wanted = pd.Series(
+        [
+            check_job_id(v)[0] if ok else None
+            for v, ok in zip(df["resource_id"], succeeded, strict=True)
+        ],
+        dtype="string",
+    )
     resource_ids = list(
         dict.fromkeys(v for v in wanted.tolist() if v is not None and v is not pd.NA)
     )
@@ -379,12 +388,25 @@ def fetch_tickets(
         work = TicketsWork(resource_ids)
         sink = book.write if book is not None else None
         tickets = Run(work, len(resource_ids), options, sink=sink).execute(prepare)
+    except (RunAbortedError, FetchInterrupted) as exc:
+        if exc.df is not None:  # the input rows, with the tickets read so far
+            exc.df = _with_tickets(df, exc.df, wanted)
+        raise
     finally:
         if book is not None:
             book.close()
+    return _with_tickets(df, tickets, wanted)
+
+
+def _with_tickets(df: pd.DataFrame, tickets: pd.DataFrame, wanted: pd.Series) -> pd.DataFrame:
     columns = _ticket_columns(tickets, wanted.reset_index(drop=True))
-    base = df.reset_index(drop=True)
-    base = base.drop(columns=[c for c in columns.columns if c in base.columns])
+    base = df.reset_index(drop=True).copy()
+    for column in [c for c in columns.columns if c in base.columns]:
+        if column in TICKET_COLUMNS:  # ours: replaced
+            base = base.drop(columns=column)
+        else:  # an attribute: the ticket's value wins where the ticket has one
+            ticket = columns.pop(column)
+            base[column] = ticket.where(ticket.notna(), base[column])
     out = pd.concat([base, columns], axis=1)
     out.index = df.index
     return out

@@ -62,6 +62,9 @@ TABLE_COLUMNS = (
     "http_status",
     "attempts",
 )
+#: Columns the jobs table adds after `TABLE_COLUMNS` when the frame has them (the ticket of each
+#: job, once `fetch_tickets` or ``wait_for_jobs(tickets=True)`` has read it).
+OPTIONAL_TABLE_COLUMNS = ("ticket_id", "ticket_state")
 NETWORK_CODES = frozenset({C.TIMEOUT, C.CONNECTION_ERROR})
 _ID_SEPARATORS = re.compile(r"[\s,;]+")
 # Failed jobs and unreadable ones first: they are what the user has to act on.
@@ -133,6 +136,7 @@ def jobs_html(df: pd.DataFrame, which: str = "all", *, limit: int = TABLE_ROWS) 
         which: one of `FILTERS`.
         limit: rows drawn at most (the caption says how many there are).
     """
+    columns = [*TABLE_COLUMNS, *(c for c in OPTIONAL_TABLE_COLUMNS if c in df.columns)]
     view = filter_jobs(df, which)
     outcome = outcomes(view)
     order = outcome.map(_RANK).astype("int64").sort_values(kind="stable").index
@@ -140,7 +144,7 @@ def jobs_html(df: pd.DataFrame, which: str = "all", *, limit: int = TABLE_ROWS) 
     shown = view.head(limit)
     marks = outcomes(shown).astype(object).tolist()
     rows = []
-    for mark, values in zip(marks, shown[list(TABLE_COLUMNS)].itertuples(index=False), strict=True):
+    for mark, values in zip(marks, shown[columns].itertuples(index=False), strict=True):
         values = list(values)
         values[0] = _MARK.get(mark, "") + str(values[0])
         rows.append(values)
@@ -155,7 +159,7 @@ def jobs_html(df: pd.DataFrame, which: str = "all", *, limit: int = TABLE_ROWS) 
         )
     else:
         caption = f"{len(view)} {kind}jobs" + (", failed and unreadable first" if not kind else "")
-    return _html_table(list(TABLE_COLUMNS), rows, styles, caption)
+    return _html_table(columns, rows, styles, caption)
 
 
 def filter_jobs(df: pd.DataFrame, which: str) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""The intercom-jobs command: fetch, sandbox and demo, as a user runs them."""
+"""The intercom-jobs command: fetch, enqueue, sandbox and demo, as a user runs them."""
 
 from __future__ import annotations
 
@@ -340,7 +340,7 @@ def test_a_second_sigint_while_writing_the_rows_still_exits_130(slow_sandbox, tm
 
 
 def test_help_lists_the_exit_codes():
-    for args in ([], ["fetch"]):
+    for args in ([], ["fetch"], ["enqueue"]):
         done = run_cli(*args, "--help")
         assert done.returncode == 0
         for code in ("0", "2", "3", "4", "130"):
@@ -439,3 +439,196 @@ def test_the_summary_shows_shares_as_percentages(final_sandbox, tmp_path):
     done = run_cli("fetch", ids, "--base-url", final_sandbox.base_url, token=final_sandbox.token)
     assert done.returncode == 0, done.stderr
     assert re.search(r"\bsuccess\s+\d+\s+\d{1,3}\.\d%", done.stderr), done.stderr
+
+
+# -- enqueue: tickets from a CSV, never two for one row ---------------------------------------
+
+
+def tickets_csv(tmp_path, n: int = 3, *, bad: int = 0) -> str:
+    """``n`` rows with a contact and a title, then ``bad`` rows without a contact."""
+    path = tmp_path / "tickets.csv"
+    rows = [f"t{i},user{i}@example.com,Ticket {i}" for i in range(n)]
+    rows += [f"bad{i},,No contact {i}" for i in range(bad)]
+    path.write_text("key,contact_email,title\n" + "\n".join(rows) + "\n")
+    return str(path)
+
+
+def enqueue_args(sb, rows: str, ledger, *more: str) -> list[str]:
+    return ["enqueue", rows, "--ticket-type-id", "88", "--ledger", str(ledger),
+            "--base-url", sb.base_url, *more]  # fmt: skip
+
+
+@pytest.fixture
+def ticket_sandbox():
+    """A sandbox whose enqueued jobs succeed at once (no failed share): each makes a ticket."""
+    with Sandbox(jobs=5, enqueue_pending_seconds=(0.0, 0.0)) as sb:
+        yield sb
+
+
+def test_enqueue_writes_each_row_with_its_job_id(ticket_sandbox, tmp_path):
+    sb = ticket_sandbox
+    out = tmp_path / "outcomes.csv"
+    rows = tickets_csv(tmp_path, 3, bad=1)
+    done = run_cli(*enqueue_args(sb, rows, tmp_path / "l.sqlite", "--out", str(out)),
+                   token=sb.token)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    df = pd.read_csv(out, dtype=str)
+    assert df["key"].tolist() == ["t0", "t1", "t2", "bad0"]
+    assert df["enqueue_status"].tolist() == ["enqueued"] * 3 + ["rejected"]
+    assert df["job_id"].iloc[:3].notna().all() and df["job_id"].iloc[3:].isna().all()
+    assert df["title"].tolist() == ["Ticket 0", "Ticket 1", "Ticket 2", "No contact 0"]
+    assert sb.enqueued == 3
+    assert re.search(r"enqueue_status\s+enqueued\s+3\s+75\.0%", done.stderr), done.stderr
+    assert "invalid_row" in done.stderr and str(out) in done.stderr
+
+
+def test_enqueue_writes_csv_to_stdout_without_out(ticket_sandbox, tmp_path):
+    sb = ticket_sandbox
+    done = run_cli(*enqueue_args(sb, tickets_csv(tmp_path, 2), tmp_path / "l.sqlite"),
+                   token=sb.token)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    df = pd.read_csv(io.StringIO(done.stdout), dtype=str)
+    assert df["enqueue_status"].tolist() == ["enqueued", "enqueued"]
+
+
+def test_enqueue_again_with_the_same_ledger_sends_nothing_new(ticket_sandbox, tmp_path):
+    sb = ticket_sandbox
+    rows, ledger = tickets_csv(tmp_path, 4), tmp_path / "tickets.sqlite"
+    first = run_cli(*enqueue_args(sb, rows, ledger), token=sb.token)
+    assert first.returncode == 0, first.stderr
+    assert sb.enqueued == 4
+    again = run_cli(*enqueue_args(sb, rows, ledger), token=sb.token)
+    assert again.returncode == 0, again.stderr
+    assert sb.enqueued == 4
+    before = pd.read_csv(io.StringIO(first.stdout), dtype=str)
+    after = pd.read_csv(io.StringIO(again.stdout), dtype=str)
+    assert after["job_id"].tolist() == before["job_id"].tolist()
+    assert (after["enqueue_status"] == "enqueued").all()
+
+
+def test_enqueue_without_a_ledger_is_refused_and_says_why(ticket_sandbox, tmp_path):
+    sb = ticket_sandbox
+    done = run_cli("enqueue", tickets_csv(tmp_path), "--base-url", sb.base_url, token=sb.token)
+    assert done.returncode == 2
+    assert "--ledger" in done.stderr
+    assert sb.stats["requests"] == 0 and sb.enqueued == 0
+    help_text = run_cli("enqueue", "--help").stdout
+    assert "makes a rerun safe" in " ".join(help_text.split())
+
+
+@pytest.mark.parametrize("where", ["missing", "unwritable"])
+def test_enqueue_out_that_cannot_be_written_is_refused_before_any_request(
+    ticket_sandbox, tmp_path, where
+):
+    sb = ticket_sandbox
+    folder = tmp_path / "no-such-folder" if where == "missing" else unwritable_folder(tmp_path)
+    done = run_cli(
+        *enqueue_args(sb, tickets_csv(tmp_path), tmp_path / "l.sqlite",
+                      "--out", str(folder / "outcomes.csv")),
+        token=sb.token,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "--out" in done.stderr
+    assert sb.stats["requests"] == 0 and sb.enqueued == 0
+
+
+def test_enqueue_wait_gives_each_job_its_status(tmp_path):
+    with Sandbox(jobs=5, enqueue_pending_seconds=(0.2, 0.5), enqueue_failed_share=0.3) as sb:
+        out = tmp_path / "outcomes.csv"
+        done = run_cli(
+            *enqueue_args(sb, tickets_csv(tmp_path, 6, bad=1), tmp_path / "l.sqlite",
+                          "--wait", "--poll-interval", "0.1", "--out", str(out)),
+            token=sb.token,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    df = pd.read_csv(out, dtype=str)
+    assert len(df) == 7
+    enqueued = df[df["enqueue_status"] == "enqueued"]
+    assert len(enqueued) == 6 and set(enqueued["status"]) <= {"success", "failed"}
+    assert df.loc[df["key"] == "bad0", "enqueue_status"].tolist() == ["rejected"]
+    assert re.search(r"^status\s+success\s+\d+", done.stderr, re.MULTILINE), done.stderr
+
+
+def test_enqueue_tickets_fetches_the_tickets_made(ticket_sandbox, tmp_path):
+    sb = ticket_sandbox
+    done = run_cli(
+        *enqueue_args(sb, tickets_csv(tmp_path, 3), tmp_path / "l.sqlite",
+                      "--tickets", "--poll-interval", "0.1"),
+        token=sb.token,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    df = pd.read_csv(io.StringIO(done.stdout), dtype=str)
+    assert (df["status"] == "success").all()
+    made = {t["ticket_id"] for t in sb.tickets}
+    assert len(made) == 3 and set(df["ticket_id"]) == {str(t) for t in made}
+
+
+def test_enqueue_with_a_rejected_token_exits_3(ticket_sandbox, tmp_path):
+    sb = ticket_sandbox
+    done = run_cli(*enqueue_args(sb, tickets_csv(tmp_path), tmp_path / "l.sqlite"), token="wrong")
+    assert done.returncode == 3
+    assert "INTERCOM_TOKEN" in done.stderr and "Traceback" not in done.stderr
+    assert sb.enqueued == 0
+
+
+def test_enqueue_against_an_unreachable_intercom_exits_4(tmp_path):
+    base_url = f"http://127.0.0.1:{closed_port()}"
+    done = run_cli(
+        "enqueue", tickets_csv(tmp_path), "--ticket-type-id", "88",
+        "--ledger", str(tmp_path / "l.sqlite"), "--base-url", base_url, "--retries", "0",
+        token="any-token",
+    )  # fmt: skip
+    assert done.returncode == 4, done.stderr
+    assert f"cannot reach Intercom at {base_url}" in done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
+
+
+def test_enqueue_whose_every_request_goes_unanswered_exits_4(tmp_path):
+    with Sandbox(jobs=5, faults={"drop": 1.0}) as sb:  # GET /me answers; every enqueue drops
+        out = tmp_path / "outcomes.csv"
+        ledger = tmp_path / "l.sqlite"
+        done = run_cli(
+            *enqueue_args(sb, tickets_csv(tmp_path, 3, bad=1), ledger, "--retries", "0",
+                          "--out", str(out)),
+            token=sb.token,
+        )  # fmt: skip
+    assert done.returncode == 4, done.stderr
+    assert f"cannot reach Intercom at {sb.base_url}" in done.stderr
+    assert str(ledger) in done.stderr and "resend_unknown" not in done.stderr
+    df = pd.read_csv(out, dtype=str)  # with --out, the rows say which may have made a ticket
+    assert df["enqueue_status"].tolist() == ["unknown"] * 3 + ["rejected"]
+
+
+def test_enqueue_sigint_writes_the_rows_so_far_and_the_same_command_resumes(tmp_path):
+    n = 300
+    with Sandbox(jobs=5, latency=0.05) as sb:
+        rows, ledger = tickets_csv(tmp_path, n), tmp_path / "tickets.sqlite"
+        args = enqueue_args(sb, rows, ledger, "--max-workers", "4")
+        process = start_cli(*args, token=sb.token)
+        wait_for_requests(sb, 20)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+        assert process.returncode == 130, err
+        assert "Traceback" not in err
+        first = pd.read_csv(io.StringIO(out), dtype=str)
+        assert len(first) == n
+        assert set(first["enqueue_status"]) <= {"enqueued", "not_sent", "unknown"}
+        assert 1 <= (first["enqueue_status"] == "enqueued").sum() < n
+        hint = err.strip().splitlines()[-1]
+        assert "same command" in hint and str(ledger) in hint
+
+        again = run_cli(*args, token=sb.token)
+        assert again.returncode == 0, again.stderr
+        df = pd.read_csv(io.StringIO(again.stdout), dtype=str)
+        assert df["key"].tolist() == first["key"].tolist()
+        # What the first run got an answer for is kept, not sent again; the rows never sent are
+        # sent now; a row whose request was cut off in flight (4 at most) stays unknown: it may
+        # have made a ticket, and is not resent without --resend-unknown.
+        kept = first["enqueue_status"] == "enqueued"
+        assert df.loc[kept, "job_id"].tolist() == first.loc[kept, "job_id"].tolist()
+        assert set(df["enqueue_status"]) <= {"enqueued", "unknown"}
+        enqueued = int((df["enqueue_status"] == "enqueued").sum())
+        unknown = int((df["enqueue_status"] == "unknown").sum())
+        assert unknown <= 4 + (first["enqueue_status"] == "unknown").sum()
+        assert df.loc[df["enqueue_status"] == "enqueued", "job_id"].is_unique
+        assert enqueued <= sb.enqueued <= enqueued + unknown  # no row made two tickets

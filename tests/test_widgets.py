@@ -341,3 +341,47 @@ def test_panel_displays_as_a_widget_with_a_short_text_form(panel_sandbox, panel_
 
 def test_panel_is_exported_from_the_package():
     assert "JobsPanel" in ij.__all__ and ij.JobsPanel is not None
+
+
+# -- ticket state -----------------------------------------------------------------------------
+
+
+def _header(html_table):
+    return html_table.split("<thead>")[1].split("</thead>")[0]
+
+
+def test_table_shows_ticket_id_and_state_when_the_frame_has_them(panel_of, tmp_path):
+    with Sandbox(jobs=0, seed=3, enqueue_pending_seconds=(0, 0), enqueue_failed_share=0.5) as sb:
+        options = dict(token=sb.token, base_url=sb.base_url, progress=False)
+        rows = [{"key": f"k{i}", "contact_id": f"c{i}", "title": f"T{i}"} for i in range(6)]
+        enqueued = ij.enqueue_tickets(
+            rows, ledger=tmp_path / "ledger.sqlite", ticket_type_id="88", **options
+        )
+        df = ij.wait_for_jobs(enqueued, poll_interval=0.05, tickets=True, **options)
+        panel = panel_of(sb, job_ids=df["job_id"].tolist())
+        tickets = {t["id"]: t["ticket_id"] for t in sb.tickets}
+    assert 0 < len(tickets) < len(df)  # some jobs failed: their rows have no ticket
+    panel.df = df
+    panel.filter_input.value = "success"
+    header = _header(panel.table_html.value)
+    assert ">ticket_id</th>" in header and ">ticket_state</th>" in header
+    assert header.index(">attempts</th>") < header.index(">ticket_id</th>")
+    assert table_rows(panel) == len(tickets)
+    body = panel.table_html.value.split("<tbody>")[1]
+    for resource_id, ticket_id in tickets.items():
+        row = next(r for r in body.split("</tr>") if f">{resource_id}</td>" in r)
+        assert f'<td style="{_cell()}">{ticket_id}</td>' in row
+        assert f'<td style="{_cell()}">submitted</td>' in row
+    panel.filter_input.value = "failed"
+    assert ">ticket_state</th>" in _header(panel.table_html.value)
+    assert "submitted" not in panel.table_html.value  # failed jobs have no ticket
+
+
+def test_table_has_no_ticket_columns_for_a_frame_of_jobs_alone(panel_sandbox, panel_of):
+    panel = panel_of(panel_sandbox, job_ids=panel_sandbox.job_ids[:5])
+    click_refresh(panel)
+    header = _header(panel.table_html.value)
+    assert ">ticket_id</th>" not in header and ">ticket_state</th>" not in header
+    from intercom_jobs_nb.widgets import TABLE_COLUMNS
+
+    assert header.count("<th") == len(TABLE_COLUMNS)
