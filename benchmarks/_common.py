@@ -42,6 +42,10 @@ def _serve(kwargs: dict[str, Any], conn: Any, max_seconds: float) -> None:
                 elif message == "reset_stats":
                     sandbox.reset_stats()
                     conn.send(True)
+                elif message == "enqueued":
+                    conn.send(sandbox.enqueued)
+                elif isinstance(message, tuple) and message[0] == "count_tickets":
+                    conn.send(sandbox.count_tickets(by=message[1]))
     except (EOFError, OSError, KeyboardInterrupt):
         pass
     finally:
@@ -51,8 +55,9 @@ def _serve(kwargs: dict[str, Any], conn: Any, max_seconds: float) -> None:
 class RemoteSandbox:
     """A `Sandbox` in a child process. Use as a context manager.
 
-    Attributes: ``base_url``, ``token``, ``job_ids``; ``stats()`` and ``reset_stats()``
-    ask the child (``stats_http()`` reads ``GET /__sandbox/stats`` instead).
+    Attributes: ``base_url``, ``token``, ``job_ids``; ``stats()``, ``reset_stats()``,
+    ``enqueued()`` and ``count_tickets(by)`` ask the child (``stats_http()`` reads
+    ``GET /__sandbox/stats`` instead).
     """
 
     def __init__(self, max_seconds: float = 1800.0, **kwargs: Any) -> None:
@@ -83,6 +88,16 @@ class RemoteSandbox:
     def reset_stats(self) -> None:
         self._conn.send("reset_stats")
         self._conn.recv()
+
+    def enqueued(self) -> int:
+        """`Sandbox.enqueued`: enqueue requests carried out (each made a job)."""
+        self._conn.send("enqueued")
+        return self._conn.recv()
+
+    def count_tickets(self, by: str = "title") -> dict[Any, int]:
+        """`Sandbox.count_tickets` (``by`` a field or attribute name, not a function)."""
+        self._conn.send(("count_tickets", by))
+        return self._conn.recv()
 
     def stats_http(self) -> dict[str, Any]:
         with urllib.request.urlopen(f"{self.base_url}/__sandbox/stats", timeout=30) as answer:

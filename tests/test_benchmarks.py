@@ -16,7 +16,9 @@ pytestmark = pytest.mark.slow  # runs each benchmark script in its --quick form
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
-@pytest.mark.parametrize("script", ["bench_throughput.py", "bench_ratelimit.py", "bench_scale.py"])
+@pytest.mark.parametrize(
+    "script", ["bench_throughput.py", "bench_ratelimit.py", "bench_scale.py", "bench_enqueue.py"]
+)
 def test_benchmark_script_runs_in_quick_mode(script):
     done = subprocess.run(
         [sys.executable, str(BENCHMARKS / script), "--quick"],
