@@ -85,7 +85,13 @@ class Progress:
         # tqdm reads TQDM_DISABLE once, at import; read it per run so `%env` works too.
         if setting is True and os.environ.get("TQDM_DISABLE", "").lower() in ("", "0", "false"):
             self._bar = tqdm(
-                total=total, initial=done, desc=desc, unit="job", dynamic_ncols=True, smoothing=0.05
+                # smoothing=0: the rate is this run's average, not counting rows known before.
+                total=total,
+                initial=done,
+                desc=desc,
+                unit="job",
+                dynamic_ncols=True,
+                smoothing=0,
             )
         self._last = 0.0
 
@@ -97,21 +103,26 @@ class Progress:
 
     def advance(self, n: int = 1) -> None:
         self.done += n
-        if self._bar is not None:
-            self._bar.update(n)
+        bar = self._bar
+        if bar is not None:
+            # The counts are set before the bar moves, so a redraw never shows the position
+            # of one moment beside the counts of another.
+            bar.set_postfix_str(self._counts_text(), refresh=False)
+            bar.update(n)
         now = time.monotonic()
         if now - self._last >= UPDATE_EVERY:
             self._last = now
             self._show()
+
+    def _counts_text(self) -> str:
+        return " ".join(f"{kind}={n}" for kind, n in self.counts.items())
 
     def snapshot(self, finished: bool = False) -> Snapshot:
         return Snapshot(self.done, self.total, dict(self.counts), finished)
 
     def _show(self, finished: bool = False) -> None:
         if self._bar is not None:
-            self._bar.set_postfix_str(
-                " ".join(f"{kind}={n}" for kind, n in self.counts.items()), refresh=False
-            )
+            self._bar.set_postfix_str(self._counts_text(), refresh=False)
         if self._callback is not None:
             self._callback(self.snapshot(finished))
 

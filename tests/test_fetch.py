@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 import sqlite3
 
 import pandas as pd
@@ -357,3 +358,17 @@ def test_every_run_ending_exception_has_df_with_the_result_columns(
     df = caught.value.df
     assert isinstance(df, pd.DataFrame)
     assert tuple(df.columns) == COLUMNS
+
+
+def test_the_progress_bar_counts_match_its_position(capsys, monkeypatch):
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    # A run long enough for many redraws, each of which must show counts of its own moment.
+    with ij.Sandbox(jobs=200, latency=0.02, pending_share=0.0) as sb:
+        ij.fetch_jobs(sb.job_ids, token=sb.token, base_url=sb.base_url, max_workers=4)
+    err = capsys.readouterr().err
+    states = re.findall(
+        r"(\d+)/\d+ \[[^\]]*?success=(\d+) failed=(\d+) pending=(\d+) errors=(\d+)", err
+    )
+    assert len(states) > 3, err[-500:]
+    for done, *counts in states:
+        assert int(done) == sum(map(int, counts))
