@@ -26,6 +26,7 @@ __all__ = [
     "INTERCOM_VERSION_INVALID",
     "AUTH_CODES",
     "TOOLKIT_TRANSIENT_CODES",
+    "code_for",
     "is_transient",
     "http_code",
 ]
@@ -74,6 +75,17 @@ def is_transient(http_status: int | None, code: str) -> bool:
     if code in TOOLKIT_TRANSIENT_CODES:
         return True
     return http_status is not None and (http_status >= 500 or http_status == 429)
+
+
+def code_for(http_status: int, code: str | None) -> str:
+    """The ``error_code`` of an error answer, from its status and the code its body names."""
+    if http_status == 429:
+        return RATE_LIMIT_EXCEEDED
+    if http_status >= 500:
+        return code or SERVER_ERROR
+    if 200 <= http_status < 300:  # a 2xx that is not what was asked for
+        return INVALID_RESPONSE
+    return code or http_code(http_status)
 
 
 def http_code(http_status: int) -> str:

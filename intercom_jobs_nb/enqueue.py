@@ -47,10 +47,9 @@ from .transport import (
     Stopped,
     TransportFailure,
     backoff,
-    error_list,
-    fatal_for,
     identify,
     parse_json,
+    read_error,
     text_field,
 )
 
@@ -256,39 +255,24 @@ def send_enqueue(client: Client, gate: Pacer, key: str, body: bytes) -> EnqueueR
                 message="Intercom answered 200 but not with a job; a ticket may have been created",
                 at=at,
             )
-        code, message, request_id = error_list(parsed)
-        request_id = request_id or header_id
-        if message is not None:
-            message = client.options.token.scrub(message)[:MAX_MESSAGE]
-        fatal = fatal_for(status, code, message, client.options)
-        if fatal is not None:
-            raise fatal
+        code, message, request_id = read_error(answer, parsed, client.options)
+        message = message[:MAX_MESSAGE]
         if status == 429:
             if attempts <= retries:
                 continue  # not processed: the gate holds every worker until the window resets
             return EnqueueRow.of(
-                key,
-                NOT_SENT,
-                code=C.RATE_LIMIT_EXCEEDED,
-                request_id=request_id,
-                message=message or "rate limited; call again later",
-                at=at,
+                key, NOT_SENT, code=code, request_id=request_id, message=message, at=at
             )
         if 400 <= status < 500:
             return EnqueueRow.of(
-                key,
-                REJECTED,
-                code=code or C.http_code(status),
-                message=message or f"HTTP {status} from Intercom",
-                request_id=request_id,
-                at=at,
+                key, REJECTED, code=code, message=message, request_id=request_id, at=at
             )
         return EnqueueRow.of(
             key,
             UNKNOWN,
-            code=code or (C.SERVER_ERROR if status >= 500 else C.INVALID_RESPONSE),
-            message=f"HTTP {status} ({message or 'no message'}): the request may have been "
-            "processed; check before resend_unknown=True",
+            code=code,
+            message=f"{message}: the request may have been processed; check before "
+            "resend_unknown=True",
             request_id=request_id,
             at=at,
         )

@@ -39,10 +39,9 @@ from .transport import (
     Answer,
     Client,
     ask,
-    error_list,
-    fatal_for,
     identify,
     parse_json,
+    read_error,
     text_field,
 )
 
@@ -172,19 +171,8 @@ def read_ticket(resource_id: str, answer: Answer, options: Options) -> TicketRow
             None,
             True,
         )
-    code, message, _ = error_list(body)
-    if message is not None:
-        message = options.token.scrub(message)
-    fatal = fatal_for(status, code, message, options)
-    if fatal is not None:
-        raise fatal
-    if status == 429:
-        code = C.RATE_LIMIT_EXCEEDED
-    elif status >= 500:
-        code = code or C.SERVER_ERROR
-    else:
-        code = code or C.http_code(status)
-    return _failed(resource_id, code, message or f"HTTP {status} from Intercom", status)
+    code, message, _ = read_error(answer, body, options)
+    return _failed(resource_id, code, message, status)
 
 
 class TicketCheckpoint(WorkspaceFile):

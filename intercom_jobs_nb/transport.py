@@ -48,6 +48,7 @@ __all__ = [
     "Answer",
     "error_list",
     "fatal_for",
+    "read_error",
     "parse_json",
     "text_field",
     "MAX_MESSAGE",
@@ -478,6 +479,24 @@ def fatal_for(status: int, code: str | None, message: str | None, options: Optio
     return None
 
 
+def read_error(answer: Answer, body: Any, options: Options) -> tuple[str, str, str | None]:
+    """(code, message, request_id) of an error answer: the one reading of every endpoint's
+    errors, the message scrubbed of the token.
+
+    Raises:
+        Fatal: the answer stops the whole run (token or API version rejected).
+    """
+    code, message, request_id = error_list(body)
+    if message is not None:  # a server may echo the request back, Authorization included
+        message = options.token.scrub(message)
+    fatal = fatal_for(answer.status, code, message, options)
+    if fatal is not None:
+        raise fatal
+    header_id = text_field(answer.headers.get("X-Request-Id"), 128)
+    message = message or f"HTTP {answer.status} from Intercom"
+    return C.code_for(answer.status, code), message, request_id or header_id
+
+
 def read_job(job_id: str, url: str, answer: Answer, attempts: int, options: Options) -> Row:
     """One answer about ``job_id`` as a row.
 
@@ -534,29 +553,9 @@ def read_job(job_id: str, url: str, answer: Answer, attempts: int, options: Opti
             request_id=request_id,
             attempts=attempts,
         )
-    code, message, body_request_id = error_list(body)
-    request_id = body_request_id or request_id
-    if message is not None:  # a server may echo the request back, Authorization included
-        message = options.token.scrub(message)
-    fatal = fatal_for(status, code, message, options)
-    if fatal is not None:
-        raise fatal
-    if status == 429:
-        code = C.RATE_LIMIT_EXCEEDED
-    elif status >= 500:
-        code = code or C.SERVER_ERROR
-    elif not (200 < status < 300):
-        code = code or C.http_code(status)
-    else:  # another 2xx: not a job
-        code, message = C.INVALID_RESPONSE, f"HTTP {status} is not a job status"
+    code, message, request_id = read_error(answer, body, options)
     return error_row(
-        job_id,
-        url,
-        code,
-        message or f"HTTP {status} from Intercom",
-        http_status=status,
-        request_id=request_id,
-        attempts=attempts,
+        job_id, url, code, message, http_status=status, request_id=request_id, attempts=attempts
     )
 
 
