@@ -44,7 +44,7 @@ from .errors import (
 from .fetch import fetch_job, fetch_jobs
 from .frames import export_csv, failures, join_jobs, summarize
 from .ids import check_job_id
-from .options import REGIONS, Secret, __version__
+from .options import REGIONS, Secret, __version__, get_token
 from .plotting import outcome_counts, outcomes, plot_status
 from .polling import refresh, wait_for_jobs
 from .progress import Snapshot
@@ -76,6 +76,7 @@ __all__ = [
     # settings and progress
     "REGIONS",
     "Secret",
+    "get_token",
     "Snapshot",
     # exceptions
     "IntercomJobsError",

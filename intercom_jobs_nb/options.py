@@ -11,9 +11,11 @@ line, so verbose tracebacks (``%xmode Verbose``) show ``Secret('********')``.
 
 from __future__ import annotations
 
+import getpass
 import ipaddress
 import os
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
@@ -38,6 +40,7 @@ __all__ = [
     "Options",
     "check_base_url",
     "is_loopback",
+    "get_token",
 ]
 
 try:
@@ -122,16 +125,81 @@ class Secret:
 
 
 def resolve_token(token: Secret | None) -> Secret:
-    """The token to use: the one given, else ``INTERCOM_TOKEN``."""
-    if token is None:
-        token = Secret.wrap(os.environ.get(TOKEN_ENV) or None, source=TOKEN_ENV)
-    if token is None:
-        raise MissingTokenError(
-            "no Intercom access token: pass token=... or set the INTERCOM_TOKEN environment "
-            "variable (in a notebook: %env INTERCOM_TOKEN=... in a cell you do not save, or "
-            "getpass.getpass())"
-        )
-    return token
+    """The token to use: the one given, else `get_token`'s."""
+    return token if token is not None else get_token()
+
+
+_SAID: set[str] = set()  # the sources already named in this process
+
+
+def _interactive() -> bool:
+    """Whether a person can answer a prompt: a terminal, or a notebook kernel."""
+    try:
+        if sys.stdin is not None and sys.stdin.isatty():
+            return True
+    except (AttributeError, ValueError):
+        pass
+    shell = sys.modules.get("IPython")
+    get_ipython = getattr(shell, "get_ipython", None)
+    return get_ipython is not None and type(get_ipython()).__name__ == "ZMQInteractiveShell"
+
+
+def _from_dotenv() -> str | None:
+    try:
+        from dotenv import dotenv_values, find_dotenv
+    except ImportError:  # pragma: no cover - a dependency
+        return None
+    path = find_dotenv(usecwd=True)
+    return (dotenv_values(path).get(TOKEN_ENV) or None) if path else None
+
+
+def _from_colab() -> str | None:
+    if "google.colab" not in sys.modules:
+        return None
+    try:
+        from google.colab import userdata  # type: ignore[import-not-found]
+
+        return userdata.get(TOKEN_ENV) or None
+    except Exception:  # not granted, not set: Colab raises its own errors
+        return None
+
+
+def get_token(*, prompt: bool = True) -> Secret:
+    """The Intercom token from where notebook users keep it, first found:
+
+    1. the ``INTERCOM_TOKEN`` environment variable;
+    2. ``INTERCOM_TOKEN`` in a ``.env`` file (the nearest one from the working folder up,
+       read with python-dotenv; the environment is not changed);
+    3. Colab's secrets (``google.colab.userdata``), when running in Colab;
+    4. a ``getpass`` prompt, when a person can answer one (a terminal or a notebook) and
+       ``prompt`` is True.
+
+    Says on standard error which it used (once per source), never the token. Every call that
+    talks to Intercom uses it when no ``token=`` is given.
+
+    Raises:
+        MissingTokenError: none of these has a token.
+        ConfigurationError: the token found is malformed (it is not shown).
+    """
+    sources: list[tuple[str, Callable[[], str | None]]] = [
+        (f"the {TOKEN_ENV} environment variable", lambda: os.environ.get(TOKEN_ENV) or None),
+        (f"{TOKEN_ENV} in a .env file", _from_dotenv),
+        (f"Colab's secret {TOKEN_ENV}", _from_colab),
+    ]
+    if prompt and _interactive():
+        sources.append(("the prompt", lambda: getpass.getpass("Intercom access token: ") or None))
+    for where, read in sources:
+        found = Secret.wrap(read(), source=f"the token from {where}")
+        if found is not None:
+            if where not in _SAID and not where.startswith("the INTERCOM"):
+                _SAID.add(where)
+                print(f"intercom-jobs-nb: using the token from {where}", file=sys.stderr)
+            return found
+    raise MissingTokenError(
+        "no Intercom access token: pass token=..., set the INTERCOM_TOKEN environment variable, "
+        "or put INTERCOM_TOKEN=... in a .env file (in a notebook: %env INTERCOM_TOKEN=... in a "
+        "cell you do not save, or ij.get_token() to be asked for it)"
+    )
 
 
 def is_loopback(host: str) -> bool:

@@ -40,6 +40,7 @@ from .options import (
     REGIONS,
     TOKEN_ENV,
     Secret,
+    get_token,
 )
 from .plotting import _figure_png, outcomes
 from .polling import refresh
@@ -552,13 +553,16 @@ class JobsPanel:
             if not parse_ids(self.ids_input.value):
                 self._say("No job ids: type or paste some, or upload a .csv/.txt file.", "error")
                 return
-            if self._token is None and not os.environ.get(TOKEN_ENV):
-                self._say(
-                    f"No token: paste an Intercom access token into the Token field (or set "
-                    f"{TOKEN_ENV} before starting Jupyter).",
-                    "error",
-                )
-                return
+            if self._token is None:
+                try:  # INTERCOM_TOKEN, a .env file, Colab's secrets; never a prompt from here
+                    get_token(prompt=False)
+                except E.MissingTokenError:
+                    self._say(
+                        f"No token: paste an Intercom access token into the Token field (or "
+                        f"set {TOKEN_ENV}, or put it in a .env file).",
+                        "error",
+                    )
+                    return
             self._wake.clear()
             self._set_busy(True)  # at once, so a second click cannot start a second run
             self._thread = threading.Thread(target=self._loop, name="jobs-panel", daemon=True)
@@ -591,7 +595,8 @@ class JobsPanel:
 
     def _fetch_options(self) -> dict[str, Any]:
         return {
-            "token": self._token,
+            # Resolved here, without a prompt: a prompt from the fetch thread would hang.
+            "token": self._token or get_token(prompt=False),
             "region": self.region_input.value,
             "base_url": self.base_url,
             "progress": self._on_progress,
