@@ -1,8 +1,8 @@
 """Widgets: `JobsPanel`, the notebook front end to `fetch_jobs` and `refresh`.
 
-Everything the panel does is a library call (`fetch_jobs` on the first Refresh, `refresh` on
-the later ones, `summarize`, `plot_status`, `export_csv`); the panel only gathers the inputs and
-shows the results. Fetches run in a background thread so the kernel stays free for other cells;
+Everything the panel does is a library call (the engine's run behind `fetch_jobs` on the first
+Refresh and `refresh` on the later ones, given a stop event for the Stop button; `summarize`,
+`plot_status`, `export_csv`); the panel only gathers the inputs and shows the results. Fetches run in a background thread so the kernel stays free for other cells;
 ipykernel sends widget updates from any thread, and the progress callback already arrives only a
 few times a second, so no extra throttling is needed.
 
@@ -27,7 +27,7 @@ import pandas as pd
 
 from . import codes as C
 from . import errors as E
-from .fetch import fetch_jobs
+from .engine import from_frame, run
 from .frames import export_csv, is_final, summarize
 from .ids import ID_FILE_SUFFIXES, read_job_ids
 from .options import (
@@ -39,11 +39,11 @@ from .options import (
     DEFAULT_TIMEOUT,
     REGIONS,
     TOKEN_ENV,
+    Options,
     Secret,
     get_token,
 )
 from .plotting import _figure_png, outcomes
-from .polling import refresh
 from .progress import Snapshot
 from .rows import frame_rows, to_frame, unasked_row
 
@@ -248,6 +248,7 @@ class JobsPanel:
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._wake = threading.Event()
+        self._halt = threading.Event()  # set by stop(): ends the running fetch
         self._closed = False
         self._busy = False
         self.refreshes = 0  # completed runs, shown in the status line
@@ -302,6 +303,14 @@ class JobsPanel:
         )
         self.refresh_button.add_class("ij-refresh")
         self.refresh_button.on_click(self._on_refresh)
+        self.stop_button = W.Button(
+            description="Stop",
+            icon="stop",
+            tooltip="stop the fetch: the rows so far are kept",
+            disabled=True,
+        )
+        self.stop_button.add_class("ij-stop")
+        self.stop_button.on_click(lambda _button: self.stop())
         self.auto_refresh = W.ToggleButton(
             value=False,
             description="Auto-refresh",
@@ -369,7 +378,13 @@ class JobsPanel:
                 self.token_note,
                 W.HBox([self.ids_input, self.upload]),
                 W.HBox(
-                    [self.refresh_button, self.auto_refresh, self.interval_input, self.progress]
+                    [
+                        self.refresh_button,
+                        self.stop_button,
+                        self.auto_refresh,
+                        self.interval_input,
+                        self.progress,
+                    ]
                 ),
                 self.status_line,
                 self.message,
@@ -412,6 +427,13 @@ class JobsPanel:
     def busy(self) -> bool:
         """Whether a fetch is running now."""
         return self._busy
+
+    def stop(self) -> None:
+        """Stop the running fetch (within about a second) and auto-refresh; the rows fetched
+        so far stay in ``panel.df``."""
+        self.auto_refresh.value = False
+        self._halt.set()
+        self._wake.set()
 
     def close(self) -> None:
         """Stop auto-refresh and close the widgets."""
@@ -610,15 +632,30 @@ class JobsPanel:
             self._say("No job ids: type or paste some, or upload a .csv/.txt file.", "error")
             return False
         previous = self.df
+        self._halt = halt = threading.Event()
         try:
+            # The engine's own run (what fetch_jobs and refresh call), with a stop event for
+            # the Stop button: the kernel's interrupt does not reach this thread.
+            options = Options.build(**self._fetch_options())
             if previous is None:
                 asked = None
-                df = fetch_jobs(ids, **self._fetch_options())
+                df = run(read_job_ids(ids), options, stop=halt)
             else:
                 frame = _frame_for(ids, previous)
                 asked = set(frame.loc[~is_final(frame), "job_id"])
-                df = refresh(frame, **self._fetch_options())
+                job_ids, known = from_frame(frame)
+                df = run(job_ids, options, known=known, stop=halt)
             self._check_network(df, asked)
+        except E.FetchInterrupted as exc:
+            if exc.df is not None and len(exc.df):
+                self.df = exc.df
+                self._show_results(exc.df)
+            self._say(
+                f"Stopped: {0 if exc.df is None else len(exc.df)} rows kept in panel.df; "
+                "Refresh asks the rest.",
+                "warning",
+            )
+            return False
         except _Stop as stop:
             self._say(f"{stop} The previous results are kept.", "error")
             return False
@@ -658,6 +695,7 @@ class JobsPanel:
         self._busy = busy
         for button in (self.refresh_button, self.export_button):
             button.disabled = busy
+        self.stop_button.disabled = not busy
         self.upload.disabled = busy
         self.progress.layout.visibility = "visible" if busy else "hidden"
         if busy:

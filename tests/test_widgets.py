@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import time
 
 import pandas as pd
 import pytest
@@ -385,3 +386,21 @@ def test_table_has_no_ticket_columns_for_a_frame_of_jobs_alone(panel_sandbox, pa
     from intercom_jobs_nb.widgets import TABLE_COLUMNS
 
     assert header.count("<th") == len(TABLE_COLUMNS)
+
+
+def test_stop_ends_a_slow_fetch_and_keeps_the_rows_so_far():
+    with ij.Sandbox(jobs=300, latency=0.05, pending_share=0.0) as sb:
+        panel = ij.JobsPanel(sb.job_ids, base_url=sb.base_url, token=sb.token, max_workers=2)
+        assert panel.stop_button.disabled  # nothing to stop yet
+        panel.refresh_button.click()
+        deadline = time.monotonic() + 30
+        while panel.progress.value < 10 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not panel.stop_button.disabled
+        panel.stop()
+        assert panel.wait(timeout=30), "the fetch did not stop"
+        asked = sb.stats["requests"]
+    assert panel.df is not None and 0 < len(panel.df) < 300
+    assert "Stopped" in panel.message.value
+    assert not panel.busy and not panel.refresh_button.disabled and panel.stop_button.disabled
+    assert asked < 300
