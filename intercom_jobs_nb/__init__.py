@@ -45,6 +45,7 @@ from .fetch import fetch_job, fetch_jobs
 from .frames import export_csv, failures, join_jobs, summarize
 from .ids import check_job_id
 from .options import REGIONS, Secret, __version__, get_token
+from .parquet import checkpoint_to_parquet, export_parquet
 from .plotting import outcome_counts, outcomes, plot_status
 from .polling import refresh, wait_for_jobs
 from .progress import Snapshot
@@ -65,6 +66,8 @@ __all__ = [
     "failures",
     "join_jobs",
     "export_csv",
+    "export_parquet",
+    "checkpoint_to_parquet",
     "check_job_id",
     "plot_status",
     "outcomes",

@@ -1,15 +1,16 @@
 """The ``intercom-jobs`` command: a thin layer over the library's functions.
 
-    intercom-jobs fetch IDS_FILE|- [--out FILE.csv] [--region us|eu|au] [--base-url URL]
+    intercom-jobs fetch IDS_FILE|- [--out FILE] [--region us|eu|au] [--base-url URL]
                                    [--wait] [--checkpoint FILE]
     intercom-jobs enqueue TICKETS.csv --ledger FILE [--ticket-type-id ID] [--wait] [--tickets]
-                                   [--resend-unknown] [--out FILE.csv] [--region/--base-url...]
+                                   [--resend-unknown] [--out FILE] [--region/--base-url...]
     intercom-jobs sandbox [--port N]
-    intercom-jobs demo [--out FILE.csv]
+    intercom-jobs demo [--out FILE]
     intercom-jobs --version
 
-The token comes from ``INTERCOM_TOKEN`` only: a flag's value would land in the shell history.
-Results go to ``--out`` (CSV) or, without it, as CSV to standard output; the progress bar, the
+The token comes from ``INTERCOM_TOKEN`` (or a ``.env`` file, or a prompt: `get_token`), never a
+flag: a flag's value would land in the shell history. Results go to ``--out`` (CSV, or Parquet
+for a name ending in .parquet) or, without it, as CSV to standard output; the progress bar, the
 summary and every message go to standard error. ``--out`` is checked (its folder exists and
 takes a new file) and the ids are read before any request is sent. The first pass
 (`fetch_jobs`) tells whether Intercom can be reached at all; ``--wait`` then polls with
@@ -68,6 +69,7 @@ from .options import (
     TOKEN_ENV,
     __version__,
 )
+from .parquet import export_parquet
 from .polling import wait_for_jobs
 from .sandbox import Sandbox
 
@@ -136,9 +138,16 @@ def _check_out(out: str) -> None:
         ) from None
 
 
+def _write_out(df: pd.DataFrame, out: str) -> Path:
+    """``--out`` written as Parquet when it ends in ``.parquet``, as CSV otherwise."""
+    if Path(out).suffix.lower() == ".parquet":
+        return export_parquet(df, out)
+    return export_csv(df, out)
+
+
 def _emit(df: pd.DataFrame, out: str | None) -> None:
     if out:
-        path = export_csv(df, out)
+        path = _write_out(df, out)
         print(f"wrote {len(df)} rows to {path}", file=sys.stderr)
     else:
         df.to_csv(sys.stdout, index=False)
@@ -457,17 +466,17 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         rate_limit=args.rate_limit or None,
         window=args.window,
     )
-    print(
-        f"sandbox listening on {sandbox.base_url} with {len(sandbox.job_ids)} jobs "
-        f"({sandbox.job_ids[0]}..{sandbox.job_ids[-1]})",
-        flush=True,
-    )
-    print(
-        f"  export {TOKEN_ENV}={sandbox.token}   # the sandbox's own token, not a secret",
-        flush=True,
-    )
-    print("Ctrl-C stops it.", flush=True)
-    try:
+    try:  # from the first line printed on: a Ctrl-C as soon as it is read stops it cleanly
+        print(
+            f"sandbox listening on {sandbox.base_url} with {len(sandbox.job_ids)} jobs "
+            f"({sandbox.job_ids[0]}..{sandbox.job_ids[-1]})",
+            flush=True,
+        )
+        print(
+            f"  export {TOKEN_ENV}={sandbox.token}   # the sandbox's own token, not a secret",
+            flush=True,
+        )
+        print("Ctrl-C stops it.", flush=True)
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
@@ -499,7 +508,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     _print_summary(df)
-    path = export_csv(df, args.out)
+    path = _write_out(df, args.out)
     print(f"wrote {path}", file=sys.stderr)
     return EXIT_OK
 
@@ -521,9 +530,9 @@ def _seconds(text: str) -> float:
 def _add_out_flag(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--out",
-        metavar="FILE.csv",
-        help="write the results to this CSV file; its folder must exist and be writable "
-        "(default: CSV to stdout)",
+        metavar="FILE.csv|FILE.parquet",
+        help="write the results to this file, CSV or (by its extension) Parquet; its folder "
+        "must exist and be writable (default: CSV to stdout)",
     )
 
 

@@ -2,9 +2,10 @@
 
 Everything the panel does is a library call (the engine's run behind `fetch_jobs` on the first
 Refresh and `refresh` on the later ones, given a stop event for the Stop button; `summarize`,
-`plot_status`, `export_csv`); the panel only gathers the inputs and shows the results. Fetches run in a background thread so the kernel stays free for other cells;
-ipykernel sends widget updates from any thread, and the progress callback already arrives only a
-few times a second, so no extra throttling is needed.
+`plot_status`, `export_csv`); the panel only gathers the inputs and shows the results. Fetches
+run in a background thread so the kernel stays free for other cells; ipykernel sends widget
+updates from any thread, and the progress callback already arrives only a few times a second, so
+no extra throttling is needed.
 
 A token typed into the panel is moved into a `Secret` (whose repr hides it) the moment it is
 used, and the Password field is emptied: widget state saved with the notebook never holds it.

@@ -1,0 +1,193 @@
+"""Parquet export: a result frame, or a whole checkpoint batch by batch, as a typed Parquet file.
+
+Parquet keeps the dtypes CSV loses: ``status``, ``resource_type`` and ``error_code`` stay
+categoricals (dictionary-encoded), ``fetched_at`` stays a UTC timestamp, ``http_status`` and
+``attempts`` stay nullable integers. The values are the CSV's, without its formula escaping
+(a Parquet file is not opened as a spreadsheet). Both writers are atomic, like `export_csv`: a
+temporary file beside the target, then ``os.replace``.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pandas as pd
+import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.parquet as pq  # type: ignore[import-untyped]
+
+from .checkpoint import SCHEMA_VERSION, Checkpoint, _inspect
+from .errors import ConfigurationError
+from .rows import COLUMNS, DTYPES, Row, to_frame
+
+__all__ = ["export_parquet", "checkpoint_to_parquet"]
+
+_NAMES = ", ".join(COLUMNS)
+# The categoricals whose categories depend on the data (``status``'s are fixed; note that
+# ``STATUS_DTYPE == "category"`` is true in pandas, hence the ``isinstance``).
+_OPEN_CATEGORIES = tuple(
+    name for name, dtype in DTYPES.items() if isinstance(dtype, str) and dtype == "category"
+)
+
+
+def _target(path: str | os.PathLike) -> Path:
+    target = Path(path).expanduser().resolve()
+    if target.is_dir():
+        raise ConfigurationError(f"cannot write {str(target)!r}: it is a folder")
+    if not target.parent.is_dir():
+        raise ConfigurationError(f"cannot write {str(target)!r}: no such folder")
+    return target
+
+
+def _atomic(target: Path, write: Callable[[object], None]) -> Path:
+    """Call ``write`` with a new temporary file's handle, then move it over ``target``."""
+    # Opened like any new file (not mkstemp, which makes it 0600), so the umask sets its mode.
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "xb") as handle:
+            write(handle)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def _table(df: pd.DataFrame, schema: pa.Schema | None = None) -> pa.Table:
+    try:
+        return pa.Table.from_pandas(df, schema=schema, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+        raise ConfigurationError(f"cannot write this DataFrame as Parquet: {exc}") from None
+
+
+def export_parquet(df: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write the DataFrame as Parquet, atomically (a half-written file never replaces a good
+    one), keeping its dtypes; ``pd.read_parquet`` gives the frame back. ``df`` is not changed.
+
+    Returns:
+        The path written, absolute.
+
+    Raises:
+        ConfigurationError: the folder does not exist, or a column cannot be stored in Parquet.
+    """
+    target = _target(path)
+    table = _table(df)
+    return _atomic(target, lambda handle: pq.write_table(table, handle))
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    """A read-only connection to a checkpoint, leaving the file exactly as it is."""
+    # As `checkpoint._inspect`: immutable (no -wal/-shm files made) unless a -wal is there.
+    immutable = "" if path.with_name(path.name + "-wal").exists() else "&immutable=1"
+    return sqlite3.connect(f"file:{quote(str(path))}?mode=ro{immutable}", uri=True)
+
+
+def _check_checkpoint(path: Path) -> None:
+    """Refuse, leaving it unchanged, a file that is not a job-status checkpoint of this schema."""
+    shown = str(path)
+    if not path.is_file():
+        raise ConfigurationError(f"checkpoint {shown!r}: no such file")
+    try:
+        meta = _inspect(path, frozenset(Checkpoint.TABLES), Checkpoint.KIND)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"not a job-status checkpoint: {exc}") from None
+    kind = meta.get("kind", Checkpoint.KIND)
+    if kind != Checkpoint.KIND:
+        raise ConfigurationError(
+            f"{shown!r} is not a job-status checkpoint but a {kind} (it was left unchanged)"
+        )
+    if meta.get("schema") != SCHEMA_VERSION:
+        raise ConfigurationError(
+            f"checkpoint {shown!r} was written with schema {meta.get('schema') or '?'}; this "
+            f"version reads schema {SCHEMA_VERSION} only (the file was left unchanged)"
+        )
+
+
+def _batches(db: sqlite3.Connection, batch_rows: int) -> Iterator[pd.DataFrame]:
+    """The checkpoint's rows by job id, ``batch_rows`` at a time, as typed frames whose
+    open categoricals share the whole file's categories (so every row group agrees)."""
+    categories = {
+        name: sorted(
+            value
+            for (value,) in db.execute(f"SELECT DISTINCT {name} FROM jobs WHERE {name} IS NOT NULL")
+        )
+        for name in _OPEN_CATEGORIES
+    }
+    cursor = db.execute(f"SELECT {_NAMES} FROM jobs ORDER BY job_id")
+    first = True
+    while True:
+        values = cursor.fetchmany(batch_rows)
+        if not values and not first:
+            return
+        # As `Checkpoint.rows`: ``final`` is stored as 0/1.
+        rows = [Row._make(v)._replace(final=bool(v[-1])) for v in values]
+        del values
+        frame = to_frame(rows, consume=True)
+        for name, cats in categories.items():
+            if cats or frame[name].cat.categories.size:
+                frame[name] = frame[name].cat.set_categories(cats)
+        yield frame
+        first = False
+
+
+def checkpoint_to_parquet(
+    checkpoint_path: str | os.PathLike,
+    parquet_path: str | os.PathLike,
+    *,
+    batch_rows: int = 100_000,
+) -> Path:
+    """Write every row of a job-status checkpoint as Parquet, ``batch_rows`` at a time.
+
+    The checkpoint is read only (never changed) and never held whole in memory: each batch
+    becomes one row group. The file has the columns and dtypes `export_parquet` writes for the
+    equivalent frame (the checkpoint's `Checkpoint.frame`), rows sorted by ``job_id``. The
+    write is atomic.
+
+    Returns:
+        The Parquet path written, absolute.
+
+    Raises:
+        ConfigurationError: the checkpoint is missing or not a job-status checkpoint (it is
+            left unchanged), the Parquet folder does not exist, or ``batch_rows`` is not a
+            positive integer.
+    """
+    if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
+        raise ConfigurationError(f"batch_rows must be a positive integer, not {batch_rows!r}")
+    source = Path(checkpoint_path).expanduser().resolve()
+    target = _target(parquet_path)
+    if source == target:
+        raise ConfigurationError(
+            f"{str(target)!r} is the checkpoint itself: pass another path for the Parquet file"
+        )
+    _check_checkpoint(source)
+
+    def write(handle: object) -> None:
+        try:
+            db = _connect(source)
+        except sqlite3.Error as exc:
+            raise ConfigurationError(f"cannot read checkpoint {str(source)!r}: {exc}") from None
+        try:
+            writer: pq.ParquetWriter | None = None
+            try:
+                for frame in _batches(db, batch_rows):
+                    if writer is None:
+                        table = _table(frame)
+                        writer = pq.ParquetWriter(handle, table.schema)
+                    else:
+                        table = _table(frame, writer.schema)
+                    del frame
+                    writer.write_table(table)
+                    del table
+            finally:
+                if writer is not None:
+                    writer.close()
+        except sqlite3.Error as exc:
+            raise ConfigurationError(f"cannot read checkpoint {str(source)!r}: {exc}") from None
+        finally:
+            db.close()
+
+    return _atomic(target, write)
