@@ -92,7 +92,6 @@ exit codes:
 TOKEN_HELP = f"The token is read from the {TOKEN_ENV} environment variable, never from a flag."
 
 # Codes of a request that got no answer at all.
-NO_ANSWER_CODES = frozenset({C.TIMEOUT, C.CONNECTION_ERROR})
 
 _SANDBOX_DEFAULTS = {name: p.default for name, p in inspect.signature(Sandbox).parameters.items()}
 
@@ -215,7 +214,7 @@ def _unreachable(
     sent = df[~df[code].isin([never_sent])]
     return (
         len(sent) > 0
-        and bool(sent[code].isin(NO_ANSWER_CODES).all())
+        and bool(sent[code].isin(C.NO_ANSWER_CODES).all())
         and bool(sent[answer].isna().all())
     )
 
@@ -225,7 +224,7 @@ def _host(args: argparse.Namespace) -> str:
 
 
 def _unreachable_message(df: pd.DataFrame, args: argparse.Namespace) -> str:
-    failed = df[df["error_code"].isin(NO_ANSWER_CODES)]
+    failed = df[df["error_code"].isin(C.NO_ANSWER_CODES)]
     return (
         f"cannot reach Intercom at {_host(args)}: none of the {len(failed)} jobs asked got an "
         f"answer ({failed['error_message'].iloc[0]}); check the network or proxy, --region or "
@@ -379,7 +378,7 @@ def _enqueue(args: argparse.Namespace, done: list[pd.DataFrame]) -> pd.DataFrame
     if _unreachable(df, code="enqueue_error_code", never_sent=INVALID_ROW, answer="enqueued_at"):
         if args.out:
             _emit(df, args.out)
-        failed = df[df["enqueue_error_code"].isin(NO_ANSWER_CODES)]
+        failed = df[df["enqueue_error_code"].isin(C.NO_ANSWER_CODES)]
         reason = str(failed["enqueue_error_message"].iloc[0]).partition("; the request may")[0]
         raise _Stop(
             EXIT_UNREACHABLE,

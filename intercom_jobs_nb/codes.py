@@ -26,6 +26,7 @@ __all__ = [
     "INTERCOM_VERSION_INVALID",
     "AUTH_CODES",
     "TOOLKIT_TRANSIENT_CODES",
+    "NO_ANSWER_CODES",
     "code_for",
     "is_transient",
     "http_code",
@@ -63,6 +64,10 @@ AUTH_CODES = frozenset(
 TOOLKIT_TRANSIENT_CODES = frozenset(
     {TIMEOUT, CONNECTION_ERROR, INVALID_RESPONSE, RATE_LIMIT_EXCEEDED}
 )
+
+
+#: Failures with no answer at all: a run whose every request ended so could not reach Intercom.
+NO_ANSWER_CODES = frozenset({TIMEOUT, CONNECTION_ERROR})
 
 
 def is_transient(http_status: int | None, code: str) -> bool:

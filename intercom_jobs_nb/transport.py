@@ -64,7 +64,6 @@ __all__ = [
     "backoff",
 ]
 
-NO_ANSWER = frozenset({C.TIMEOUT, C.CONNECTION_ERROR})  # failures with no answer at all
 MAX_BODY = 1_000_000  # bytes of a decoded answer; a job status is a few hundred
 MAX_FIELD = 2048  # characters of one field of a job (a URL, an id)
 MAX_MESSAGE = 500  # characters of an error message kept
@@ -688,7 +687,7 @@ def identify(client: Client, gate: Pacer) -> str:
         return read_job("me", options.base_url + ME_PATH, answer, attempts, options)
 
     row = ask(client, gate, "me", ME_PATH, read)
-    if not found and row.http_status is None and row.error_code in NO_ANSWER:
+    if not found and row.http_status is None and row.error_code in C.NO_ANSWER_CODES:
         raise E.UnreachableError(
             f"cannot reach Intercom at {options.base_url}: GET /me (asked to check which "
             f"workspace the file belongs to) got no answer ({row.error_code}: "

@@ -67,7 +67,6 @@ TABLE_COLUMNS = (
 #: Columns the jobs table adds after `TABLE_COLUMNS` when the frame has them (the ticket of each
 #: job, once `fetch_tickets` or ``wait_for_jobs(tickets=True)`` has read it).
 OPTIONAL_TABLE_COLUMNS = ("ticket_id", "ticket_state")
-NETWORK_CODES = frozenset({C.TIMEOUT, C.CONNECTION_ERROR})
 _ID_SEPARATORS = re.compile(r"[\s,;]+")
 # Failed jobs and unreadable ones first: they are what the user has to act on.
 _RANK = {"error": 0, "failed": 1, "pending": 2, "success": 3}
@@ -685,7 +684,7 @@ class JobsPanel:
         if not len(rows):
             return
         codes = rows["error_code"].astype(object)
-        if codes.isin(NETWORK_CODES).all():
+        if codes.isin(C.NO_ANSWER_CODES).all():
             detail = _text(rows["error_message"].iloc[0])
             where = self.base_url or REGIONS.get(self.region_input.value, "")
             raise _Stop(f"Could not reach {where} ({codes.iloc[0]}: {detail[:200]}).")
