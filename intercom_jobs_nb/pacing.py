@@ -31,11 +31,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
 __all__ = [
     "RateGate",
     "Pacer",
+    "PaceStatus",
     "shared_gate",
     "GO",
     "BLOCKED",
@@ -88,6 +90,24 @@ def parse_http_date(value: str | None) -> float | None:
         return None
 
 
+@dataclass(frozen=True)
+class PaceStatus:
+    """What the gate knows and does right now (for progress displays; read-only).
+
+    Attributes:
+        limit: requests per window Intercom allows (``X-RateLimit-Limit``); None: not known.
+        remaining: requests left in the current window, less those in flight; None: no limit
+            known.
+        waiting: seconds until the gate would let the next request go; 0.0 when it would now.
+        blocked: the server allows nothing for now (requests are given up, not held).
+    """
+
+    limit: int | None
+    remaining: int | None
+    waiting: float
+    blocked: bool
+
+
 class RateGate:
     """Shared pacing for all the workers of one run. Thread-safe.
 
@@ -136,6 +156,31 @@ class RateGate:
     def skew(self) -> float:
         """The estimated offset of the server's clock (seconds ahead of ours)."""
         return self._skew
+
+    def status(self) -> PaceStatus:
+        """The gate's state at this moment, read under its lock (cheap: no waiting, no change).
+
+        ``waiting`` follows the rules of `acquire`: a spent window holds requests until its
+        reset (plus jitter), a ``max_rps`` cap until the next slot; a gate that is probing
+        (one request in flight before the first answer) waits for an answer, not for time.
+        """
+        with self._cond:
+            now = time.time()
+            budget = None if self.remaining is None else max(0, self.remaining - self.in_flight)
+            if self.blocked and now - self._blocked_at < BLOCKED_FOR:
+                return PaceStatus(self.limit, budget, 0.0, True)
+            waiting = 0.0
+            window_over = self._reset_local is not None and now >= self._reset_local + self._jitter
+            if window_over:
+                budget = self.limit  # the next `acquire` starts a new window
+            elif self.remaining is not None and self.remaining - self.in_flight <= 0:
+                if self._reset_local is None:
+                    waiting = MIN_WAIT
+                else:
+                    waiting = min(MAX_WAIT, max(0.0, self._reset_local + self._jitter - now))
+            if self._interval:
+                waiting = max(waiting, self._next_slot - now)
+            return PaceStatus(self.limit, budget, max(0.0, waiting), False)
 
     # -- called by workers -------------------------------------------------------------------
     def acquire(self, stop: threading.Event | None = None) -> int:
@@ -322,6 +367,10 @@ class Pacer:
         status: int = 0,
     ) -> None:
         self.gate.release(headers, received_at, status)
+
+    def status(self) -> PaceStatus:
+        """The shared gate's `RateGate.status`."""
+        return self.gate.status()
 
     def halt(self) -> None:
         self.stop.set()
