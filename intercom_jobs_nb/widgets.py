@@ -1,11 +1,22 @@
-"""Widgets: `JobsPanel`, the notebook front end to `fetch_jobs` and `refresh`.
+"""Widgets: `JobsPanel`, the notebook front end to the run engine: the view only.
 
-Everything the panel does is a library call (the engine's run behind `fetch_jobs` on the first
-Refresh and `refresh` on the later ones, given a stop event for the Stop button; `summarize`,
-`plot_status`, `export_csv`); the panel only gathers the inputs and shows the results. Fetches
-run in a background thread so the kernel stays free for other cells; ipykernel sends widget
-updates from any thread, and the progress callback already arrives only a few times a second, so
-no extra throttling is needed.
+What the panel knows and does (the ids, the token, the runs, Stop, the status, the jobs table's
+sort, filters, page and find) lives in `panel_controller.PanelController`; its HTML comes from
+`panel_render`. This module makes the widgets, sends what the user does to the controller, and
+redraws the part the controller says changed. The controller may call back from its run thread;
+ipykernel sends widget updates from any thread, and progress arrives only a few times a second.
+
+Layout: the panel fits outputs from 500 px up. Rows of controls wrap, buttons size to their
+labels, the chart scales to the width, and the jobs table scrolls (both ways) inside a box of
+fixed height with a sticky header. Messages about an action appear beside its control.
+
+The page's handles (CSS classes, for browser tests and user styles): the panel ``ij-panel``; the
+status area ``ij-status``; buttons "Refresh" ``ij-refresh``, "Stop" ``ij-stop``, "Export CSV"
+``ij-export``, the "Upload ids" file button ``ij-upload`` (its note ``ij-upload-msg``); the jobs
+table's scrolling box ``ij-table`` (rows ``tr.ij-row``, id cells ``td.ij-id``, the found row
+``tr.ij-found``); ``ij-sort`` and ``ij-order``; filters ``ij-filter-status`` and
+``ij-filter-code``; ``ij-find`` (its note ``ij-find-msg``); the pager ``ij-first``, ``ij-prev``,
+``ij-next``, ``ij-last`` and ``ij-page``; ``ij-export-msg``; ``ij-chart``; ``ij-summary``.
 
 A token typed into the panel is moved into a `Secret` (whose repr hides it) the moment it is
 used, and the Password field is emptied: widget state saved with the notebook never holds it.
@@ -13,24 +24,16 @@ used, and the Password field is emptied: widget state saved with the notebook ne
 
 from __future__ import annotations
 
+import datetime
 import html
 import os
-import re
-import tempfile
-import threading
-import time
-import warnings
 from pathlib import Path
 from typing import Any
 
 import ipywidgets as W
 import pandas as pd
 
-from . import codes as C
-from . import errors as E
-from .engine import from_frame, run
-from .frames import export_csv, is_final, summarize
-from .ids import ID_FILE_SUFFIXES, read_job_ids
+from .ids import ID_FILE_SUFFIXES
 from .options import (
     DEFAULT_API_VERSION,
     DEFAULT_MAX_RPS,
@@ -39,174 +42,47 @@ from .options import (
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
     REGIONS,
-    TOKEN_ENV,
-    Options,
     Secret,
-    get_token,
 )
-from .plotting import _figure_png, outcomes
-from .progress import Snapshot
-from .rows import frame_rows, to_frame, unasked_row
+from .panel_controller import ALL, PAGE_SIZE, RANK_SORT, PanelController, parse_ids
+from .panel_render import note_html, status_html, summary_html, table_html
+from .plotting import _figure_png
 
-__all__ = ["JobsPanel", "FILTERS"]
+__all__ = ["JobsPanel", "parse_ids", "TABLE_ROWS"]
 
-#: The choices of the jobs table's filter. ``errors``: rows whose status could not be read.
-FILTERS = ("all", "pending", "success", "failed", "errors")
-#: Rows drawn in the jobs table; the DataFrame (``panel.df``) and the CSV export have them all.
-TABLE_ROWS = 100
-TABLE_COLUMNS = (
-    "job_id",
-    "status",
-    "resource_type",
-    "resource_id",
-    "error_code",
-    "error_message",
-    "http_status",
-    "attempts",
-)
-#: Columns the jobs table adds after `TABLE_COLUMNS` when the frame has them (the ticket of each
-#: job, once `fetch_tickets` or ``wait_for_jobs(tickets=True)`` has read it).
-OPTIONAL_TABLE_COLUMNS = ("ticket_id", "ticket_state")
-_ID_SEPARATORS = re.compile(r"[\s,;]+")
-# Failed jobs and unreadable ones first: they are what the user has to act on.
-_RANK = {"error": 0, "failed": 1, "pending": 2, "success": 3}
-_ROW_STYLE = {
-    "error": "background:#f9e0ef;color:#222;",
-    "failed": "background:#fde2d6;color:#222;",
-}
-_MARK = {"error": "⚠ ", "failed": "✖ "}
-_MESSAGE_COLORS = {"info": "#1a5fb4", "warning": "#9c6500", "error": "#b00020"}
-_CELL = "padding:2px 8px;border-bottom:1px solid #ddd;text-align:left;"
+#: Rows of the jobs table on one page; every row is reachable with the pager.
+TABLE_ROWS = PAGE_SIZE
+TABLE_HEIGHT = "400px"
+CUSTOM_REGION = "base_url"  # the Region control's value when base_url overrides the region
 
 
-def parse_ids(text: str) -> list[str]:
-    """Job ids from pasted text: separated by spaces, commas, semicolons or lines; distinct.
-
-    Quotes around ids are dropped (ids pasted from a Python list or a CSV row work).
-
-    Example:
-        >>> parse_ids('1001, "1002"\\n1001 1003')
-        ['1001', '1002', '1003']
-    """
-    seen: dict[str, None] = {}
-    for part in _ID_SEPARATORS.split(text or ""):
-        token = part.strip().strip("\"'[]()")
-        if token:
-            seen.setdefault(token, None)
-    return list(seen)
+def _fit() -> W.Layout:
+    """A button's layout: as wide as its label, never shrunk (so the label is never cut)."""
+    return W.Layout(width="auto", flex="0 0 auto")
 
 
-def _html_table(
-    header: list[str], rows: list[list[Any]], styles: list[str] | None = None, caption: str = ""
-) -> str:
-    """A small self-styled HTML table (widgets get none of JupyterLab's output styling)."""
-    head = "".join(f'<th style="{_CELL}font-weight:600">{html.escape(h)}</th>' for h in header)
-    body = []
-    for k, row in enumerate(rows):
-        style = styles[k] if styles else ""
-        cells = "".join(f'<td style="{_CELL}">{html.escape(_text(v))}</td>' for v in row)
-        body.append(f'<tr style="{style}">{cells}</tr>')
-    cap = f'<caption style="text-align:left;padding:2px 0">{caption}</caption>' if caption else ""
-    return (
-        f'<table style="border-collapse:collapse;font-size:12px">{cap}<thead><tr>{head}'
-        f"</tr></thead><tbody>{''.join(body)}</tbody></table>"
+def _row(*children: W.Widget, css: str = "") -> W.HBox:
+    """A row of controls that wraps onto more lines in a narrow output."""
+    box = W.HBox(
+        list(children),
+        layout=W.Layout(flex_flow="row wrap", align_items="center"),
     )
-
-
-def _text(value: Any) -> str:
-    if value is None or value is pd.NA or (not isinstance(value, str) and pd.isna(value)):
-        return ""
-    return str(value)
-
-
-def summary_html(df: pd.DataFrame) -> str:
-    """`summarize` as a compact HTML table."""
-    table = summarize(df)
-    rows = [
-        [*key, int(row["count"]), f"{row['share']:.1%}"]  # type: ignore[misc]
-        for key, row in table.iterrows()
-    ]
-    return _html_table(["by", "value", "count", "share"], rows)
-
-
-def jobs_html(df: pd.DataFrame, which: str = "all", *, limit: int = TABLE_ROWS) -> str:
-    """The jobs table for one filter: failed and unreadable jobs first, marked, at most ``limit``.
-
-    Args:
-        df: a jobs DataFrame.
-        which: one of `FILTERS`.
-        limit: rows drawn at most (the caption says how many there are).
-    """
-    columns = [*TABLE_COLUMNS, *(c for c in OPTIONAL_TABLE_COLUMNS if c in df.columns)]
-    view = filter_jobs(df, which)
-    outcome = outcomes(view)
-    order = outcome.map(_RANK).astype("int64").sort_values(kind="stable").index
-    view = view.loc[order]
-    shown = view.head(limit)
-    marks = outcomes(shown).astype(object).tolist()
-    rows = []
-    for mark, values in zip(marks, shown[columns].itertuples(index=False), strict=True):
-        values = list(values)
-        values[0] = _MARK.get(mark, "") + str(values[0])
-        rows.append(values)
-    styles = [_ROW_STYLE.get(mark, "") for mark in marks]
-    kind = "" if which == "all" else f"{html.escape(which)} "
-    if not len(view):
-        caption = f"no {kind}jobs"
-    elif len(view) > limit:
-        caption = (
-            f"showing {limit} of {len(view)} {kind}jobs, failed and unreadable first; "
-            "all are in <code>panel.df</code> and in the CSV export"
-        )
-    else:
-        caption = f"{len(view)} {kind}jobs" + (", failed and unreadable first" if not kind else "")
-    return _html_table(columns, rows, styles, caption)
-
-
-def filter_jobs(df: pd.DataFrame, which: str) -> pd.DataFrame:
-    """The rows one of `FILTERS` keeps (``errors``: the fetch failed, ``error_code`` is set)."""
-    if which == "all":
-        return df
-    if which == "errors":
-        return df.loc[df["error_code"].notna()]
-    if which in ("pending", "success", "failed"):
-        return df.loc[(df["status"] == which).fillna(False)]
-    raise E.ConfigurationError(f"filter must be one of {', '.join(FILTERS)}, got {which!r}")
-
-
-def counts_text(df: pd.DataFrame) -> str:
-    """``"200 jobs · success 150 · failed 20 · pending 30 · errors 0"``."""
-    counts = outcomes(df).value_counts()
-    return (
-        f"{len(df)} jobs · success {counts['success']} · failed {counts['failed']} · "
-        f"pending {counts['pending']} · errors {counts['error']}"
-    )
-
-
-def _frame_for(ids: list[str], previous: pd.DataFrame) -> pd.DataFrame:
-    """A jobs frame over ``ids`` that keeps ``previous``'s rows: new ids get an empty row,
-    which `refresh` asks for (an invalid one becomes an ``invalid_job_id`` row there, where
-    every id is checked before a URL is made, and is never sent)."""
-    if previous["job_id"].tolist() == ids:
-        return previous
-    old = {row.job_id: row for row in frame_rows(previous)}
-    return to_frame([old.get(job_id) or unasked_row(job_id) for job_id in ids])
-
-
-class _Stop(Exception):
-    """A run ended with a message for the user; the previous results stay."""
+    if css:
+        box.add_class(css)
+    return box
 
 
 class JobsPanel:
     """A notebook panel: paste a token and job ids, click Refresh, see what became of the jobs.
 
     The first Refresh fetches every job; later ones ask again only the jobs that are pending or
-    whose fetch failed for a passing reason (`refresh`). With auto-refresh on, the pending ones
-    are polled every few seconds until none is left. ``panel.df`` is the current DataFrame.
+    whose fetch failed for a passing reason. With auto-refresh on, the pending ones are polled
+    every few seconds until none is left. Stop ends a fetch within about a second and keeps the
+    rows so far. ``panel.df`` is the current DataFrame.
 
     Args:
         job_ids: the ids to prefill (anything `fetch_jobs` takes: a list, Series, DataFrame with
-            ``job_id``, or a .txt/.csv path).
+            ``job_id``, or a .txt/.csv path); kept exactly.
         region: ``"us"``, ``"eu"`` or ``"au"`` (the initial choice of the region selector).
         base_url: send requests here instead of a region (e.g. a `Sandbox`'s ``base_url``).
         token: an access token; default: the one typed into the panel, else ``INTERCOM_TOKEN``.
@@ -233,66 +109,70 @@ class JobsPanel:
         max_workers: int = DEFAULT_MAX_WORKERS,
         max_rps: float | None = DEFAULT_MAX_RPS,
     ) -> None:
-        token = Secret.wrap(token)
-        self.df: pd.DataFrame | None = None
+        self.controller = c = PanelController(
+            job_ids,
+            region=region,
+            base_url=base_url,
+            token=token,
+            export_path=export_path,
+            api_version=api_version,
+            timeout=timeout,
+            retries=retries,
+            max_workers=max_workers,
+            max_rps=max_rps,
+        )
         self.base_url = base_url
-        self._options: dict[str, Any] = {
-            "api_version": api_version,
-            "timeout": timeout,
-            "retries": retries,
-            "max_workers": max_workers,
-            "max_rps": max_rps,
-        }
-        self._token: Secret | None = token
-        self._token_given = token is not None
-        self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
-        self._wake = threading.Event()
-        self._halt = threading.Event()  # set by stop(): ends the running fetch
-        self._closed = False
-        self._busy = False
-        self.refreshes = 0  # completed runs, shown in the status line
-        self.last_export: Path | None = None
-
-        prefill, problem = "", ""
-        if job_ids is not None:
-            try:
-                prefill = "\n".join(read_job_ids(job_ids).ids)
-            except E.ConfigurationError as exc:
-                problem = str(exc)
+        self._syncing = False  # set while the view writes widget values itself
+        wide = {"description_width": "initial"}
 
         # -- inputs ------------------------------------------------------------------------
         self.token_input = W.Password(
-            description="Token", placeholder="paste an access token", layout=W.Layout(width="340px")
+            description="Token",
+            placeholder="paste an access token",
+            layout=W.Layout(width="100%", max_width="420px"),
         )
         self.token_input.add_class("ij-token")
+        self.token_input.observe(self._on_token_typing, names="value")
         self.token_note = W.HTML(self._token_note())
+        if base_url is not None:
+            # The region does not apply: show where requests go instead.
+            region_options = [(base_url, CUSTOM_REGION)]
+            region_value = CUSTOM_REGION
+        else:
+            region_options = [
+                (f"{key} ({url.removeprefix('https://')})", key) for key, url in REGIONS.items()
+            ]
+            region_value = c.region
         self.region_input = W.Dropdown(
-            options=[
-                (f"{key} ({urlhost})", key)
-                for key, urlhost in ((k, v.removeprefix("https://")) for k, v in REGIONS.items())
-            ],
-            value=region if region in REGIONS else "us",
+            options=region_options,
+            value=region_value,
             description="Region",
             disabled=base_url is not None,
-            layout=W.Layout(width="300px"),
+            tooltip=base_url or "",
+            layout=W.Layout(width="auto", max_width="100%"),
         )
+        self.region_input.add_class("ij-region")
+        self.region_input.observe(self._on_region, names="value")
         self.ids_input = W.Textarea(
-            value=prefill,
+            value=c.ids_text,
             description="Job ids",
             placeholder="one id a line (or separated by commas/spaces)",
             rows=4,
-            layout=W.Layout(width="460px"),
+            layout=W.Layout(width="auto", max_width="600px"),
         )
         self.ids_input.add_class("ij-ids")
+        self.ids_input.observe(self._on_ids_typed, names="value")
         self.upload = W.FileUpload(
             accept=",".join(ID_FILE_SUFFIXES),
             multiple=False,
             description="Upload ids",
             tooltip="a .csv or .txt of job ids",
-            layout=W.Layout(width="140px"),
+            layout=_fit(),
         )
+        self.upload.add_class("ij-upload")
         self.upload.observe(self._on_upload, names="value")
+        self.upload_msg = W.HTML("")
+        self.upload_msg.add_class("ij-upload-msg")
 
         # -- actions -----------------------------------------------------------------------
         self.refresh_button = W.Button(
@@ -300,6 +180,7 @@ class JobsPanel:
             button_style="primary",
             icon="refresh",
             tooltip="fetch the jobs' status",
+            layout=_fit(),
         )
         self.refresh_button.add_class("ij-refresh")
         self.refresh_button.on_click(self._on_refresh)
@@ -308,6 +189,7 @@ class JobsPanel:
             icon="stop",
             tooltip="stop the fetch: the rows so far are kept",
             disabled=True,
+            layout=_fit(),
         )
         self.stop_button.add_class("ij-stop")
         self.stop_button.on_click(lambda _button: self.stop())
@@ -316,84 +198,221 @@ class JobsPanel:
             description="Auto-refresh",
             icon="clock-o",
             tooltip="poll the pending jobs until none is left",
+            layout=_fit(),
         )
+        self.auto_refresh.add_class("ij-auto")
         self.auto_refresh.observe(self._on_auto, names="value")
         self.interval_input = W.BoundedFloatText(
-            value=10.0,
+            value=c.interval,
             min=0.5,
             max=3600.0,
             step=1.0,
             description="every (s)",
-            layout=W.Layout(width="160px"),
+            style=wide,
+            layout=W.Layout(width="140px", flex="0 0 auto"),
         )
+        self.interval_input.observe(self._on_interval, names="value")
         self.progress = W.IntProgress(
             value=0,
             min=0,
             max=1,
-            layout=W.Layout(width="220px", margin="6px 0 0 12px", visibility="hidden"),
+            layout=W.Layout(
+                width="220px", flex="0 1 220px", min_width="100px", visibility="hidden"
+            ),
         )
-        self.status_line = W.HTML("Ready: click Refresh.")
+        self.status_line = W.HTML("")
         self.status_line.add_class("ij-status")
-        self.message = W.HTML("")
-        self.message.add_class("ij-message")
-        if problem:
-            self._say(problem, "error")
 
         # -- results -----------------------------------------------------------------------
-        self.summary_html = W.HTML("")
+        self.summary_html = W.HTML("", layout=W.Layout(flex="0 0 auto", margin="0 16px 0 0"))
         self.summary_html.add_class("ij-summary")
-        self.chart = W.Image(format="png", layout=W.Layout(max_width="480px", margin="0 0 0 16px"))
+        self.chart = W.Image(
+            format="png",
+            layout=W.Layout(
+                width="100%", max_width="480px", height="auto", flex="1 1 300px", min_width="0"
+            ),
+        )
         self.chart.add_class("ij-chart")
-        self.filter_input = W.Dropdown(
-            options=list(FILTERS), value="all", description="Show", layout=W.Layout(width="200px")
+        self.sort_input = W.Dropdown(
+            options=[("failed first", RANK_SORT)],
+            value=RANK_SORT,
+            description="Sort by",
+            style=wide,
+            layout=W.Layout(width="auto", flex="0 0 auto"),
         )
-        self.filter_input.add_class("ij-filter")
-        self.filter_input.observe(lambda _: self._show_table(), names="value")
-        self.table_html = W.HTML("")
+        self.sort_input.add_class("ij-sort")
+        self.sort_input.observe(self._on_sort, names="value")
+        self.order_input = W.ToggleButton(
+            value=False,
+            description="ascending",
+            icon="sort-amount-asc",
+            tooltip="click for the other order",
+            layout=_fit(),
+        )
+        self.order_input.add_class("ij-order")
+        self.order_input.observe(self._on_sort, names="value")
+        self.status_filter = W.Dropdown(
+            options=[("all", ALL)],
+            value=ALL,
+            description="Status",
+            style=wide,
+            layout=W.Layout(width="auto", flex="0 0 auto"),
+        )
+        self.status_filter.add_class("ij-filter-status")
+        self.status_filter.observe(self._on_filter, names="value")
+        self.code_filter = W.Dropdown(
+            options=[("all", ALL)],
+            value=ALL,
+            description="Error code",
+            style=wide,
+            layout=W.Layout(width="auto", flex="0 0 auto"),
+        )
+        self.code_filter.add_class("ij-filter-code")
+        self.code_filter.observe(self._on_filter, names="value")
+        self.find_input = W.Text(
+            description="Find id",
+            placeholder="a job id",
+            continuous_update=False,
+            style=wide,
+            layout=W.Layout(width="220px", flex="0 1 220px", min_width="140px"),
+        )
+        self.find_input.add_class("ij-find")
+        self.find_input.observe(lambda change: c.find(change["new"]), names="value")
+        self.find_msg = W.HTML("")
+        self.find_msg.add_class("ij-find-msg")
+        # The jobs table: this element is the scrolling box (both ways) of fixed height.
+        self.table_html = W.HTML("", layout=W.Layout(height=TABLE_HEIGHT, overflow="auto"))
         self.table_html.add_class("ij-table")
+        self.pager = {}
+        for name, label, tip in (
+            ("first", "First", "the first page"),
+            ("prev", "Prev", "the page before"),
+            ("next", "Next", "the page after"),
+            ("last", "Last", "the last page"),
+        ):
+            button = W.Button(description=label, tooltip=tip, layout=_fit())
+            button.add_class(f"ij-{name}")
+            button.on_click(lambda _b, where=name: c.go(where))
+            self.pager[name] = button
+        self.page_label = W.HTML("", layout=W.Layout(margin="0 8px"))
+        self.page_label.add_class("ij-page")
         self.export_path = W.Text(
-            value=str(export_path), description="CSV path", layout=W.Layout(width="340px")
+            value=c.export_path,
+            description="CSV file",
+            style=wide,
+            layout=W.Layout(width="280px", flex="0 1 280px", min_width="160px"),
         )
+        self.export_path.observe(self._on_export_path, names="value")
         self.export_button = W.Button(
             description="Export CSV",
             icon="download",
-            tooltip="write the jobs the table shows to the CSV path",
+            tooltip="write the rows the table shows (every page) to the CSV file",
+            layout=_fit(),
         )
         self.export_button.add_class("ij-export")
-        self.export_button.on_click(self._on_export)
+        self.export_button.on_click(lambda _button: c.export())
+        self.export_msg = W.HTML("")
+        self.export_msg.add_class("ij-export-msg")
 
         self.results = W.VBox(
             [
-                W.HBox([self.summary_html, self.chart]),
-                self.filter_input,
+                _row(self.summary_html, self.chart, css="ij-overview"),
+                _row(
+                    self.sort_input,
+                    self.order_input,
+                    self.status_filter,
+                    self.code_filter,
+                    self.find_input,
+                    self.find_msg,
+                ),
                 self.table_html,
-                W.HBox([self.export_path, self.export_button]),
+                _row(
+                    self.pager["first"],
+                    self.pager["prev"],
+                    self.page_label,
+                    self.pager["next"],
+                    self.pager["last"],
+                    css="ij-pager",
+                ),
+                _row(self.export_path, self.export_button, self.export_msg),
             ],
             layout=W.Layout(display="none"),
         )
         self.widget = W.VBox(
             [
-                W.HTML("<b>Intercom jobs</b>"),
-                W.HBox([self.token_input, self.region_input]),
+                _row(self.token_input, self.region_input),
                 self.token_note,
-                W.HBox([self.ids_input, self.upload]),
-                W.HBox(
-                    [
-                        self.refresh_button,
-                        self.stop_button,
-                        self.auto_refresh,
-                        self.interval_input,
-                        self.progress,
-                    ]
+                self.ids_input,
+                _row(self.upload, self.upload_msg),
+                _row(
+                    self.refresh_button,
+                    self.stop_button,
+                    self.auto_refresh,
+                    self.interval_input,
+                    self.progress,
                 ),
                 self.status_line,
-                self.message,
                 self.results,
-            ]
+            ],
+            layout=W.Layout(width="100%", max_width="1200px", min_width="0"),
         )
         self.widget.add_class("ij-panel")
+        c.on_change(self._redraw)
+        self._redraw("status")
 
-    # -- display ---------------------------------------------------------------------------
+    # -- what scripts and tests use ---------------------------------------------------------
+
+    @property
+    def df(self) -> pd.DataFrame | None:
+        """The jobs DataFrame of the last run (None before the first)."""
+        return self.controller.df
+
+    @df.setter
+    def df(self, df: pd.DataFrame | None) -> None:
+        c = self.controller
+        if df is None:
+            c.df = None
+            return
+        c.show(df)
+
+    @property
+    def message(self) -> W.HTML:
+        """The status area (the one place messages about runs appear); the same as
+        ``status_line``."""
+        return self.status_line
+
+    @property
+    def refreshes(self) -> int:
+        """Completed runs."""
+        return self.controller.refreshes
+
+    @property
+    def last_export(self) -> Path | None:
+        """The path of the last CSV written."""
+        return self.controller.last_export
+
+    @property
+    def busy(self) -> bool:
+        """Whether a fetch is running now."""
+        return self.controller.busy
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the current refresh (and auto-refresh polling) ends.
+
+        Returns:
+            True if nothing runs any more, False if ``timeout`` seconds passed first.
+        """
+        return self.controller.wait(timeout)
+
+    def stop(self) -> None:
+        """Stop the running fetch (within about a second) and auto-refresh; the rows fetched
+        so far stay in ``panel.df``."""
+        self.controller.stop()
+
+    def close(self) -> None:
+        """Stop everything and close the widgets."""
+        self.controller.close()
+        self._close_widgets(self.widget)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
         bundle = self.widget._repr_mimebundle_(**kwargs)
@@ -402,297 +421,133 @@ class JobsPanel:
         return bundle
 
     def __repr__(self) -> str:
-        where = self.base_url or REGIONS.get(self.region_input.value, "")
-        rows = "no results yet" if self.df is None else f"{len(self.df)} rows in .df"
-        return (
-            f"JobsPanel({len(parse_ids(self.ids_input.value))} job ids, {where}, "
-            f"token={self._token_source()}, {rows})"
-        )
+        c = self.controller
+        rows = "no results yet" if c.df is None else f"{len(c.df)} rows in .df"
+        return f"JobsPanel({len(c.ids)} job ids, {c.where}, token={c.token_source()}, {rows})"
 
-    # -- the public controls for scripts and tests -----------------------------------------
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the current refresh (and auto-refresh polling) ends.
-
-        Returns:
-            True if nothing runs any more, False if ``timeout`` seconds passed first.
-        """
-        thread = self._thread
-        if thread is None:
-            return True
-        thread.join(timeout)
-        return not thread.is_alive()
-
-    @property
-    def busy(self) -> bool:
-        """Whether a fetch is running now."""
-        return self._busy
-
-    def stop(self) -> None:
-        """Stop the running fetch (within about a second) and auto-refresh; the rows fetched
-        so far stay in ``panel.df``."""
-        self.auto_refresh.value = False
-        self._halt.set()
-        self._wake.set()
-
-    def close(self) -> None:
-        """Stop auto-refresh and close the widgets."""
-        self._closed = True
-        self.auto_refresh.value = False
-        self._wake.set()
-        self.wait(timeout=5)
-        self._close_widgets(self.widget)
-
-    # -- token ------------------------------------------------------------------------------
-
-    def _token_source(self) -> str:
-        if self._token is not None:
-            return "given" if self._token_given else "typed, kept in memory"
-        return f"from {TOKEN_ENV}" if os.environ.get(TOKEN_ENV) else "none yet"
-
-    def _token_note(self) -> str:
-        if self._token is not None:
-            text = (
-                "Using the token given to JobsPanel."
-                if self._token_given
-                else "A token is kept in memory (not in the notebook); type another to replace it."
-            )
-        elif os.environ.get(TOKEN_ENV):
-            text = (
-                f"Using the token in the {TOKEN_ENV} environment variable: nothing to type "
-                "(type one to use another)."
-            )
-        else:
-            text = (
-                f"Paste an Intercom access token (or set {TOKEN_ENV}). It is kept in memory "
-                "only and the field is emptied, so it is never saved with the notebook."
-            )
-        if self.base_url is not None:
-            text += f" Requests go to <code>{html.escape(self.base_url)}</code>."
-        return f'<span style="font-size:12px;color:#666">{text}</span>'
-
-    def _take_token(self) -> None:
-        """Move a typed token out of the widget (whose state may be saved) into a Secret."""
-        typed = self.token_input.value
-        if typed:
-            self.token_input.value = ""
-            if typed.strip():
-                self._token = Secret.wrap(typed, source="the typed token")
-                self._token_given = False
-                self.token_input.placeholder = "token kept in memory; type to replace"
-            self.token_note.value = self._token_note()
-
-    def _forget_token(self) -> None:
-        self._token = None
-        self._token_given = False
-        self.token_input.placeholder = "paste an access token"
-        self.token_note.value = self._token_note()
-
-    # -- handlers ---------------------------------------------------------------------------
+    # -- from the widgets to the controller ------------------------------------------------
 
     def _on_refresh(self, _button: Any = None) -> None:
+        c = self.controller
         try:
-            self._take_token()
-            self._start()
+            typed = self.token_input.value
+            if typed:
+                self._syncing = True
+                try:
+                    self.token_input.value = ""  # out of the widget state at once
+                finally:
+                    self._syncing = False
+                c.use_token(typed)
+                if c.state == "error":
+                    return
+            c.refresh()
         except Exception as exc:  # a handler's traceback would land in the log, unseen
-            self._say(f"Could not start: {type(exc).__name__}: {exc}", "error")
+            c.report(exc)
 
-    def _on_auto(self, change: dict[str, Any]) -> None:
-        if change["new"]:
-            if self.df is not None and self._may_change() and not self._running():
-                self._start()
-        else:
-            self._wake.set()  # a sleeping poll loop ends now, not after its interval
+    def _on_token_typing(self, change: dict[str, Any]) -> None:
+        if not self._syncing:
+            self.controller.token_typing(bool(change["new"]))
+
+    def _on_region(self, change: dict[str, Any]) -> None:
+        if change["new"] != CUSTOM_REGION:
+            self.controller.region = change["new"]
+
+    def _on_ids_typed(self, change: dict[str, Any]) -> None:
+        if not self._syncing:
+            self.controller.set_ids_text(change["new"])
 
     def _on_upload(self, change: dict[str, Any]) -> None:
         files = change["new"]
-        if not files:
+        if self._syncing or not files:
             return
+        self.controller.upload(files)
+        # Keep only the names in the widget (its label counts them): the bytes would be saved
+        # with the notebook.
+        stamp = datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)
+        self._syncing = True
         try:
-            self.ids_input.value = "\n".join(self._read_upload(files))
-        except Exception as exc:
-            self._say(str(exc), "error")
+            self.upload.value = tuple(
+                {
+                    "name": str(item["name"]),
+                    "type": str(item.get("type", "")),
+                    "size": 0,
+                    "content": memoryview(b""),
+                    "last_modified": stamp,
+                }
+                for item in files
+            )
         finally:
-            # The file's bytes would otherwise be kept (and saved) in the widget's state.
-            self.upload.value = ()
+            self._syncing = False
 
-    def _read_upload(self, files: Any) -> list[str]:
-        ids: list[str] = []
-        names = []
-        repeated = 0
-        for item in files:
-            name = str(item["name"])
-            suffix = Path(name).suffix.lower()
-            if suffix not in ID_FILE_SUFFIXES:
-                raise E.ConfigurationError(f"{name}: upload a .csv or .txt file of job ids")
-            with tempfile.TemporaryDirectory(prefix="ij-upload-") as folder:
-                path = Path(folder) / f"ids{suffix}"
-                path.write_bytes(bytes(item["content"]))
-                with warnings.catch_warnings():  # said in the panel's message instead
-                    warnings.simplefilter("ignore")
-                    job_ids = read_job_ids(path)
-            ids.extend(job_ids.ids)
-            repeated += job_ids.duplicates
-            names.append(name)
-        ids = list(dict.fromkeys(ids))
-        if not ids:
-            raise E.ConfigurationError(f"{', '.join(names)} holds no job ids")
-        skipped = f" ({repeated} repeated rows skipped)" if repeated else ""
-        self._say(
-            f"Read {len(ids)} job ids from {', '.join(names)}{skipped}; click Refresh.", "info"
-        )
-        return ids
+    def _on_auto(self, change: dict[str, Any]) -> None:
+        if not self._syncing:
+            self.controller.set_auto(bool(change["new"]))
 
-    def _on_export(self, _button: Any = None) -> None:
-        if self.df is None:
-            self._say("Nothing to export yet: click Refresh first.", "warning")
+    def _on_interval(self, change: dict[str, Any]) -> None:
+        self.controller.interval = float(change["new"])
+
+    def _on_sort(self, _change: Any = None) -> None:
+        if self._syncing:
             return
-        which = self.filter_input.value
-        try:
-            path = export_csv(filter_jobs(self.df, which), self.export_path.value.strip())
-        except (E.IntercomJobsError, OSError) as exc:
-            self._say(f"Could not write the CSV: {exc}", "error")
-            return
-        rows = len(filter_jobs(self.df, which))
-        shown = "" if which == "all" else f" (filter: {which})"
-        self._say(
-            f"Wrote {rows} rows{shown} to <code>{html.escape(str(path))}</code>",
-            "info",
-            escape=False,
-        )
-        self.last_export = path
+        self.controller.set_sort(self.sort_input.value, ascending=not self.order_input.value)
 
-    # -- the run ----------------------------------------------------------------------------
-
-    def _running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def _start(self) -> None:
-        with self._start_lock:
-            if self._running():
-                self._wake.set()  # the poll loop is sleeping: poll now
-                return
-            if not parse_ids(self.ids_input.value):
-                self._say("No job ids: type or paste some, or upload a .csv/.txt file.", "error")
-                return
-            if self._token is None:
-                try:  # INTERCOM_TOKEN, a .env file, Colab's secrets; never a prompt from here
-                    get_token(prompt=False)
-                except E.MissingTokenError:
-                    self._say(
-                        f"No token: paste an Intercom access token into the Token field (or "
-                        f"set {TOKEN_ENV}, or put it in a .env file).",
-                        "error",
-                    )
-                    return
-            self._wake.clear()
-            self._set_busy(True)  # at once, so a second click cannot start a second run
-            self._thread = threading.Thread(target=self._loop, name="jobs-panel", daemon=True)
-            self._thread.start()
-
-    def _loop(self) -> None:
-        try:
-            while not self._closed:
-                self._wake.clear()
-                self._set_busy(True)
-                try:
-                    carry_on = self._run_once()
-                finally:
-                    self._set_busy(False)
-                if not (carry_on and self.auto_refresh.value and self._may_change()):
-                    break
-                interval = float(self.interval_input.value)
-                self.status_line.value += f" · next refresh in {interval:g} s"
-                self._wake.wait(interval)
-                if not self.auto_refresh.value or not parse_ids(self.ids_input.value):
-                    break
-            if self.auto_refresh.value and self.df is not None and not self._may_change():
-                self.auto_refresh.value = False  # nothing left to poll
-        except Exception as exc:  # never let a thread die with a traceback in the log
-            self._say(f"Unexpected {type(exc).__name__}: {exc}", "error")
-            self._set_busy(False)
-
-    def _may_change(self) -> bool:
-        return self.df is not None and not bool(is_final(self.df).all())
-
-    def _fetch_options(self) -> dict[str, Any]:
-        return {
-            # Resolved here, without a prompt: a prompt from the fetch thread would hang.
-            "token": self._token or get_token(prompt=False),
-            "region": self.region_input.value,
-            "base_url": self.base_url,
-            "progress": self._on_progress,
-            **self._options,
-        }
-
-    def _run_once(self) -> bool:
-        """One fetch or refresh. Returns whether it worked (auto-refresh goes on only then)."""
-        ids = parse_ids(self.ids_input.value)
-        if not ids:
-            self._say("No job ids: type or paste some, or upload a .csv/.txt file.", "error")
-            return False
-        previous = self.df
-        self._halt = halt = threading.Event()
-        try:
-            # The engine's own run (what fetch_jobs and refresh call), with a stop event for
-            # the Stop button: the kernel's interrupt does not reach this thread.
-            options = Options.build(**self._fetch_options())
-            if previous is None:
-                asked = None
-                df = run(read_job_ids(ids), options, stop=halt)
-            else:
-                frame = _frame_for(ids, previous)
-                asked = set(frame.loc[~is_final(frame), "job_id"])
-                job_ids, known = from_frame(frame)
-                df = run(job_ids, options, known=known, stop=halt)
-            self._check_network(df, asked)
-        except E.FetchInterrupted as exc:
-            if exc.df is not None and len(exc.df):
-                self.df = exc.df
-                self._show_results(exc.df)
-            self._say(
-                f"Stopped: {0 if exc.df is None else len(exc.df)} rows kept in panel.df; "
-                "Refresh asks the rest.",
-                "warning",
+    def _on_filter(self, _change: Any = None) -> None:
+        if not self._syncing:
+            self.controller.set_filters(
+                status=self.status_filter.value, code=self.code_filter.value
             )
-            return False
-        except _Stop as stop:
-            self._say(f"{stop} The previous results are kept.", "error")
-            return False
-        except E.AuthenticationError as exc:
-            whose = "the token" if self._token is not None else f"the token in {TOKEN_ENV}"
-            self._forget_token()
-            self._say(
-                f"Intercom rejected {whose} ({exc.code or exc}): paste a valid token and "
-                "click Refresh. The previous results are kept.",
-                "error",
-            )
-            return False
-        except E.IntercomJobsError as exc:
-            self._say(f"{exc} The previous results are kept.", "error")
-            return False
-        self.df = df
-        self.refreshes += 1
-        self._show_results(df)
-        return True
 
-    def _check_network(self, df: pd.DataFrame, asked: set[str] | None) -> None:
-        """Raise `_Stop` when every job asked for failed on the network: Intercom is out of
-        reach, and rows saying only that would hide the last known statuses."""
-        rows = df if asked is None else df.loc[df["job_id"].isin(asked)]
-        rows = rows.loc[rows["error_code"].astype(object) != C.INVALID_JOB_ID]
-        if not len(rows):
-            return
-        codes = rows["error_code"].astype(object)
-        if codes.isin(C.NO_ANSWER_CODES).all():
-            detail = _text(rows["error_message"].iloc[0])
-            where = self.base_url or REGIONS.get(self.region_input.value, "")
-            raise _Stop(f"Could not reach {where} ({codes.iloc[0]}: {detail[:200]}).")
+    def _on_export_path(self, change: dict[str, Any]) -> None:
+        self.controller.export_path = str(change["new"])
 
-    # -- showing ----------------------------------------------------------------------------
+    # -- from the controller to the widgets -------------------------------------------------
 
-    def _set_busy(self, busy: bool) -> None:
-        self._busy = busy
+    def _redraw(self, what: str) -> None:
+        c = self.controller
+        self._syncing = True
+        try:
+            if what == "status":
+                self.status_line.value = status_html(
+                    c.state, c.message, detail=c.detail, snapshot=c.snapshot
+                )
+            elif what == "progress":
+                snap = c.snapshot
+                if snap is not None:
+                    self.progress.max = max(1, snap.total)
+                    self.progress.value = min(snap.done, snap.total)
+            elif what == "busy":
+                self._show_busy(c.busy)
+            elif what == "results":
+                self._show_results()
+            elif what == "table":
+                self._show_table()
+            elif what == "ids":
+                self.ids_input.value = c.ids_text
+            elif what == "token":
+                self.token_input.placeholder = (
+                    "token kept in memory; type to replace"
+                    if c.token_source() == "typed, kept in memory"
+                    else "paste an access token"
+                )
+                self.token_note.value = self._token_note()
+            elif what == "upload":
+                self.upload_msg.value = note_html(*c.upload_note)
+            elif what == "export":
+                self.export_msg.value = note_html(*c.export_note)
+            elif what == "find":
+                self.find_msg.value = note_html(*c.find_note)
+            elif what == "auto":
+                self.auto_refresh.value = c.auto
+        finally:
+            self._syncing = False
+
+    def _token_note(self) -> str:
+        return (
+            f'<span style="font-size:12px;line-height:1.5;color:#666">'
+            f"{html.escape(self.controller.token_note())}</span>"
+        )
+
+    def _show_busy(self, busy: bool) -> None:
         for button in (self.refresh_button, self.export_button):
             button.disabled = busy
         self.stop_button.disabled = not busy
@@ -700,46 +555,37 @@ class JobsPanel:
         self.progress.layout.visibility = "visible" if busy else "hidden"
         if busy:
             self.progress.value = 0
-            self.status_line.value = "Fetching…"
 
-    def _on_progress(self, snap: Snapshot) -> None:
-        self.progress.max = max(1, snap.total)
-        self.progress.value = min(snap.done, snap.total)
-        self.status_line.value = html.escape(f"Fetching… {snap.describe()}")
-
-    def _show_results(self, df: pd.DataFrame) -> None:
+    def _show_results(self) -> None:
+        c = self.controller
+        df = c.df
+        if df is None:
+            return
         self.summary_html.value = summary_html(df)
         try:
             self.chart.value = _figure_png(df)
             self.chart.layout.display = None
         except ImportError:  # matplotlib is an extra: the panel works without the chart
             self.chart.layout.display = "none"
-        self._show_table()
+        self.sort_input.options = [("failed first", RANK_SORT), *((n, n) for n in c.columns)]
+        self.sort_input.value = c.sort_by
+        self.status_filter.options = c.filter_choices("status")
+        self.status_filter.value = c.status_filter
+        self.code_filter.options = c.filter_choices("error_code")
+        self.code_filter.value = c.code_filter
         self.results.layout.display = None
-        stamp = time.strftime("%H:%M:%S")
-        self.status_line.value = html.escape(
-            f"{counts_text(df)} · refresh #{self.refreshes} at {stamp}"
-        )
-        transient = df["error_code"].notna() & ~is_final(df)
-        if transient.any():
-            self._say(
-                f"{int(transient.sum())} jobs could not be read for a passing reason "
-                "(see the errors filter); Refresh asks them again.",
-                "warning",
-            )
-        else:
-            self._say("", "info")
 
     def _show_table(self) -> None:
-        if self.df is not None:
-            self.table_html.value = jobs_html(self.df, self.filter_input.value)
-
-    def _say(self, text: str, kind: str = "info", *, escape: bool = True) -> None:
-        if not text:
-            self.message.value = ""
+        c = self.controller
+        if c.df is None:
             return
-        body = html.escape(text) if escape else text
-        self.message.value = f'<span style="color:{_MESSAGE_COLORS[kind]}">{body}</span>'
+        self.table_html.value = table_html(c.page_frame(), c.columns, highlight=c.found)
+        self.page_label.value = html.escape(c.page_label())
+        last = c.page_count - 1
+        self.pager["first"].disabled = self.pager["prev"].disabled = c.page <= 0
+        self.pager["next"].disabled = self.pager["last"].disabled = c.page >= last
+        self.order_input.description = "ascending" if c.ascending else "descending"
+        self.order_input.icon = "sort-amount-asc" if c.ascending else "sort-amount-desc"
 
     @staticmethod
     def _close_widgets(widget: W.Widget) -> None:

@@ -15,8 +15,9 @@ import pytest
 
 import intercom_jobs_nb as ij
 from conftest import PANEL_TOKEN
+from intercom_jobs_nb.panel_render import _CELL, TABLE_COLUMNS
 from intercom_jobs_nb.sandbox import Sandbox
-from intercom_jobs_nb.widgets import jobs_html, parse_ids
+from intercom_jobs_nb.widgets import parse_ids
 
 WAIT = 20  # seconds; a run against the local sandbox takes well under one
 
@@ -69,7 +70,7 @@ def test_second_click_asks_again_only_jobs_not_final(panel_sandbox, panel_of):
     assert {j for j, n in per_job.items() if n == 2} == pending
     assert all(per_job[j] == 1 for j in set(panel_sandbox.job_ids) - pending)
     assert panel.df["job_id"].tolist() == first["job_id"].tolist()
-    assert "refresh #2" in panel.status_line.value
+    assert "Finished refresh #2" in panel.status_line.value
 
 
 def test_new_ids_in_the_box_are_fetched_and_final_rows_kept(panel_sandbox, panel_of):
@@ -110,7 +111,7 @@ def test_typed_token_leaves_the_widgets_on_use(panel_sandbox, panel_of):
     assert PANEL_TOKEN not in repr(panel)
     assert PANEL_TOKEN not in json.dumps(panel._repr_mimebundle_())
     click_refresh(panel, token=None)  # kept in memory: the next click needs nothing typed
-    assert "refresh #2" in panel.status_line.value
+    assert "Finished refresh #2" in panel.status_line.value
 
 
 def test_token_from_the_environment_needs_nothing_typed(panel_sandbox, panel_of, monkeypatch):
@@ -125,7 +126,8 @@ def test_no_token_is_a_message(panel_sandbox, panel_of):
     panel = panel_of(panel_sandbox)
     panel.refresh_button.click()
     assert panel.wait(timeout=WAIT)
-    assert "No token" in panel.message.value
+    assert "No token: paste one, or set INTERCOM_TOKEN" in panel.status_line.value
+    assert "Ready" not in panel.status_line.value
     assert panel.df is None
     assert panel_sandbox.stats["requests"] == 0
 
@@ -135,8 +137,11 @@ def test_wrong_token_is_a_message_and_keeps_the_previous_results(panel_sandbox, 
     click_refresh(panel)
     before, table = panel.df, panel.table_html.value
     click_refresh(panel, token="not-the-token")
-    assert "rejected" in panel.message.value
-    assert "Traceback" not in panel.message.value
+    status = panel.status_line.value
+    assert "did not accept the access token" in status
+    assert "from the last refresh" in status
+    assert "Traceback" not in status and "Fetching" not in status
+    assert "not-the-token" not in status
     assert panel.df is before
     assert panel.table_html.value == table
     assert not panel.refresh_button.disabled
@@ -149,7 +154,7 @@ def test_wrong_token_is_a_message_and_keeps_the_previous_results(panel_sandbox, 
 def test_empty_ids_are_a_message(panel_sandbox, panel_of):
     panel = panel_of(panel_sandbox, job_ids=[])
     click_refresh(panel)
-    assert "No job ids" in panel.message.value
+    assert "No job ids" in panel.status_line.value
     assert panel.df is None
     assert panel_sandbox.stats["requests"] == 0
 
@@ -160,39 +165,37 @@ def test_unreachable_intercom_is_a_message_and_keeps_the_previous_results(panel_
     before = panel.df
     panel_sandbox.stop()
     click_refresh(panel, token=None)
-    assert "Could not reach" in panel.message.value
-    assert "connection_error" in panel.message.value
+    assert "Could not reach Intercom at http://127.0.0.1:" in panel.status_line.value
+    assert "<summary" in panel.status_line.value
+    assert "connection_error" in panel.status_line.value  # in the details
     assert panel.df is before
 
 
 def test_bad_base_url_is_a_message(panel_sandbox, panel_of):
     panel = panel_of(panel_sandbox, base_url="http://example.com")
     click_refresh(panel)
-    assert "plain http" in panel.message.value
+    assert "plain http" in panel.status_line.value
     assert panel.df is None
 
 
 # -- results ----------------------------------------------------------------------------------
 
 
-def test_filter_shows_only_the_chosen_status(panel_sandbox, panel_of):
+def test_status_filter_shows_only_the_chosen_status(panel_sandbox, panel_of):
     panel = panel_of(panel_sandbox, job_ids=[*panel_sandbox.job_ids, "999999"])
     click_refresh(panel)
+    choices = dict((value, label) for label, value in panel.status_filter.options)
     for which in ("pending", "success", "failed"):
-        panel.filter_input.value = which
         expected = int((panel.df["status"] == which).sum())
+        assert choices[which] == f"{which} ({expected})"
+        panel.status_filter.value = which
         assert table_rows(panel) == expected
         others = {"pending", "success", "failed"} - {which}
-        assert not any(f'<td style="{_cell()}">{o}</td>' in panel.table_html.value for o in others)
-    panel.filter_input.value = "errors"
+        assert not any(f'<td style="{_CELL}">{o}</td>' in panel.table_html.value for o in others)
+    panel.status_filter.value = ""
+    panel.code_filter.value = "job_not_found"
     assert table_rows(panel) == 1
     assert "999999" in panel.table_html.value and "job_not_found" in panel.table_html.value
-
-
-def _cell():
-    from intercom_jobs_nb.widgets import _CELL
-
-    return _CELL
 
 
 def test_failed_and_unreadable_jobs_come_first_and_marked(panel_sandbox, panel_of):
@@ -200,43 +203,57 @@ def test_failed_and_unreadable_jobs_come_first_and_marked(panel_sandbox, panel_o
     click_refresh(panel)
     body = panel.table_html.value.split("<tbody>")[1]
     first_rows = body.split("</tr>")
-    assert "⚠ 999999" in first_rows[0]
+    assert "⚠</span> 999999</td>" in first_rows[0]
     n_failed = int((panel.df["status"] == "failed").sum())
-    assert all("✖ " in row for row in first_rows[1 : 1 + n_failed])
-    assert "✖ " not in first_rows[1 + n_failed]
+    assert all("✖</span> " in row for row in first_rows[1 : 1 + n_failed])
+    assert "✖" not in first_rows[1 + n_failed]
 
 
-def test_table_draws_at_most_the_limit_but_says_how_many():
-    df = pd.DataFrame(
-        {
-            "job_id": [str(i) for i in range(5)],
-            "status": pd.Categorical(["success"] * 5),
-            **{
-                c: [None] * 5
-                for c in (
-                    "resource_type",
-                    "resource_id",
-                    "error_code",
-                    "error_message",
-                    "http_status",
-                    "attempts",
-                )
-            },
-        }
-    )
-    out = jobs_html(df, "all", limit=2)
-    assert out.count("<tr") - 1 == 2
-    assert "showing 2 of 5" in out
+def test_sort_order_and_pager_widgets_drive_the_table(panel_of):
+    with Sandbox(jobs=450, seed=0, pending_share=0.0, token=PANEL_TOKEN) as sb:
+        panel = panel_of(sb)
+        click_refresh(panel)
+    assert table_rows(panel) == 200
+    assert panel.page_label.value == "rows 1–200 of 450"
+    assert panel.pager["first"].disabled and panel.pager["prev"].disabled
+    panel.pager["last"].click()
+    assert panel.page_label.value == "rows 401–450 of 450"
+    assert table_rows(panel) == 50
+    assert panel.pager["next"].disabled and not panel.pager["prev"].disabled
+    panel.sort_input.value = "job_id"
+    assert panel.page_label.value == "rows 1–200 of 450"  # a new order starts at its top
+    ids = sorted(sb.job_ids, key=int)
+    assert f'<td class="ij-id" style="{_CELL}">{ids[0]}</td>' in panel.table_html.value
+    panel.order_input.value = True
+    assert panel.order_input.description == "descending"
+    first = panel.table_html.value.split('<tr class="ij-row"')[1]
+    assert f">{ids[-1]}</td>" in first
+
+
+def test_find_shows_the_page_of_the_id_and_highlights_it(panel_of):
+    with Sandbox(jobs=450, seed=0, pending_share=0.0, token=PANEL_TOKEN) as sb:
+        panel = panel_of(sb)
+        click_refresh(panel)
+    target = panel.controller.view()["job_id"].iloc[420]
+    panel.find_input.value = target
+    assert panel.page_label.value == "rows 401–450 of 450"
+    assert '<tr class="ij-row ij-found"' in panel.table_html.value
+    assert "row 421 of 450" in panel.find_msg.value
+    panel.find_input.value = "nope-nope"
+    assert "not found" in panel.find_msg.value
+    assert "ij-found" not in panel.table_html.value
 
 
 def test_export_writes_the_jobs_the_table_shows(panel_sandbox, panel_of, tmp_path):
     panel = panel_of(panel_sandbox, export_path=tmp_path / "all.csv")
     click_refresh(panel)
+    panel.sort_input.value = "job_id"
     panel.export_button.click()
     written = pd.read_csv(tmp_path / "all.csv", dtype=str)
-    assert written["job_id"].tolist() == panel.df["job_id"].tolist()
-    assert str(tmp_path / "all.csv") in panel.message.value
-    panel.filter_input.value = "failed"
+    assert written["job_id"].tolist() == sorted(panel.df["job_id"].tolist(), key=int)
+    assert str(tmp_path / "all.csv") in panel.export_msg.value
+    assert str(tmp_path) not in panel.status_line.value  # the message is beside Export
+    panel.status_filter.value = "failed"
     panel.export_path.value = str(tmp_path / "failed.csv")
     panel.export_button.click()
     failed = pd.read_csv(tmp_path / "failed.csv", dtype=str)
@@ -247,7 +264,7 @@ def test_export_writes_the_jobs_the_table_shows(panel_sandbox, panel_of, tmp_pat
 def test_export_before_any_fetch_is_a_message(panel_sandbox, panel_of, tmp_path):
     panel = panel_of(panel_sandbox, export_path=tmp_path / "x.csv")
     panel.export_button.click()
-    assert "Nothing to export" in panel.message.value
+    assert "Nothing to export" in panel.export_msg.value
     assert not (tmp_path / "x.csv").exists()
 
 
@@ -279,15 +296,26 @@ def test_upload_of_ids_fills_the_box(panel_sandbox, panel_of, name, content):
     panel = panel_of(panel_sandbox, job_ids=[])
     upload(panel, name, content)
     assert panel.ids_input.value.split() == ["1001", "1002"]
-    assert "Read 2 job ids" in panel.message.value
-    assert ("1 repeated" in panel.message.value) == name.endswith(".csv")
-    assert panel.upload.value == ()  # the file's bytes are not kept in the widget state
+    assert "Read 2 job ids" in panel.upload_msg.value
+    assert ("1 repeated" in panel.upload_msg.value) == name.endswith(".csv")
+    # The widget keeps the file's name (its label counts the files), never its bytes.
+    assert [f["name"] for f in panel.upload.value] == [name]
+    assert all(bytes(f["content"]) == b"" for f in panel.upload.value)
+    assert "No token" in panel.status_line.value  # still true: the upload did not change it
+
+
+def test_uploaded_id_with_a_space_stays_one_job(panel_sandbox, panel_of):
+    panel = panel_of(panel_sandbox, job_ids=[])
+    upload(panel, "ids.csv", f"job_id\n{panel_sandbox.job_ids[0]}\nabc def\n".encode())
+    click_refresh(panel)
+    assert panel.df["job_id"].tolist() == [panel_sandbox.job_ids[0], "abc def"]
+    assert panel.df["error_code"].iloc[1] == "invalid_job_id"
 
 
 def test_upload_of_another_kind_of_file_is_a_message(panel_sandbox, panel_of):
     panel = panel_of(panel_sandbox, job_ids=["1001"])
     upload(panel, "ids.xlsx", b"PK\x03\x04")
-    assert ".csv or .txt" in panel.message.value
+    assert ".csv or .txt" in panel.upload_msg.value
     assert panel.ids_input.value == "1001"
 
 
@@ -299,6 +327,13 @@ def test_prefilled_from_a_dataframe_of_records(panel_sandbox, panel_of):
     records = pd.DataFrame({"order": ["a", "b"], "job_id": [1001, 1002]})
     panel = panel_of(panel_sandbox, job_ids=records)
     assert parse_ids(panel.ids_input.value) == ["1001", "1002"]
+
+
+def test_region_shows_the_base_url_that_overrides_it(panel_sandbox, panel_of):
+    panel = panel_of(panel_sandbox)
+    assert panel.region_input.disabled
+    assert [label for label, _ in panel.region_input.options] == [panel_sandbox.base_url]
+    assert "api.intercom.io" not in repr(panel.region_input.options)
 
 
 # -- auto-refresh -----------------------------------------------------------------------------
@@ -363,7 +398,7 @@ def test_table_shows_ticket_id_and_state_when_the_frame_has_them(panel_of, tmp_p
         tickets = {t["id"]: t["ticket_id"] for t in sb.tickets}
     assert 0 < len(tickets) < len(df)  # some jobs failed: their rows have no ticket
     panel.df = df
-    panel.filter_input.value = "success"
+    panel.status_filter.value = "success"
     header = _header(panel.table_html.value)
     assert ">ticket_id</th>" in header and ">ticket_state</th>" in header
     assert header.index(">attempts</th>") < header.index(">ticket_id</th>")
@@ -371,9 +406,9 @@ def test_table_shows_ticket_id_and_state_when_the_frame_has_them(panel_of, tmp_p
     body = panel.table_html.value.split("<tbody>")[1]
     for resource_id, ticket_id in tickets.items():
         row = next(r for r in body.split("</tr>") if f">{resource_id}</td>" in r)
-        assert f'<td style="{_cell()}">{ticket_id}</td>' in row
-        assert f'<td style="{_cell()}">submitted</td>' in row
-    panel.filter_input.value = "failed"
+        assert f'<td style="{_CELL}">{ticket_id}</td>' in row
+        assert f'<td style="{_CELL}">submitted</td>' in row
+    panel.status_filter.value = "failed"
     assert ">ticket_state</th>" in _header(panel.table_html.value)
     assert "submitted" not in panel.table_html.value  # failed jobs have no ticket
 
@@ -383,8 +418,6 @@ def test_table_has_no_ticket_columns_for_a_frame_of_jobs_alone(panel_sandbox, pa
     click_refresh(panel)
     header = _header(panel.table_html.value)
     assert ">ticket_id</th>" not in header and ">ticket_state</th>" not in header
-    from intercom_jobs_nb.widgets import TABLE_COLUMNS
-
     assert header.count("<th") == len(TABLE_COLUMNS)
 
 
@@ -401,6 +434,6 @@ def test_stop_ends_a_slow_fetch_and_keeps_the_rows_so_far():
         assert panel.wait(timeout=30), "the fetch did not stop"
         asked = sb.stats["requests"]
     assert panel.df is not None and 0 < len(panel.df) < 300
-    assert "Stopped" in panel.message.value
+    assert "Stopped" in panel.status_line.value
     assert not panel.busy and not panel.refresh_button.disabled and panel.stop_button.disabled
     assert asked < 300
