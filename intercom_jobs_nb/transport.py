@@ -1,8 +1,10 @@
 """Transport: one job's status over HTTP, with retries, turned into one `Row`.
 
-Each worker thread owns a `Client`: one urllib3 connection pool holding one keep-alive
-connection (urllib3 is requests' own transport; the bulk path uses it directly, which halves the
-client CPU per request). Nothing a server sends is trusted:
+Each worker thread owns a `Client`: one keep-alive connection of the standard library's
+`http.client` (the headers encoded once per client), or, through a proxy from the environment, a
+urllib3 `ProxyManager` pool. On urllib3 (which wraps http.client) a job cost about 1.5 times
+the client CPU, on requests about 3.4 times (``benchmarks/bench_throughput.py``; the README's
+"Where the CPU goes"). Nothing a server sends is trusted:
 
 - an answer is bounded in size (`MAX_BODY` bytes after gzip/deflate decoding, checked while
   reading, so a compression bomb or an endless chunked stream is cut off) and in time: the
@@ -11,7 +13,8 @@ client CPU per request). Nothing a server sends is trusted:
 - JSON is parsed defensively (a body nested a million levels deep is ``invalid_response``), every
   field is type- and length-checked, and the answer must be for the job asked;
 - redirects are never followed (the token must not travel to another host), a loopback base URL
-  never goes through a proxy, and exception text is scrubbed of the token.
+  never goes through a proxy, certificates and host names are checked (requests' CA bundle), and
+  exception text is scrubbed of the token.
 
 Where a change goes: a new kind of answer is a branch of `read_job`; what is retried, and how
 often, is `ask`; what counts as transient is ``codes.is_transient``.
@@ -20,13 +23,17 @@ often, is `ask`; what counts as transient is ``codes.is_transient``.
 from __future__ import annotations
 
 import contextlib
+import functools
+import http.client
 import json
 import os
 import random
 import re
 import socket
+import ssl
 import threading
 import time
+import weakref
 import zlib
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
@@ -35,6 +42,7 @@ from urllib.parse import urlsplit
 import urllib3
 from requests.utils import get_environ_proxies
 from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.util.wait import wait_for_read
 
 from . import codes as C
 from . import errors as E
@@ -122,13 +130,16 @@ class Answer(NamedTuple):
 
 
 class _Slot:
-    """One worker's request in flight: its socket and the moment its whole answer is due."""
+    """One worker's request in flight: its socket and the moment its whole answer is due.
 
-    __slots__ = ("_lock", "sock", "deadline", "expired")
+    The socket is held by a weak reference: a client dropped without ``close`` (the watchdog
+    outlives it) still has its connection closed when it is collected."""
+
+    __slots__ = ("_lock", "_sock", "deadline", "expired")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.sock: socket.socket | None = None
+        self._sock: weakref.ref[socket.socket] | None = None
         self.deadline: float | None = None
         self.expired = False
 
@@ -143,7 +154,7 @@ class _Slot:
 
     def attach(self, sock: socket.socket) -> None:
         with self._lock:
-            self.sock = sock
+            self._sock = weakref.ref(sock)
 
     def check(self, now: float) -> None:
         if self.deadline is None or now < self.deadline:
@@ -161,10 +172,12 @@ class _Slot:
                 self._cut()
 
     def _cut(self) -> None:
-        # shutdown() wakes the thread blocked in recv (TLS included: same descriptor).
-        if self.sock is not None:
+        # shutdown() wakes the thread blocked in recv. The plain socket's own method, even on
+        # a TLS socket (same descriptor): ssl's would tear down its state under the reader.
+        sock = None if self._sock is None else self._sock()
+        if sock is not None:  # a closed socket raises OSError here: nothing else is shut
             with contextlib.suppress(OSError):
-                self.sock.shutdown(socket.SHUT_RDWR)
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 class Watchdog:
@@ -229,6 +242,44 @@ _WATCHED_HTTP = _watched(HTTPConnection)
 _WATCHED_HTTPS = _watched(HTTPSConnection)
 
 
+class _Direct(http.client.HTTPConnection):
+    """A plain-HTTP connection whose socket the worker's `_Slot` can cut."""
+
+    def __init__(self, host: str, port: int | None, timeout: float, slot: _Slot) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self.slot = slot
+
+    def connect(self) -> None:
+        try:
+            super().connect()
+        except OSError as exc:
+            raise _Unsent(exc) from exc
+        self.slot.attach(self.sock)
+
+
+class _DirectTLS(http.client.HTTPSConnection):
+    """A TLS connection whose socket the worker's `_Slot` can cut, the handshake included
+    (the slot holds the TLS socket itself: wrapping detaches the plain one)."""
+
+    def __init__(
+        self, host: str, port: int | None, timeout: float, slot: _Slot, context: ssl.SSLContext
+    ) -> None:
+        super().__init__(host, port, timeout=timeout, context=context)
+        self.slot = slot
+
+    def connect(self) -> None:
+        try:
+            http.client.HTTPConnection.connect(self)
+            sock = self._context.wrap_socket(  # type: ignore[attr-defined]
+                self.sock, server_hostname=self.host, do_handshake_on_connect=False
+            )
+            self.sock = sock
+            self.slot.attach(sock)
+            sock.do_handshake()
+        except OSError as exc:  # ssl.SSLError included: nothing was sent
+            raise _Unsent(exc) from exc
+
+
 def _ca_bundle() -> str | None:
     env = os.environ
     bundle = env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE")
@@ -242,6 +293,15 @@ def _ca_bundle() -> str | None:
         return None
 
 
+@functools.lru_cache(maxsize=4)
+def _tls_context(bundle: str | None) -> ssl.SSLContext:
+    """Certificates and host names checked (the default context), against ``bundle``: the
+    same CAs as requests. One per bundle: loading the CAs costs milliseconds."""
+    if bundle is not None and os.path.isdir(bundle):
+        return ssl.create_default_context(capath=bundle)
+    return ssl.create_default_context(cafile=bundle)
+
+
 def _proxy_for(base_url: str) -> str | None:
     """The environment's proxy for ``base_url``; never one for loopback (the token would
     travel to the proxy in clear over plain http)."""
@@ -252,8 +312,37 @@ def _proxy_for(base_url: str) -> str | None:
     return proxies.get(parts.scheme) or proxies.get("all") or None
 
 
+class _Headers(dict[str, str]):
+    """An answer's headers, read case-insensitively (keys kept lower-case); a header sent
+    twice is its values joined with ", ", as urllib3 does."""
+
+    def __getitem__(self, name: str) -> str:
+        return dict.__getitem__(self, name.lower())
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return dict.get(self, name.lower(), default)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and dict.__contains__(self, name.lower())
+
+
+def _headers_of(message: http.client.HTTPMessage) -> _Headers:
+    found: dict[str, str] = {}
+    for name, value in message.items():
+        key = name.lower()
+        seen = found.get(key)
+        found[key] = value if seen is None else f"{seen}, {value}"
+    return _Headers(found)
+
+
 class Client:
-    """One worker's connection to Intercom. Create it in the thread that uses it."""
+    """One worker's connection to Intercom. Create it in the thread that uses it.
+
+    Without a proxy (always so for loopback) the connection is the standard library's
+    `http.client`, kept alive, with the request's headers encoded once: the leanest of the
+    standard clients (urllib3 wraps it). Through a proxy from the environment it is a urllib3
+    `ProxyManager` pool (CONNECT tunnels, proxy credentials).
+    """
 
     def __init__(self, options: Options, watchdog: Watchdog) -> None:
         self.options = options
@@ -261,6 +350,33 @@ class Client:
         _current.slot = self._slot
         parts = urlsplit(options.base_url)
         self._prefix = parts.path.rstrip("/")
+        # Kept on the object, not in locals: a traceback with locals must not show the token.
+        self._headers = options.headers()
+        self._json_headers = {**self._headers, "Content-Type": "application/json"}
+        # Encoded once: http.client would encode them again for every request.
+        self._header_items = tuple(
+            (name.encode("ascii"), value.encode("latin-1")) for name, value in self._headers.items()
+        )
+        self._pool: Any = None
+        self._conn: http.client.HTTPConnection | None = None
+        proxy = _proxy_for(options.base_url)
+        if not proxy:
+            conn: http.client.HTTPConnection
+            if parts.scheme == "https":
+                conn = _DirectTLS(
+                    parts.hostname or "",
+                    parts.port,
+                    options.timeout,
+                    self._slot,
+                    _tls_context(_ca_bundle()),
+                )
+            else:
+                conn = _Direct(parts.hostname or "", parts.port, options.timeout, self._slot)
+            self._conn = conn
+            # A client dropped without close() (as urllib3 does for its pools): the server is
+            # not left holding a connection nobody will use.
+            weakref.finalize(self, conn.close)
+            return
         self._timeout = urllib3.Timeout(connect=options.timeout, read=options.timeout)
         kw: dict[str, Any] = {
             "maxsize": 1,
@@ -270,31 +386,21 @@ class Client:
         }
         if parts.scheme == "https":
             kw.update(cert_reqs="CERT_REQUIRED", ca_certs=_ca_bundle())
-        proxy = _proxy_for(options.base_url)
-        pool: Any
-        if proxy:
-            try:
-                manager = urllib3.ProxyManager(proxy, num_pools=1, **kw)
-            except (urllib3.exceptions.HTTPError, ValueError) as exc:
-                raise E.ConfigurationError(
-                    f"the proxy set in the environment cannot be used: {exc}"
-                ) from None
-            pool = manager.connection_from_host(parts.hostname, parts.port, parts.scheme)
-        else:
-            cls = (
-                urllib3.HTTPSConnectionPool
-                if parts.scheme == "https"
-                else urllib3.HTTPConnectionPool
-            )
-            pool = cls(parts.hostname or "", parts.port, **kw)
+        try:
+            manager = urllib3.ProxyManager(proxy, num_pools=1, **kw)
+        except (urllib3.exceptions.HTTPError, ValueError) as exc:
+            raise E.ConfigurationError(
+                f"the proxy set in the environment cannot be used: {exc}"
+            ) from None
+        pool = manager.connection_from_host(parts.hostname, parts.port, parts.scheme)
         pool.ConnectionCls = _WATCHED_HTTPS if parts.scheme == "https" else _WATCHED_HTTP
         self._pool = pool
-        # Kept on the object, not in locals: a traceback with locals must not show the token.
-        self._headers = options.headers()
-        self._json_headers = {**self._headers, "Content-Type": "application/json"}
 
     def close(self) -> None:
-        self._pool.close()
+        if self._conn is not None:
+            self._conn.close()
+        if self._pool is not None:
+            self._pool.close()
 
     def get(self, path: str) -> Answer:
         """GET once. Raises `TransportFailure` when there is no usable answer."""
@@ -303,6 +409,38 @@ class Client:
     def request(self, method: str, path: str, body: bytes | None = None) -> Answer:
         """Ask once (a JSON ``body`` for a POST). Raises `TransportFailure` when there is no
         usable answer; its ``sent`` says whether the request may have reached the server."""
+        if self._conn is None:
+            return self._request_pooled(method, path, body)
+        slot = self._slot
+        slot.arm(self.options.timeout)
+        conn = self._conn
+        whole = False
+        try:
+            sock = conn.sock
+            if sock is not None and _dropped(sock):  # the server closed it while idle
+                conn.close()
+            conn.putrequest(method, self._prefix + path, skip_accept_encoding=True)
+            for name, value in self._header_items:
+                conn.putheader(name, value)
+            if body is not None:
+                conn.putheader("Content-Type", "application/json")
+                conn.putheader("Content-Length", str(len(body)))
+            conn.endheaders(body)  # connects first if need be (_Unsent when that fails)
+            response = conn.getresponse()
+            headers = _headers_of(response.msg)
+            content, problem = _read_body(headers, response.read, slot)
+            if problem is None and response.length:  # closed before Content-Length was met
+                raise http.client.IncompleteRead(b"", response.length)
+            whole = problem is None
+            return Answer(response.status, headers, content, problem, time.time())
+        except Exception as exc:
+            raise self._failure(exc, slot) from None
+        finally:
+            slot.disarm()
+            if not whole:  # a body cut short or unread leaves the connection unusable
+                conn.close()
+
+    def _request_pooled(self, method: str, path: str, body: bytes | None) -> Answer:
         slot = self._slot
         slot.arm(self.options.timeout)
         response = None
@@ -320,7 +458,11 @@ class Client:
                 assert_same_host=False,
                 timeout=self._timeout,
             )
-            content, problem = _read_body(response, slot)
+
+            def read(size: int) -> bytes:
+                return response.read(size, decode_content=False)
+
+            content, problem = _read_body(response.headers, read, slot)
             whole = problem is None
             return Answer(response.status, response.headers, content, problem, time.time())
         except Exception as exc:
@@ -334,10 +476,15 @@ class Client:
 
     def _failure(self, exc: BaseException, slot: _Slot) -> TransportFailure:
         # Connecting failed: the request never left (NewConnectionError, refused or unreachable,
-        # subclasses ConnectTimeoutError in urllib3 2).
-        unsent = isinstance(exc, urllib3.exceptions.ConnectTimeoutError)
-        refused = isinstance(exc, urllib3.exceptions.NewConnectionError)
-        timed_out = isinstance(exc, (urllib3.exceptions.TimeoutError, TimeoutError)) and not refused
+        # subclasses ConnectTimeoutError in urllib3 2; _Unsent on the direct path).
+        unsent = isinstance(exc, (urllib3.exceptions.ConnectTimeoutError, _Unsent))
+        refused = isinstance(exc, urllib3.exceptions.NewConnectionError) or (
+            isinstance(exc, _Unsent) and not isinstance(exc.cause, TimeoutError)
+        )
+        cause = exc.cause if isinstance(exc, _Unsent) else exc
+        timed_out = isinstance(cause, (urllib3.exceptions.TimeoutError, TimeoutError)) and not (
+            refused
+        )
         if slot.expired or timed_out:
             return TransportFailure(
                 C.TIMEOUT,
@@ -345,33 +492,51 @@ class Client:
                 sent=not unsent or slot.expired,
             )
         # Scrubbed before it is cut short: a cut could leave the token's first half.
-        text = self.options.token.scrub(f"{type(exc).__name__}: {exc}")
+        text = self.options.token.scrub(f"{type(cause).__name__}: {cause}")
         return TransportFailure(C.CONNECTION_ERROR, _clip(text, 300), sent=not unsent)
 
 
-def _read_body(response: Any, slot: _Slot) -> tuple[bytes | None, str | None]:
+class _Unsent(Exception):
+    """The request was not sent: connecting (TCP, or the TLS handshake) failed."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _dropped(sock: socket.socket) -> bool:
+    """Whether an idle kept-alive socket was closed by the server (it is readable: EOF), as
+    urllib3 checks before it uses a pooled connection again."""
+    try:
+        return wait_for_read(sock, timeout=0.0)
+    except (OSError, ValueError):
+        return True
+
+
+def _read_body(
+    headers: Mapping[str, str], read: Callable[[int], bytes], slot: _Slot
+) -> tuple[bytes | None, str | None]:
     """The decoded body, at most `MAX_BODY` bytes; or (None, why) for an unusable one."""
-    encoding = (response.headers.get("Content-Encoding") or "").strip().lower()
+    encoding = headers.get("Content-Encoding")
     decoder: Any = None
-    if encoding in ("gzip", "x-gzip"):
-        decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    elif encoding == "deflate":
-        decoder = zlib.decompressobj(zlib.MAX_WBITS)
-    elif encoding not in ("", "identity"):
-        return None, f"unsupported Content-Encoding {_clip(encoding, 40)!r}"
-    declared = response.headers.get("Content-Length")
-    if (
-        declared is not None
-        and declared.strip().isascii()
-        and declared.strip().isdigit()
-        and int(declared) > MAX_BODY
-    ):
-        return None, f"the answer is larger than {MAX_BODY:,} bytes"
+    if encoding is not None:
+        encoding = encoding.strip().lower()
+        if encoding in ("gzip", "x-gzip"):
+            decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif encoding == "deflate":
+            decoder = zlib.decompressobj(zlib.MAX_WBITS)
+        elif encoding not in ("", "identity"):
+            return None, f"unsupported Content-Encoding {_clip(encoding, 40)!r}"
+    declared = headers.get("Content-Length")
+    if declared is not None:
+        declared = declared.strip()
+        if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY:
+            return None, f"the answer is larger than {MAX_BODY:,} bytes"
     parts: list[bytes] = []
     size = raw_size = 0
     try:
         while True:
-            chunk = response.read(_READ, decode_content=False)
+            chunk = read(_READ)
             if not chunk:
                 break
             raw_size += len(chunk)
@@ -385,6 +550,8 @@ def _read_body(response: Any, slot: _Slot) -> tuple[bytes | None, str | None]:
                 raise TimeoutError
     except zlib.error:
         return None, f"the answer's {encoding} encoding is corrupt"
+    if len(parts) == 1:
+        return parts[0], None
     return b"".join(parts), None
 
 
@@ -405,6 +572,8 @@ def _is_text(value: Any, limit: int = MAX_FIELD) -> bool:
     """Whether a JSON value is null or a string (or integer) of at most ``limit`` characters."""
     if value is None:
         return True
+    if type(value) is str:  # the usual case, first
+        return len(value) <= limit
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         return False
     return len(value if isinstance(value, str) else str(value)) <= limit
@@ -415,6 +584,11 @@ def text_field(value: Any, limit: int = MAX_FIELD) -> str | None:
     if value is None or not _is_text(value, limit):
         return None
     return value if isinstance(value, str) else str(value)
+
+
+def _checked_text(value: Any) -> str | None:
+    """`text_field` of a value `_is_text` has passed."""
+    return value if value is None or type(value) is str else str(value)
 
 
 def _intern(value: str | None) -> str | None:
@@ -517,14 +691,14 @@ def read_job(job_id: str, url: str, answer: Answer, attempts: int, options: Opti
     body = parse_json(answer.body)
     if status == 200:
         problem = _job_problem(job_id, body)
-        if problem is None:
+        if problem is None:  # the fields are checked: null, or bounded strings or integers
             return job_row(
                 job_id,
                 _INTERN[body["status"]],
-                resource_type=_intern(text_field(body.get("resource_type"))),
-                resource_id=text_field(body.get("resource_id")),
-                resource_url=text_field(body.get("resource_url")),
-                url=text_field(body.get("url")) or url,
+                resource_type=_intern(_checked_text(body.get("resource_type"))),
+                resource_id=_checked_text(body.get("resource_id")),
+                resource_url=_checked_text(body.get("resource_url")),
+                url=_checked_text(body.get("url")) or url,
                 request_id=request_id,
                 attempts=attempts,
                 fetched_at=answer.received_at,

@@ -1,15 +1,23 @@
-"""Retries, faults, malformed answers, redirects and the token's safety, over real sockets."""
+"""Retries, faults, malformed answers, redirects, the token's safety, kept-alive connections and
+TLS (certificates checked, the whole answer bounded), over real sockets."""
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import http.server
+import json
+import socket
+import ssl
 import threading
+import time
 
 import pandas as pd
 import pytest
 
 import intercom_jobs_nb as ij
 from intercom_jobs_nb import transport
+from intercom_jobs_nb.options import Options
 
 
 def one(sb, opts, job_id, **overrides):
@@ -209,3 +217,236 @@ def test_a_forbidden_token_stops_the_run_instead_of_failing_every_job():
     finally:
         server.shutdown()
     assert _Forbidden.hits == 1
+
+
+# -- the connection: kept alive, opened again, TLS ---------------------------------------------
+
+# A self-signed certificate for 127.0.0.1 (valid until 2126), for these tests only.
+_CERT = b"""-----BEGIN CERTIFICATE-----
+MIIBjTCCATOgAwIBAgIUFE5AE0syMmNlbtD1NEuJbbjdtdMwCgYIKoZIzj0EAwIw
+FDESMBAGA1UEAwwJMTI3LjAuMC4xMCAXDTI2MTIwMjEwMzkwOFoYDzIxMjYxMTA4
+MTAzOTA4WjAUMRIwEAYDVQQDDAkxMjcuMC4wLjEwWTATBgcqhkjOPQIBBggqhkjO
+PQMBBwNCAATq2a8Oq1zGS8TWQyhDS5qn/jV/fHcBCQNewsOsUClVMAGlL7hMD8aO
+c8BnIWHH//LF2iaiebwFdBTsQWYvnmKGo2EwXzAdBgNVHQ4EFgQUJrq65Zx0F8+D
+P9j1//y231gkDy8wHwYDVR0jBBgwFoAUJrq65Zx0F8+DP9j1//y231gkDy8wDwYD
+VR0RBAgwBocEfwAAATAMBgNVHRMBAf8EAjAAMAoGCCqGSM49BAMCA0gAMEUCIQDb
+MGmBhl9Fjn5EG1J4giR1ZywmaHc4VbQsvNw4NfY7LwIgGnBtbWqZr9LbJ11okZQp
+KV9KJJN21FFB15T+l/DYf4w=
+-----END CERTIFICATE-----
+"""
+_KEY = b"""-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgf9/id1F2kxU/9CF3
+j51HlkPLQPqHHRYrivNRjlBPHdehRANCAATq2a8Oq1zGS8TWQyhDS5qn/jV/fHcB
+CQNewsOsUClVMAGlL7hMD8aOc8BnIWHH//LF2iaiebwFdBTsQWYvnmKG
+-----END PRIVATE KEY-----
+"""
+
+
+def _job(job_id: str) -> bytes:
+    return json.dumps({"type": "job", "id": job_id, "status": "success"}).encode()
+
+
+class _Raw:
+    """A loopback server read and written by hand: it answers each request with a job's
+    status (``head`` then ``body``, or ``drip`` bytes apart), counts connections, and may close
+    a connection after an answer without saying so (as a server's idle timeout does)."""
+
+    def __init__(self, *, close_after: bool = False, drip: float = 0.0, tls_dir=None) -> None:
+        self.close_after = close_after
+        self.drip = drip
+        self.connections = 0
+        self.answers = 0
+        self.closed = threading.Event()
+        self.hung_up = threading.Event()  # a client closed its connection
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._context = None
+        if tls_dir is not None:
+            (tls_dir / "cert.pem").write_bytes(_CERT)
+            (tls_dir / "key.pem").write_bytes(_KEY)
+            self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self._context.load_cert_chain(tls_dir / "cert.pem", tls_dir / "key.pem")
+        self._socks: list[socket.socket] = []
+        self._stopped = False
+        threading.Thread(target=self._accept, daemon=True).start()
+        scheme = "http" if tls_dir is None else "https"
+        self.base_url = f"{scheme}://127.0.0.1:{self._listener.getsockname()[1]}"
+
+    def _accept(self) -> None:
+        while not self._stopped:
+            try:
+                sock, _ = self._listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            self._socks.append(sock)
+            threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
+
+    def _serve(self, sock: socket.socket) -> None:
+        try:
+            if self._context is not None:
+                sock = self._context.wrap_socket(sock, server_side=True)
+                self._socks.append(sock)
+            buffer = b""
+            while True:
+                while b"\r\n\r\n" not in buffer:
+                    data = sock.recv(65536)
+                    if not data:
+                        self.hung_up.set()
+                        return
+                    buffer += data
+                head, _, buffer = buffer.partition(b"\r\n\r\n")
+                job_id = head.split(b" ")[1].rsplit(b"/", 1)[-1].decode()
+                body = _job(job_id)
+                sock.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: %d\r\n\r\n" % len(body)
+                )
+                if self.drip:
+                    for k in range(len(body)):
+                        time.sleep(self.drip)
+                        sock.sendall(body[k : k + 1])
+                else:
+                    sock.sendall(body)
+                self.answers += 1
+                if self.close_after:
+                    sock.close()
+                    self.closed.set()
+                    return
+        except OSError:
+            return
+
+    def __enter__(self) -> _Raw:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stopped = True
+        self._listener.close()
+        for sock in self._socks:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+
+def _client(base_url: str, **overrides):
+    options = Options.build(token="tok-0123456789", base_url=base_url, progress=False, **overrides)
+    watchdog = transport.Watchdog()
+    return transport.Client(options, watchdog), watchdog
+
+
+def test_one_client_keeps_one_connection_alive_for_every_request():
+    with _Raw() as srv:
+        client, watchdog = _client(srv.base_url)
+        try:
+            answers = [client.get(f"/jobs/status/{n}") for n in range(5)]
+        finally:
+            client.close()
+            watchdog.close()
+    assert [a.status for a in answers] == [200] * 5
+    assert [json.loads(a.body)["id"] for a in answers] == [str(n) for n in range(5)]
+    assert answers[0].headers.get("content-type") == answers[0].headers["Content-Type"]
+    assert srv.connections == 1
+
+
+def test_a_connection_the_server_closed_while_idle_is_opened_again_without_an_error():
+    with _Raw(close_after=True) as srv:
+        client, watchdog = _client(srv.base_url)
+        try:
+            first = client.get("/jobs/status/1")
+            assert srv.closed.wait(5)
+            time.sleep(0.1)  # the server's FIN has reached the client's socket
+            second = client.get("/jobs/status/2")
+        finally:
+            client.close()
+            watchdog.close()
+    assert (first.status, second.status) == (200, 200)
+    assert json.loads(second.body)["id"] == "2"
+    assert srv.connections == 2
+
+
+def test_a_client_dropped_without_close_closes_its_connection():
+    # The engine's watchdog outlives the clients it watches: it must not keep their sockets open.
+    with _Raw() as srv:
+        client, watchdog = _client(srv.base_url)
+        try:
+            assert client.get("/jobs/status/1").status == 200
+            del client
+            gc.collect()
+            assert srv.hung_up.wait(5)
+        finally:
+            watchdog.close()
+
+
+def test_an_answer_shorter_than_its_content_length_is_a_connection_error():
+    raw = b'HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n{"type": "job"'
+
+    class Short(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.wfile.write(raw)
+            self.close_connection = True
+
+        def log_message(self, *args):
+            pass
+
+    server = _serve(Short)
+    client, watchdog = _client(f"http://127.0.0.1:{server.server_address[1]}", timeout=5)
+    try:
+        with pytest.raises(transport.TransportFailure) as caught:
+            client.get("/jobs/status/1")
+    finally:
+        client.close()
+        watchdog.close()
+        server.shutdown()
+    assert caught.value.code == "connection_error" and caught.value.sent
+
+
+def test_nothing_is_sent_to_a_port_nobody_listens_on():
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]
+    client, watchdog = _client(f"http://127.0.0.1:{port}", timeout=5)
+    try:
+        with pytest.raises(transport.TransportFailure) as caught:
+            client.get("/jobs/status/1")
+    finally:
+        client.close()
+        watchdog.close()
+    assert caught.value.code == "connection_error" and not caught.value.sent
+
+
+def test_tls_checks_the_certificate_and_sends_nothing_to_an_unknown_one(tmp_path, monkeypatch):
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    with _Raw(tls_dir=tmp_path) as srv:
+        client, watchdog = _client(srv.base_url, timeout=5)
+        try:
+            with pytest.raises(transport.TransportFailure) as caught:
+                client.get("/jobs/status/1")
+        finally:
+            client.close()
+            watchdog.close()
+        assert srv.answers == 0
+    assert caught.value.code == "connection_error" and not caught.value.sent
+    assert "certificate" in caught.value.message.lower()
+
+
+def test_tls_answers_are_read_and_a_tls_drip_is_cut_at_the_timeout(tmp_path, monkeypatch):
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "cert.pem"))
+    with _Raw(tls_dir=tmp_path) as srv:
+        client, watchdog = _client(srv.base_url, timeout=5)
+        try:
+            answer = client.get("/jobs/status/7")
+        finally:
+            client.close()
+            watchdog.close()
+    assert answer.status == 200 and json.loads(answer.body)["id"] == "7"
+    # One byte every 0.2 s: no single read waits 1 s, only the bound on the whole answer
+    # (the watchdog, which must reach a TLS socket too) ends it.
+    with _Raw(tls_dir=tmp_path, drip=0.2) as srv:
+        client, watchdog = _client(srv.base_url, timeout=1)
+        try:
+            with pytest.raises(transport.TransportFailure) as caught:
+                client.get("/jobs/status/7")
+            dripped_whole_body = srv.answers  # the drip takes about 12 s
+        finally:
+            client.close()
+            watchdog.close()
+    assert caught.value.code == "timeout"
+    assert dripped_whole_body == 0  # the client gave up in the middle of the drip
