@@ -470,6 +470,86 @@ def test_extra_tokens_read_the_same_jobs(make_sandbox, session):
         )
 
 
+def get_as(session, sb, token, job_id):
+    return session.get(status_url(sb, job_id), headers={"Authorization": f"Bearer {token}"})
+
+
+def test_each_workspace_has_its_own_rate_limit(make_sandbox, session):
+    sb = make_sandbox(jobs=1, rate_limit=2, window=10, tokens={"t-acme": "acme", "t-a2": "acme"})
+    leave_room_in_window(10, room=2.0)
+    assert [get_job(session, sb, "1001").status_code for _ in range(3)] == [200, 200, 429]
+    first = get_as(session, sb, "t-acme", "1001")
+    assert first.status_code == 200 and first.headers["X-RateLimit-Remaining"] == "1"
+    # Two tokens of one workspace share its budget.
+    assert get_as(session, sb, "t-a2", "1001").status_code == 200
+    assert get_as(session, sb, "t-acme", "1001").status_code == 429
+    (start,) = sb.window_counts()
+    assert sb.window_counts() == {start: 2} and sb.refused() == 1
+    assert sb.window_counts("acme") == {start: 2} and sb.refused("acme") == 1
+    assert sb.stats["windows"] == [{"start": start, "served": 4, "rejected": 2}]
+    assert sb.stats["workspaces"]["acme"] == [{"start": start, "served": 2, "rejected": 1}]
+    assert sb.workspaces == ["sandbox", "acme"]
+
+
+def test_rate_limit_faults_are_counted_as_refused_for_their_workspace(make_sandbox, session):
+    sb = make_sandbox(jobs=1, tokens={"t-acme": "acme"})
+    sb.inject("1001", "rate_limit")
+    assert get_as(session, sb, "t-acme", "1001").status_code == 429
+    assert sb.refused("acme") == 1 and sb.refused() == 0
+    assert sum(sb.window_counts("acme").values()) == 0
+
+
+def test_window_counts_of_an_unknown_workspace_is_a_key_error(make_sandbox):
+    sb = make_sandbox(jobs=1, tokens={"t-acme": "acme"})
+    for call in (sb.window_counts, sb.refused, sb.job_outcomes):
+        with pytest.raises(KeyError, match="globex"):
+            call("globex")
+
+
+def test_reset_stats_clears_the_counts_per_workspace(make_sandbox, session):
+    sb = make_sandbox(jobs=1, tokens={"t-acme": "acme"})
+    get_as(session, sb, "t-acme", "1001")
+    assert sum(sb.window_counts("acme").values()) == 1
+    sb.reset_stats()
+    assert sb.window_counts("acme") == {} and sb.refused("acme") == 0
+
+
+def test_separate_jobs_give_each_workspace_its_own_outcomes(make_sandbox, session):
+    tokens = {"t-acme": "acme", "t-globex": "globex"}
+    sb = make_sandbox(jobs=40, seed=5, pending_share=0.0, tokens=tokens, separate_jobs=True)
+    alone = Sandbox(jobs=40, seed=5, pending_share=0.0)  # never started: only its plan is read
+    assert sb.job_outcomes() == alone.job_outcomes()  # the main workspace keeps seed's
+    seen = {}
+    for token, id_code in {sb.token: "sandbox", **tokens}.items():
+        answers = {j: get_as(session, sb, token, j).json()["status"] for j in sb.job_ids}
+        assert answers == sb.job_outcomes(id_code)
+        seen[id_code] = answers
+    assert seen["acme"] != seen["globex"] != seen["sandbox"] != seen["acme"]
+
+
+def test_without_separate_jobs_workspaces_share_outcomes(make_sandbox):
+    sb = make_sandbox(jobs=20, tokens={"t-acme": "acme"})
+    assert sb.job_outcomes("acme") == sb.job_outcomes()
+
+
+def test_separate_jobs_still_see_jobs_added_later(make_sandbox, session):
+    sb = make_sandbox(
+        jobs=2,
+        pending_share=1.0,
+        pending_seconds=(1e9, 1e9),
+        tokens={"t-acme": "acme"},
+        separate_jobs=True,
+    )
+    added = sb.add_job("failed")
+    assert get_as(session, sb, "t-acme", added).json()["status"] == "failed"
+    assert sb.job_outcomes("acme")[added] == "failed"
+    assert get_as(session, sb, "t-acme", "1001").json()["status"] == "pending"
+    sb.finish_all()  # reaches every workspace's jobs
+    for job_id in sb.job_ids:
+        status = get_as(session, sb, "t-acme", job_id).json()["status"]
+        assert status == sb.job_outcomes("acme")[job_id] != "pending"
+
+
 def test_me_without_a_valid_token_is_401(sandbox, session, error_schema):
     response = get_me(session, sandbox, "nope")
     assert response.status_code == 401
@@ -975,10 +1055,12 @@ def test_stats_endpoint_serves_the_snapshot_without_auth(sandbox, session):
         "by_status",
         "per_job",
         "windows",
+        "workspaces",
         "max_in_flight",
         "versions",
         "faults",
     }
+    assert stats["workspaces"] == {DEFAULT_WORKSPACE: stats["windows"]}
 
 
 def test_reset_stats_clears_the_counters(sandbox, session):

@@ -6,7 +6,8 @@
 fixed-window rate limit with its ``X-RateLimit-*`` headers. ``HEAD`` answers like ``GET``
 without the body, and a percent-encoded path segment names the same job. It also answers
 ``GET /me`` (the admin of the token's workspace, with its ``app``; extra tokens may belong to
-other workspaces), and lets a test steer it: jobs whose outcome follows from a seed, jobs that
+other workspaces, each with its own rate limit and, with ``separate_jobs=True``, its own
+job outcomes), and lets a test steer it: jobs whose outcome follows from a seed, jobs that
 stay pending for a while (or forever), added jobs, injected faults (5xx, dropped connections,
 slow or malformed answers), added latency and a skewed server clock. Counters are kept for
 benchmarks and served at ``GET /__sandbox/stats`` (``POST /__sandbox/reset_stats`` clears
@@ -57,7 +58,8 @@ Where things are, and where a new one goes:
 - ``_tickets.py``: the checks of an enqueue body, ticket types, and tickets (bodies rendered
   once, when the enqueue is carried out).
 - ``_workspaces.py``: tokens -> workspaces, and the pre-rendered ``/me`` bodies.
-- ``_stats.py``: the counters behind :attr:`Sandbox.stats`.
+- ``_stats.py``: the counters behind :attr:`Sandbox.stats`, :meth:`Sandbox.window_counts`
+  and :meth:`Sandbox.refused` (per workspace).
 - ``_http.py``: the threading HTTP server and its handler (one write per answer).
 
 Example:

@@ -73,9 +73,16 @@ class Sandbox:
         token: The bearer token to accept; :data:`DEFAULT_TOKEN` by default.
         workspace: The ``id_code`` of the token's workspace, as ``GET /me`` answers it.
         tokens: Extra tokens to accept, each mapped to its workspace's ``id_code`` (the same
-            as ``workspace`` or another). Every token sees the same jobs and shares the one
-            rate limit; ``GET /me`` answers the admin of the token's workspace, one admin id
-            per workspace.
+            as ``workspace`` or another). Each workspace has its own rate limit (Intercom's
+            limit is per app per workspace): ``rate_limit`` per ``window`` for each, shared by
+            the tokens of that workspace. ``GET /me`` answers the admin of the token's
+            workspace, one admin id per workspace.
+        separate_jobs: Give each workspace its own jobs: the same ids, with outcomes drawn
+            from ``seed`` and the workspace's ``id_code`` (the main workspace keeps those of
+            ``seed`` alone), so that rows of two workspaces for one job id differ and a test
+            can tell if they were mixed. Jobs enqueued or added later belong to the main
+            workspace's jobs, which every workspace also sees (for an id not among its own).
+            By default every workspace sees the same jobs.
         host: Address to listen on.
         port: Port to listen on; 0 picks a free one.
 
@@ -112,6 +119,7 @@ class Sandbox:
         token: str | None = None,
         workspace: str = DEFAULT_WORKSPACE,
         tokens: Mapping[str, str] | None = None,
+        separate_jobs: bool = False,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -119,7 +127,7 @@ class Sandbox:
             raise ValueError("jobs must be >= 0")
         if latency < 0 or slow_seconds < 0:
             raise ValueError("latency and slow_seconds must be >= 0")
-        self._limiter = FixedWindow(rate_limit, window, clock=self._server_time)
+        self._limiter = FixedWindow(rate_limit, window, clock=self._server_time)  # checks
         for name, share in (
             ("failed_share", failed_share),
             ("pending_share", pending_share),
@@ -152,6 +160,13 @@ class Sandbox:
         self._workspaces: dict[str, Workspace] = workspaces_by_auth(
             self.token, workspace, self.tokens
         )
+        # One fixed-window limit per workspace (id_code -> limiter), the main one's first.
+        self._limiters: dict[str, FixedWindow] = {workspace: self._limiter}
+        for known in self._workspaces.values():
+            if known.id_code not in self._limiters:
+                self._limiters[known.id_code] = FixedWindow(
+                    rate_limit, window, clock=self._server_time
+                )
         self._versions = frozenset(INTERCOM_VERSIONS)
         self._enqueue_rng = random.Random(f"{seed}-enqueue")
         self._enqueue_pending_seconds = (float(enqueue_low), float(enqueue_high))
@@ -161,14 +176,27 @@ class Sandbox:
 
         self._lock = threading.Lock()
         self._base_url: str | None = None
-        self._store = JobStore()
-        rng = random.Random(seed)
-        for _ in range(jobs):
-            # Three draws per job whatever the shares, so changing one share keeps the others.
-            failed = rng.random() < failed_share
-            pending = rng.random() < pending_share
-            pending_for = rng.uniform(low, high)
-            self._store.add("failed" if failed else "success", pending_for if pending else 0.0)
+        self._store = JobStore()  # the main workspace's jobs, and every job added later
+
+        def fill(store: JobStore, rng: random.Random) -> None:
+            for _ in range(jobs):
+                # Three draws per job whatever the shares, so changing one share keeps the others.
+                failed = rng.random() < failed_share
+                pending = rng.random() < pending_share
+                pending_for = rng.uniform(low, high)
+                store.add("failed" if failed else "success", pending_for if pending else 0.0)
+
+        fill(self._store, random.Random(seed))
+        # id_code -> its jobs; read under the lock. Without separate_jobs, all share the main.
+        self._stores: dict[str, JobStore] = {workspace: self._store}
+        for id_code in self._limiters:
+            if id_code not in self._stores:
+                store = self._store
+                if separate_jobs:
+                    store = JobStore()
+                    fill(store, random.Random(f"{seed}-workspace-{id_code}"))
+                self._stores[id_code] = store
+        self.separate_jobs = bool(separate_jobs)
         self.job_ids: list[str] = list(self._store.jobs)
 
         self._stats = Stats()
@@ -195,7 +223,8 @@ class Sandbox:
         shown = f"[{host}]" if ":" in host else host
         self._base_url = f"http://{shown}:{port}"
         with self._lock:
-            self._store.start(self._base_url)
+            for store in self._distinct_stores():
+                store.start(self._base_url)
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever,
@@ -315,7 +344,8 @@ class Sandbox:
         Jobs added with ``add_job(status="pending")`` have no other outcome and stay pending.
         """
         with self._lock:
-            self._store.finish_all()
+            for store in self._distinct_stores():
+                store.finish_all()
 
     # -- tickets ---------------------------------------------------------------------------
 
@@ -379,14 +409,65 @@ class Sandbox:
         return dict(Counter(key(snapshot) for snapshot in self.tickets))
 
     @property
+    def workspaces(self) -> list[str]:
+        """The ``id_code`` of every workspace, the main one first."""
+        return list(self._limiters)
+
+    def _known(self, workspace: str | None) -> str:
+        id_code = self.workspace if workspace is None else workspace
+        if id_code not in self._limiters:
+            raise KeyError(f"no workspace {id_code!r}; known: {', '.join(self._limiters)}")
+        return id_code
+
+    def window_counts(self, workspace: str | None = None) -> dict[int, int]:
+        """Requests of ``workspace`` (default: the main one) accepted within its rate limit,
+        per window: ``{window start (server epoch seconds): n}``, oldest first, since start or
+        the last :meth:`reset_stats`. Windows without a request are left out.
+
+        Raises:
+            KeyError: for an unknown workspace.
+        """
+        id_code = self._known(workspace)
+        with self._lock:
+            rows = self._stats.by_workspace.get(id_code, {})
+            return {index * self.window: row[0] for index, row in sorted(rows.items())}
+
+    def refused(self, workspace: str | None = None) -> int:
+        """How many 429s ``workspace`` (default: the main one) was answered since start or the
+        last :meth:`reset_stats` (its rate limit's and the ``rate_limit`` fault's).
+
+        Raises:
+            KeyError: for an unknown workspace.
+        """
+        id_code = self._known(workspace)
+        with self._lock:
+            rows = self._stats.by_workspace.get(id_code, {})
+            return sum(row[1] for row in rows.values())
+
+    def job_outcomes(self, workspace: str | None = None) -> dict[str, str]:
+        """The planned final outcome (``"success"``, ``"failed"`` or ``"pending"``) of every job
+        ``workspace`` (default: the main one) sees, by job id: what a client should read once
+        the jobs are final.
+
+        Raises:
+            KeyError: for an unknown workspace.
+        """
+        id_code = self._known(workspace)
+        with self._lock:
+            own = self._stores[id_code].jobs
+            seen = {**self._store.jobs, **own}
+            return {job_id: job.outcome for job_id, job in seen.items()}
+
+    @property
     def stats(self) -> dict[str, Any]:
         """A snapshot of the counters since start or the last :meth:`reset_stats`.
 
         Keys: ``requests`` (every request received, control paths aside), ``by_status``
         ``{code: n}``, ``per_job`` ``{job_id: n}``, ``windows`` (``[{"start": epoch,
-        "served": n, "rejected": n_429}, ...]`` for authenticated requests, oldest first),
-        ``max_in_flight``, ``versions`` ``{Intercom-Version: n}`` and ``faults``
-        ``{name: n}``.
+        "served": n, "rejected": n_429}, ...]`` for authenticated requests, oldest first, all
+        workspaces together), ``workspaces`` (``{id_code: [the same per window]}``, each
+        workspace's own), ``max_in_flight``, ``versions`` ``{Intercom-Version: n}`` and
+        ``faults`` ``{name: n}``.
         """
         with self._lock:
             return self._stats.snapshot(self.window)
@@ -397,6 +478,9 @@ class Sandbox:
             self._stats.reset()
 
     # -- internals -------------------------------------------------------------------------
+
+    def _distinct_stores(self) -> list[JobStore]:
+        return list({id(store): store for store in self._stores.values()}.values())
 
     def _server_time(self) -> float:
         """The server clock: epoch seconds, skewed by ``clock_skew``."""
@@ -426,18 +510,23 @@ class Sandbox:
             if version is not None:
                 stats.versions[version] = stats.versions.get(version, 0) + 1
 
-            rate = self._limiter.admit()
+            limiter = self._limiters[workspace.id_code]
+            rate = limiter.admit()
             row = stats.window(rate.window_index)
+            own = stats.workspace_window(workspace.id_code, rate.window_index)
             if not rate.allowed:
                 row[1] += 1
-                return self._decided(Decision(429, self._limiter.error(), rate=rate))
+                own[1] += 1
+                return self._decided(Decision(429, limiter.error(), rate=rate))
 
             d = self._route_locked(route, job_id, workspace, version, payload, rate)
             if d.fault is not None and d.fault.rate_limited:  # a 429 that costs no budget
-                d.rate = self._limiter.refund(rate)
+                d.rate = limiter.refund(rate)
                 row[1] += 1
+                own[1] += 1
             else:
                 row[0] += 1
+                own[0] += 1
             return self._decided(d)
 
     def _route_locked(
@@ -454,7 +543,9 @@ class Sandbox:
             error = ("intercom_version_invalid", f"Requested version {version!r} is not valid")
             return Decision(400, error, rate=rate)
         if route == R_STATUS:
-            job = self._store.get(job_id)  # type: ignore[arg-type]
+            job = self._stores[workspace.id_code].get(job_id)  # type: ignore[arg-type]
+            if job is None:  # enqueued and added jobs are the main workspace's, seen by all
+                job = self._store.get(job_id)  # type: ignore[arg-type]
             fault = self._faults.take(job_id)  # type: ignore[arg-type]
             if fault is not None:
                 seen = self._stats.faults
@@ -462,7 +553,7 @@ class Sandbox:
                 if fault.drop:
                     return Decision(0, None, fault)
                 if fault.rate_limited:
-                    return Decision(429, self._limiter.error(), fault, rate)
+                    return Decision(429, self._limiters[workspace.id_code].error(), fault, rate)
                 if fault.status is not None:
                     return Decision(fault.status, fault.error, fault, rate, job)
             if job is None:
@@ -471,7 +562,7 @@ class Sandbox:
         if route == R_ME:
             return Decision(200, rate=rate, body=workspace.me_body)
         if route == R_ENQUEUE:
-            return self._enqueue_locked(payload, rate)
+            return self._enqueue_locked(payload, rate, self._limiters[workspace.id_code])
         if route == R_TICKET:
             ticket = self._tickets.get(job_id)  # type: ignore[arg-type]
             if ticket is None or not ticket.exists():
@@ -482,7 +573,10 @@ class Sandbox:
         return Decision(404, _NOT_FOUND, rate=rate)
 
     def _enqueue_locked(
-        self, payload: EnqueueRequest | tuple[str, str] | None, rate: Admission
+        self,
+        payload: EnqueueRequest | tuple[str, str] | None,
+        rate: Admission,
+        limiter: FixedWindow,
     ) -> Decision:
         """Answer an enqueue request: its fault, the 400 for a bad body, or a new job."""
         fault = self._enqueue_faults.take("")
@@ -493,7 +587,7 @@ class Sandbox:
                 if fault.drop:
                     return Decision(0, None, fault)
                 if fault.rate_limited:
-                    return Decision(429, self._limiter.error(), fault, rate)
+                    return Decision(429, limiter.error(), fault, rate)
                 if fault.body is None:
                     return Decision(fault.status or 500, fault.error, fault, rate)
                 return Decision(fault.status or 200, None, fault, rate)  # a proxy's page

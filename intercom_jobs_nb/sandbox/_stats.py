@@ -22,6 +22,7 @@ class Stats:
         "faults",
         "_window_index",
         "window_row",
+        "by_workspace",
     )
 
     def __init__(self) -> None:
@@ -36,6 +37,8 @@ class Stats:
         self.windows: dict[int, list[int]] = {}  # window index -> [served, rejected]
         self._window_index = -1  # window that window_row belongs to
         self.window_row: list[int] = [0, 0]
+        # id_code -> window index -> [served, rejected]: each workspace's own rate limit.
+        self.by_workspace: dict[str, dict[int, list[int]]] = {}
         self.max_in_flight = self.in_flight
         self.versions: dict[str, int] = {}
         self.faults: dict[str, int] = {}
@@ -54,6 +57,16 @@ class Stats:
             self.window_row = self.windows.setdefault(index, [0, 0])
         return self.window_row
 
+    def workspace_window(self, id_code: str, index: int) -> list[int]:
+        """The ``[served, rejected]`` row of workspace ``id_code`` in window ``index``."""
+        rows = self.by_workspace.get(id_code)
+        if rows is None:
+            rows = self.by_workspace[id_code] = {}
+        row = rows.get(index)
+        if row is None:
+            row = rows[index] = [0, 0]
+        return row
+
     def snapshot(self, window_seconds: int) -> dict[str, Any]:
         return {
             "requests": self.requests,
@@ -63,6 +76,13 @@ class Stats:
                 {"start": index * window_seconds, "served": row[0], "rejected": row[1]}
                 for index, row in self.windows.items()
             ],
+            "workspaces": {
+                id_code: [
+                    {"start": index * window_seconds, "served": row[0], "rejected": row[1]}
+                    for index, row in sorted(rows.items())
+                ]
+                for id_code, rows in self.by_workspace.items()
+            },
             "max_in_flight": self.max_in_flight,
             "versions": dict(self.versions),
             "faults": dict(self.faults),

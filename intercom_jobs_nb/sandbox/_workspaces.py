@@ -1,9 +1,10 @@
 """Workspaces: which bearer tokens the sandbox accepts, and who ``GET /me`` says they are.
 
 Every accepted token belongs to a workspace (an Intercom "app", named by its ``id_code``);
-each workspace has one admin, with its own id. All workspaces see the same jobs: the sandbox is
-a test double, not a multi-tenant store. ``/me`` bodies (the OpenAPI ``admin_with_app``
-schema) are rendered once, at construction.
+each workspace has one admin, with its own id, and its own rate limit (``Sandbox``
+keeps one limiter per ``id_code``). Workspaces see the same jobs unless
+``Sandbox(separate_jobs=True)`` gives each its own outcomes. ``/me`` bodies (the OpenAPI
+``admin_with_app`` schema) are rendered once, at construction.
 """
 
 from __future__ import annotations
