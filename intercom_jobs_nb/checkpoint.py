@@ -30,13 +30,15 @@ from .errors import CheckpointError, ConfigurationError
 from .options import __version__
 from .rows import COLUMNS, Row, to_frame
 
-__all__ = ["Checkpoint", "WorkspaceFile", "SCHEMA_VERSION"]
+__all__ = ["Checkpoint", "WorkspaceFile", "SCHEMA_VERSION", "row_from_db", "SELECT_ROWS"]
 
 #: Version of the file layout. 1: before 0.2 (no workspace); 2: workspace-bound, ``final`` a
-#: column of the rows.
-SCHEMA_VERSION = "2"
-_PLACEHOLDERS = ", ".join("?" * len(COLUMNS))
+#: column of the rows; 3: rows keyed by (workspace, job_id), each workspace bound to its own.
+SCHEMA_VERSION = "3"
 _NAMES = ", ".join(COLUMNS)
+# A run of one workspace stores its rows under the workspace '' (a key column cannot be NULL).
+_PLACEHOLDERS = ", ".join(["?"] * (len(COLUMNS) - 1) + ["coalesce(?, '')"])
+_SELECT = ", ".join(c if c != "workspace" else "nullif(workspace, '')" for c in COLUMNS)
 
 
 def _inspect(path: Path, tables: frozenset[str], noun: str) -> dict[str, str]:
@@ -76,6 +78,15 @@ def _not_ours(path: Path, noun: str, why: str) -> ConfigurationError:
     )
 
 
+SELECT_ROWS = f"SELECT {_SELECT} FROM jobs"  # every row of a checkpoint, as `row_from_db` reads
+
+
+def row_from_db(values: tuple) -> Row:
+    """A row as the checkpoint stores it (``final`` as 0/1) back into a `Row`."""
+    row = Row._make(values)
+    return row._replace(final=bool(row.final))
+
+
 class WorkspaceFile:
     """An SQLite file of this toolkit bound to one API host and one workspace: checkpoints of
     job statuses, and ledgers of enqueued tickets. Subclasses name their kind and tables.
@@ -99,6 +110,7 @@ class WorkspaceFile:
         stored: dict[str, str] = {}
         if self.path.exists() and self.path.stat().st_size:
             stored = _inspect(self.path, frozenset(self.TABLES), noun)
+        if stored:
             kind = stored.get("kind", "checkpoint")
             if kind != self.KIND:
                 raise ConfigurationError(
@@ -117,45 +129,85 @@ class WorkspaceFile:
                     f"{base_url}: ids are per workspace, use another file"
                 )
         try:
+            if not stored:
+                self._create(base_url)
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            if not stored:
-                tables = "".join(
-                    f"CREATE TABLE IF NOT EXISTS {name} ({columns}) WITHOUT ROWID;"
-                    for name, columns in self.TABLES.items()
-                )
-                self._db.executescript(
-                    "BEGIN; CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);"
-                    f"{tables} COMMIT;"
-                )
-                self._db.executemany(
-                    "INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                    [
-                        ("kind", self.KIND),
-                        ("base_url", base_url),
-                        ("schema", self.SCHEMA),
-                        ("written_by", __version__),
-                    ],
-                )
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise ConfigurationError(f"cannot use {noun} {shown!r}: {exc}") from None
+        self.bound = {k: v for k, v in stored.items() if k.partition(":")[0] == "workspace"}
         self.workspace = stored.get("workspace")
 
-    def bind(self, workspace: str) -> None:
-        """Record the token's workspace, or refuse a token of another one.
+    def _create(self, base_url: str) -> None:
+        """Make the file whole beside its place, then link it there: a process killed while
+        making it leaves no half-made file at ``path`` (only a ``.part`` one, removed next time)."""
+        part = self.path.with_name(f".{self.path.name}.{os.getpid()}.part")
+        for stale in (part, part.with_name(part.name + "-wal"), part.with_name(part.name + "-shm")):
+            stale.unlink(missing_ok=True)
+        db = sqlite3.connect(part, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            tables = "".join(
+                f"CREATE TABLE IF NOT EXISTS {name} ({columns}) WITHOUT ROWID;"
+                for name, columns in self.TABLES.items()
+            )
+            db.executescript(
+                "BEGIN; CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);"
+                f"{tables} COMMIT;"
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                [
+                    ("kind", self.KIND),
+                    ("base_url", base_url),
+                    ("schema", self.SCHEMA),
+                    ("written_by", __version__),
+                ],
+            )
+        finally:
+            db.close()  # the last connection: SQLite folds the WAL into the file
+        try:
+            if self.path.exists():  # an empty file given to us: ours to fill
+                os.replace(part, self.path)
+            else:
+                os.link(part, self.path)  # never over a file another process just made
+        finally:
+            part.unlink(missing_ok=True)
+
+    def bind(self, workspace: str, *, label: str | None = None) -> None:
+        """Record the token's workspace (what ``/me`` names), or refuse a token of another one.
+
+        A file of many workspaces binds each by its name in the run (``label``); a file of one
+        has no names. The two kinds are not mixed.
 
         Raises:
-            ConfigurationError: the file belongs to another workspace.
+            ConfigurationError: the file belongs to another workspace, or is of the other kind.
         """
-        if self.workspace is None:
-            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('workspace', ?)", (workspace,))
-            self.workspace = workspace
-        elif self.workspace != workspace:
+        key = "workspace" if label is None else f"workspace:{label}"
+        shown = str(self.path)
+        if label is None and any(k != "workspace" for k in self.bound):
             raise ConfigurationError(
-                f"{self.KIND} {str(self.path)!r} belongs to another workspace than this "
-                "token's (Intercom's /me names another app): its rows are not this workspace's. "
-                "Use another file for this workspace"
+                f"{self.KIND} {shown!r} holds many workspaces' rows: pass the frame with its "
+                "workspace column and tokens=, or use another file"
+            )
+        if label is not None and "workspace" in self.bound:
+            raise ConfigurationError(
+                f"{self.KIND} {shown!r} holds one workspace's rows, not named: use another file "
+                "for a run of many workspaces"
+            )
+        stored = self.bound.get(key)
+        if stored is None:
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, workspace))
+            self.bound[key] = workspace
+            if label is None:
+                self.workspace = workspace
+        elif stored != workspace:
+            whose = "this token's" if label is None else f"the token of {label!r}"
+            raise ConfigurationError(
+                f"{self.KIND} {shown!r} belongs to another workspace than {whose} (Intercom's "
+                "/me names another app): its rows are not this workspace's. Use another file "
+                "for this workspace"
             )
 
     def close(self) -> None:
@@ -177,7 +229,13 @@ class Checkpoint(WorkspaceFile):
     """
 
     KIND = "checkpoint"
-    TABLES = {"jobs": f"{COLUMNS[0]} TEXT PRIMARY KEY, {', '.join(COLUMNS[1:])}"}
+    TABLES = {
+        "jobs": (
+            f"job_id TEXT NOT NULL, {', '.join(c for c in COLUMNS[1:] if c != 'workspace')}, "
+            "workspace TEXT NOT NULL, PRIMARY KEY (workspace, job_id)"
+        )
+    }
+    assert COLUMNS[0] == "job_id" and COLUMNS[-1] == "workspace"
 
     def __enter__(self) -> Checkpoint:
         return self
@@ -208,11 +266,10 @@ class Checkpoint(WorkspaceFile):
                 "before are in the file, and every row fetched is on .df"
             ) from None
 
-    def rows(self) -> dict[str, Row]:
-        """Every saved row, by job id."""
-        cursor = self._db.execute(f"SELECT {_NAMES} FROM jobs")
-        rows = (Row._make(values)._replace(final=bool(values[-1])) for values in cursor)
-        return {row.job_id: row for row in rows}
+    def rows(self) -> dict[tuple[str | None, str], Row]:
+        """Every saved row, by (workspace, job id); the workspace is None in a run of one."""
+        rows = (row_from_db(values) for values in self._db.execute(f"SELECT {_SELECT} FROM jobs"))
+        return {(row.workspace, row.job_id): row for row in rows}
 
     def frame(self) -> pd.DataFrame:
         """Everything saved, as a jobs DataFrame (for a look at a run that stopped)."""

@@ -117,7 +117,44 @@ def _read_ids(source: str) -> pd.DataFrame:
     if not len(job_ids):
         raise _Stop(EXIT_USAGE, f"no job ids in {'stdin' if source == '-' else source}")
     ids = pd.DataFrame({"job_id": job_ids.ids})
+    if job_ids.workspaces is not None:
+        ids.insert(0, "workspace", job_ids.workspaces)
     return ids if job_ids.extra is None else pd.concat([ids, job_ids.extra], axis=1)
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _read_workspaces(source: str) -> dict[str, str]:
+    """``--workspaces FILE.csv``: each workspace's name and the environment variable that
+    holds its token, as ``tokens=`` references (``"env:NAME"``: read, never shown)."""
+    try:
+        frame = pd.read_csv(source, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise _Stop(EXIT_USAGE, f"--workspaces {source}: no such file") from None
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise _Stop(EXIT_USAGE, f"--workspaces {source}: cannot read it as CSV ({exc})") from None
+    missing = [c for c in ("workspace", "token_env") if c not in frame.columns]
+    if missing or not len(frame):
+        raise _Stop(
+            EXIT_USAGE,
+            f"--workspaces {source}: needs the columns workspace and token_env and a row per "
+            "workspace (token_env: the name of the environment variable holding its token)",
+        )
+    tokens: dict[str, str] = {}
+    pairs = zip(frame["workspace"], frame["token_env"], strict=True)
+    for number, (name, env) in enumerate(pairs, 2):
+        name, env = name.strip(), env.strip()
+        if not name or not _ENV_NAME.fullmatch(env):
+            raise _Stop(
+                EXIT_USAGE,
+                f"--workspaces {source}, line {number}: needs a workspace name and the name of "
+                f"an environment variable (letters, digits, _), got {name!r}, {env!r}",
+            )
+        if name in tokens:
+            raise _Stop(EXIT_USAGE, f"--workspaces {source}: workspace {name!r} is listed twice")
+        tokens[name] = f"env:{env}"
+    return tokens
 
 
 def _check_out(out: str) -> None:
@@ -187,9 +224,12 @@ def _print_table(table: pd.DataFrame) -> None:
 def _cli_words(exc: BaseException, args: argparse.Namespace) -> str:
     """``exc``'s message as the command line says it: flags and INTERCOM_TOKEN, not the Python
     names (``--max-workers``, not ``max_workers``; no ``token=``)."""
+    text = str(exc)
+    ref = re.match(r"tokens\[('[^']*')\] is 'env:(\w*)'", text)
+    if ref:  # --workspaces names a variable that is not set
+        return f"no token for workspace {ref[1]}: set {ref[2]} (export {ref[2]}=...)"
     if isinstance(exc, E.MissingTokenError):
         return f"no Intercom access token: set {TOKEN_ENV} (export {TOKEN_ENV}=...)"
-    text = str(exc)
     if "token=" in text:  # the library's advice names its argument: give the CLI's instead
         text = f"{text.rpartition('; ')[0] or text}; check {TOKEN_ENV} and --region (or --base-url)"
     name = re.match(r"(\w+) (?:must|has) ", text)
@@ -237,6 +277,13 @@ def _fetch(args: argparse.Namespace, done: list[pd.DataFrame]) -> pd.DataFrame:
     ``--wait``, `wait_for_jobs` over its rows (the same cadence and time limit)."""
     options = _connection_options(args)
     ids = _read_ids(args.ids)
+    if args.workspaces:
+        options["tokens"] = _read_workspaces(args.workspaces)
+        if "workspace" not in ids.columns:
+            raise _Stop(
+                EXIT_USAGE,
+                f"--workspaces needs a workspace column in {args.ids} (each job id's workspace)",
+            )
     started = time.monotonic()
     df = fetch_jobs(ids, timeout=args.timeout, checkpoint=args.checkpoint, **options)
     done.append(df)
@@ -635,6 +682,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="SQLite file that saves rows as they come; the same command run again resumes "
         "where it stopped (default: none)",
+    )
+    fetch.add_argument(
+        "--workspaces",
+        metavar="FILE.csv",
+        help="many workspaces at once: a CSV with the columns workspace and token_env (the "
+        "environment variable holding that workspace's token); the ids file then needs a "
+        "workspace column (default: one workspace, the token from "
+        f"{TOKEN_ENV})",
     )
     _add_connection_flags(fetch)
     fetch.set_defaults(func=cmd_fetch)

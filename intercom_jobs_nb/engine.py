@@ -23,6 +23,7 @@ import os
 import queue
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -31,28 +32,45 @@ import pandas as pd
 from . import codes as C
 from . import errors as E
 from .checkpoint import Checkpoint
-from .ids import JobIds
+from .ids import JobIds, workspace_names
 from .options import Options
-from .pacing import Pacer, shared_gate
+from .pacing import Pacer, PaceStatus, shared_gate
 from .progress import JOB_OUTCOMES, Progress, job_outcome
-from .rows import DTYPES, Row, error_row, frame_rows, to_frame, unasked_row, user_columns
+from .rows import (
+    DTYPES,
+    Row,
+    RowStore,
+    error_row,
+    frame_rows,
+    to_frame,
+    unasked_row,
+    user_columns,
+    with_extra,
+)
 from .transport import Client, Fatal, Stopped, Watchdog, fetch_row, identify
 
-__all__ = ["Run", "Work", "JobsWork", "run", "from_frame", "BATCH_ROWS"]
+__all__ = ["Run", "Work", "JobsWork", "Key", "run", "from_frame", "check_workspaces", "BATCH_ROWS"]
 
 BATCH_ROWS = 200  # rows handed to the sink (the checkpoint) at most at once
 STOP_GRACE = 1.0  # seconds a stopping run waits for its workers to end
+STOP_POLL = 0.1  # seconds between two looks at the `stop` event while no row arrives
 _DONE = object()  # a worker has finished
 
 
-def from_frame(df: pd.DataFrame) -> tuple[JobIds, dict[str, Row]]:
-    """A result frame's ids (with the user's own columns) and its rows, to run again; rows
-    without a job id are carried along."""
+Key = tuple[str | None, str]  # (workspace, job_id): a job's identity (workspace None: one)
+
+
+def from_frame(df: pd.DataFrame) -> tuple[JobIds, dict[Key, Row]]:
+    """A result frame's ids (with the user's own columns) and its rows by `Key`, to run again;
+    rows without a job id are carried along."""
     rows = frame_rows(df)
     extra = user_columns(df)
+    names = workspace_names(df)
     present = [i for i, row in enumerate(rows) if row.job_id is not None]
+    known = {(rows[i].workspace, rows[i].job_id): rows[i] for i in present}
+    workspaces = None if names is None else [names[i] for i in present]
     if len(present) == len(rows):
-        return JobIds([row.job_id for row in rows], {}, extra), {row.job_id: row for row in rows}
+        return JobIds([row.job_id for row in rows], {}, extra, workspaces=workspaces), known
     missing = [i for i, row in enumerate(rows) if row.job_id is None]
     carried = extra if extra is not None else pd.DataFrame(index=range(len(rows)))
     job_ids = JobIds(
@@ -62,8 +80,9 @@ def from_frame(df: pd.DataFrame) -> tuple[JobIds, dict[str, Row]]:
         positions=present,
         carried=carried.iloc[missing].reset_index(drop=True),
         carried_positions=missing,
+        workspaces=workspaces,
     )
-    return job_ids, {rows[i].job_id: rows[i] for i in present}
+    return job_ids, known
 
 
 class Work(Protocol):
@@ -84,13 +103,14 @@ class Work(Protocol):
         """The row of item ``index`` (called in a worker thread)."""
         ...
 
-    def frame(self, rows: list[Any], consume: bool) -> pd.DataFrame:
-        """The result frame of the rows so far (None where an item has none)."""
+    def frame(self, rows: Any, consume: bool) -> pd.DataFrame:
+        """The result frame of the rows so far (None where an item has none): ``rows`` is a
+        list, or what the work's ``slots(size)`` made, if it has that method."""
         ...
 
 
 class JobsWork:
-    """Job statuses: `fetch_row` for each distinct id."""
+    """Job statuses: `fetch_row` for each distinct id (of its workspace, in a run of many)."""
 
     desc = "jobs"
     kinds: tuple[str, ...] = JOB_OUTCOMES
@@ -99,26 +119,33 @@ class JobsWork:
         self.ids = job_ids.ids
         self.extra = job_ids.extra
         self.job_ids = job_ids
+        self.lanes = job_ids.workspaces  # the workspace of each item, or None
 
     @staticmethod
     def outcome(row: Row) -> str:
         return job_outcome(row)
 
-    def ask(self, client: Client, gate: Pacer, index: int) -> Row:
-        return fetch_row(client, gate, self.ids[index])
+    def key(self, index: int) -> Key:
+        lanes = self.lanes
+        return (None if lanes is None else lanes[index], self.ids[index])
 
-    def frame(self, rows: list[Row | None], consume: bool) -> pd.DataFrame:
+    def ask(self, client: Client, gate: Pacer, index: int) -> Row:
+        row = fetch_row(client, gate, self.ids[index])
+        lanes = self.lanes
+        return row if lanes is None else row._replace(workspace=lanes[index])
+
+    @staticmethod
+    def slots(size: int) -> RowStore:
+        return RowStore(size)
+
+    def frame(self, rows: RowStore, consume: bool) -> pd.DataFrame:
         """The rows so far (ids never answered left out), with the user's columns, and the
         rows carried along without a job id in their places."""
-        present = [i for i, row in enumerate(rows) if row is not None]
+        df, present = rows.frame(consume=consume)
         extra = self.extra
-        if len(present) < len(rows):
-            if extra is not None:
-                extra = extra.iloc[present].reset_index(drop=True)
-            df = to_frame([rows[i] for i in present], extra)
-        else:
-            df = to_frame(rows, extra, consume=consume)
-        return self._with_carried(df, present)
+        if extra is not None and len(present) < len(rows):
+            extra = extra.iloc[present].reset_index(drop=True)
+        return self._with_carried(with_extra(df, extra), present.tolist())
 
     def _with_carried(self, df: pd.DataFrame, present: list[int]) -> pd.DataFrame:
         job_ids = self.job_ids
@@ -132,7 +159,7 @@ class JobsWork:
         order = [job_ids.positions[i] for i in present] + job_ids.carried_positions
         both = pd.concat([df, blank], ignore_index=True)
         for column, dtype in DTYPES.items():  # concat loses categories that differ
-            if dtype == "category":
+            if dtype == "category" and column in both.columns:
                 both[column] = both[column].astype("category")
         return both.iloc[sorted(range(len(order)), key=order.__getitem__)].reset_index(drop=True)
 
@@ -166,40 +193,85 @@ class Run:
         self.options = options
         self.until_final = until_final
         self.sink = sink
-        self.rows: list[Any] = [None] * size
+        slots = getattr(work, "slots", None)  # a compact store of rows, if the work has one
+        self.rows: Any = slots(size) if slots is not None else [None] * size
         self.external_stop = stop
         self.stop = threading.Event()
-        self.gate = Pacer(
-            shared_gate(options.token.reveal(), options.base_url, options.max_rps), self.stop
+        # One lane per workspace (one for a run of one): its own token, and its own gate, so
+        # that one workspace's rate limit or slow answers never hold another back.
+        self.lane_of: Sequence[str] | None = getattr(work, "lanes", None)
+        names: dict[str | None, None] = (
+            dict.fromkeys(self.lane_of) if self.lane_of is not None else {None: None}
         )
+        tokens = options.tokens
+        self.lane_options = {
+            name: options if name is None or tokens is None else options.for_token(tokens[name])
+            for name in names
+        }
+        self.gates = {
+            name: Pacer(shared_gate(o.token.reveal(), o.base_url, o.max_rps), self.stop)
+            for name, o in self.lane_options.items()
+        }
+        self.gate = next(iter(self.gates.values()))  # the gate of a run of one workspace
         self.watchdog = Watchdog()
         self.batch: list[Any] = []
         self.progress: Progress | None = None
 
-    def client(self) -> Client:
-        """A client for the calling thread (to ask something before the passes)."""
-        return Client(self.options, self.watchdog)
+    def client(self, lane: str | None = None) -> Client:
+        """A client for the calling thread (to ask something before the passes), of a lane."""
+        return Client(self.lane_options[lane] if lane is not None else self.options, self.watchdog)
+
+    def identify(self, lane: str | None = None) -> str:
+        """The workspace a lane's token belongs to (``GET /me``), asked from the calling
+        thread before the passes, on a connection closed after."""
+        with contextlib.closing(self.client(lane)) as client:
+            return identify(client, self.gates[lane])
+
+    def lane(self, index: int) -> str | None:
+        lanes = self.lane_of
+        return None if lanes is None else lanes[index]
 
     def start_progress(self) -> None:
         """Show progress, counting the rows already known."""
         if not self.options.progress:
             return
         work = self.work
-        settled = sum(1 for row in self.rows if row is not None and row.final)
+        lanes = self.lane_of
+        final = [i for i, row in enumerate(self.rows) if row is not None and row.final]
         self.progress = Progress(
             self.options.progress,
             len(self.rows),
             desc=f"final {work.desc}" if self.until_final else work.desc,
-            done=settled,
+            done=len(final),
             kinds=work.kinds,
             outcome=work.outcome,
+            lanes=None if lanes is None else Counter(lanes),
+            lanes_done=None if lanes is None else Counter(lanes[i] for i in final),
+            pace=self.pace_status,
         )
         for row in self.rows:
             if row is not None:
                 self.progress.count(row)
 
+    def pace_status(self) -> PaceStatus:
+        """What the gates hold back, for progress: one lane's, or all lanes' together."""
+        statuses = [gate.status() for gate in self.gates.values()]
+        if len(statuses) == 1:
+            return statuses[0]
+        limits = [s.limit for s in statuses]
+        remaining = [s.remaining for s in statuses]
+        return PaceStatus(
+            limit=None if None in limits else sum(limits),  # type: ignore[arg-type]
+            remaining=None if None in remaining else sum(remaining),  # type: ignore[arg-type]
+            waiting=min(s.waiting for s in statuses),
+            blocked=all(s.blocked for s in statuses),
+        )
+
     def todo(self) -> list[int]:
-        return [i for i, row in enumerate(self.rows) if row is None or not row.final]
+        rows = self.rows
+        if isinstance(rows, RowStore):
+            return rows.todo()
+        return [i for i, row in enumerate(rows) if row is None or not row.final]
 
     def frame(self, *, consume: bool = False) -> pd.DataFrame:
         return self.work.frame(self.rows, consume)
@@ -211,7 +283,9 @@ class Run:
         if self.progress is not None:
             self.progress.count(row, replaces=old)
             settles = row.final if self.until_final else True
-            self.progress.advance(1 if settles and not (old is not None and old.final) else 0)
+            self.progress.advance(
+                1 if settles and not (old is not None and old.final) else 0, lane=self.lane(i)
+            )
 
     def flush(self) -> None:
         batch, self.batch = self.batch, []
@@ -236,7 +310,6 @@ class Run:
             self.start_progress()
             deadline = None if timeout is None else time.monotonic() + timeout
             timed_out = False
-            external = self.external_stop
             while todo := self.todo():
                 self.one_pass(todo)
                 if not self.until_final or not self.todo():
@@ -244,7 +317,7 @@ class Run:
                 if deadline is not None and time.monotonic() + poll_interval > deadline:
                     timed_out = True
                     break
-                if self.stop.wait(poll_interval) or (external is not None and external.is_set()):
+                if self._pause(poll_interval):
                     raise KeyboardInterrupt
             self.close()
             df = self.frame(consume=True)
@@ -268,6 +341,17 @@ class Run:
         finally:
             self.close()
 
+    def _pause(self, seconds: float) -> bool:
+        """Wait between two passes; True as soon as the run is to stop (either event)."""
+        external = self.external_stop
+        if external is None:
+            return self.stop.wait(seconds)
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if external.wait(min(left, STOP_POLL)) or self.stop.is_set():
+                return True
+        return external.is_set()
+
     def _with_frame(self, exc: Any) -> Any:
         """``exc`` with ``.df``: the one place a run-ending exception gets its rows."""
         self.halt()
@@ -282,14 +366,20 @@ class Run:
         if not indices:
             return
         out: queue.SimpleQueue = queue.SimpleQueue()
-        take = threading.Lock()
-        pending = iter(indices)
-        ask, options, gate, stop = self.work.ask, self.options, self.gate, self.stop
+        ask, stop = self.work.ask, self.stop
+        by_lane: dict[str | None, list[int]]
+        if self.lane_of is None:
+            by_lane = {None: list(indices)}
+        else:
+            by_lane = {}
+            for i in indices:
+                by_lane.setdefault(self.lane_of[i], []).append(i)
 
-        def work() -> None:
+        def work(lane: str | None, pending: Any, take: threading.Lock) -> None:
             client = None
+            gate = self.gates[lane]
             try:
-                client = Client(options, self.watchdog)
+                client = Client(self.lane_options[lane], self.watchdog)
                 while not stop.is_set():
                     with take:
                         i = next(pending, None)
@@ -313,15 +403,22 @@ class Run:
         problem: tuple[str, BaseException] | None = None
         try:
             # Started inside the try: a Ctrl-C between two starts still stops those started.
-            for k in range(min(options.max_workers, len(indices))):
-                thread = threading.Thread(target=work, name=f"intercom-jobs-{k}", daemon=True)
-                thread.start()
-                running += 1
+            for lane, mine in by_lane.items():
+                pending, take = iter(mine), threading.Lock()
+                for k in range(min(self.options.max_workers, len(mine))):
+                    thread = threading.Thread(
+                        target=work,
+                        args=(lane, pending, take),
+                        name=f"intercom-jobs-{k}" if lane is None else f"intercom-jobs-{lane}-{k}",
+                        daemon=True,
+                    )
+                    thread.start()
+                    running += 1
             while running:
                 if self.external_stop is not None and self.external_stop.is_set():
                     raise KeyboardInterrupt
                 try:
-                    item = out.get(timeout=0.25)
+                    item = out.get(timeout=STOP_POLL)
                 except queue.Empty:
                     continue
                 # Drain what is ready and hand it on in one batch, but never more than
@@ -368,7 +465,8 @@ class Run:
 
     def halt(self) -> None:
         """Stop every worker and cut the requests in flight; no request is sent after this."""
-        self.gate.halt()
+        for gate in self.gates.values():
+            gate.halt()
         self.watchdog.cut_all()
 
     def close(self) -> None:
@@ -383,7 +481,7 @@ def run(
     job_ids: JobIds,
     options: Options,
     *,
-    known: Mapping[str, Row] | None = None,
+    known: Mapping[Key, Row] | None = None,
     checkpoint: str | os.PathLike | None = None,
     until_final: bool = False,
     poll_interval: float = 0.0,
@@ -393,36 +491,46 @@ def run(
     """Job statuses for ``job_ids``: the run behind `fetch_jobs`, `refresh`, `wait_for_jobs`.
 
     Args:
-        job_ids: the distinct ids, with the invalid ones and the user's columns.
+        job_ids: the distinct ids, with the invalid ones and the user's columns (and their
+            workspaces, in a run of many: then ``options.tokens`` has a token for each).
         options: checked options.
-        known: rows already known (from an input frame): final ones are kept, others asked.
+        known: rows already known by `Key` (from an input frame): final ones are kept, others
+            asked.
         checkpoint: a SQLite file; its rows count as known, and new rows are saved to it.
         until_final: pass again every ``poll_interval`` seconds until every row is final.
         timeout: with ``until_final``, stop passing after this many seconds
             (``df.attrs["timed_out"]`` then says so).
         stop: an event that, once set, ends the run like Ctrl-C.
+
+    Raises:
+        ConfigurationError: workspaces without ``tokens`` (or the reverse), or a workspace
+            with no token; nothing was sent.
     """
+    check_workspaces(job_ids.workspaces, options.tokens)
     known = dict(known or {})
     cp = Checkpoint(checkpoint, options.base_url) if checkpoint is not None else None
+    work = JobsWork(job_ids)
 
     def prepare(state: Run) -> None:
-        if cp is not None:  # bound to the token's workspace before any job is asked
-            cp.bind(identify(state.client(), state.gate))
-            for job_id, row in cp.rows().items():
-                mine = known.get(job_id)
+        if cp is not None:  # each workspace bound to its token's before any job is asked
+            for lane in state.gates:
+                cp.bind(state.identify(lane), label=lane)
+            for key, row in cp.rows().items():
+                mine = known.get(key)
                 if mine is None or (row.final and not mine.final):
-                    known[job_id] = row
+                    known[key] = row
+        lanes = work.lanes
         for i, job_id in enumerate(job_ids.ids):
             problem = job_ids.invalid.get(job_id)
-            state.rows[i] = (
-                error_row(job_id, None, C.INVALID_JOB_ID, problem)
-                if problem is not None
-                else known.get(job_id)
-            )
+            if problem is not None:
+                row = error_row(job_id, None, C.INVALID_JOB_ID, problem)
+                state.rows[i] = row if lanes is None else row._replace(workspace=lanes[i])
+            else:
+                state.rows[i] = known.get(work.key(i))
 
     try:
         state = Run(
-            JobsWork(job_ids),
+            work,
             len(job_ids.ids),
             options,
             until_final=until_final,
@@ -433,3 +541,31 @@ def run(
     finally:
         if cp is not None:
             cp.close()
+
+
+def check_workspaces(workspaces: Sequence[str] | None, tokens: Mapping[str, object] | None) -> None:
+    """A run of many workspaces has a token for each; ``tokens`` needs a workspace column.
+
+    Raises:
+        ConfigurationError: they do not match (no token is shown).
+    """
+    if tokens is None:
+        if workspaces is not None and len(set(workspaces)) > 1:
+            names = sorted(set(workspaces))
+            shown = ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
+            raise E.ConfigurationError(
+                f"these jobs belong to {len(names)} workspaces ({shown}): pass tokens={{name: "
+                "token}} with a token for each (a token, an ij.Secret or 'env:NAME')"
+            )
+        return
+    if workspaces is None:
+        raise E.ConfigurationError(
+            "tokens= needs a DataFrame with a workspace column (the workspace of each job_id); "
+            "for one workspace pass token="
+        )
+    lacking = sorted(set(workspaces) - set(tokens))
+    if lacking:
+        shown = ", ".join(lacking[:5]) + (" ..." if len(lacking) > 5 else "")
+        raise E.ConfigurationError(
+            f"no token for the workspaces {shown}: tokens= has {', '.join(sorted(tokens))}"
+        )

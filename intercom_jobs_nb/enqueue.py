@@ -47,7 +47,6 @@ from .transport import (
     Stopped,
     TransportFailure,
     backoff,
-    identify,
     parse_json,
     read_error,
     text_field,
@@ -398,7 +397,7 @@ def enqueue_tickets(
     with Ledger(os.fspath(ledger), options.base_url) as book:
 
         def prepare(run: Run) -> None:
-            book.bind(identify(run.client(), run.gate))
+            book.bind(run.identify())
             book.settle_interrupted()
             known = book.rows()
             for i, key in enumerate(keys):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pandas as pd
@@ -32,6 +32,7 @@ def fetch_jobs(
     ids: Any,
     *,
     token: str | Secret | None = None,
+    tokens: Mapping[str, str | Secret] | None = None,
     region: str = DEFAULT_REGION,
     base_url: str | None = None,
     api_version: str | None = DEFAULT_API_VERSION,
@@ -92,6 +93,7 @@ def fetch_jobs(
         max_workers=max_workers,
         max_rps=max_rps,
         progress=progress,
+        tokens=tokens,
     )
     return run(read_job_ids(ids), options, checkpoint=checkpoint)
 

@@ -23,7 +23,14 @@ import pandas as pd
 from ._warnings import warn
 from .errors import ConfigurationError
 
-__all__ = ["check_job_id", "read_job_ids", "JobIds", "MAX_JOB_ID_LENGTH", "ID_FILE_SUFFIXES"]
+__all__ = [
+    "check_job_id",
+    "read_job_ids",
+    "workspace_names",
+    "JobIds",
+    "MAX_JOB_ID_LENGTH",
+    "ID_FILE_SUFFIXES",
+]
 
 MAX_JOB_ID_LENGTH = 128
 _JOB_ID = re.compile(r"[A-Za-z0-9_-]+")
@@ -91,26 +98,53 @@ class JobIds:
     positions: list[int] | None = None
     carried: pd.DataFrame | None = None
     carried_positions: list[int] = field(default_factory=list)
+    # Many workspaces: the workspace of each id (same order); ids are distinct per workspace.
+    workspaces: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
 
 
-def _distinct(values: Iterable[Any]) -> tuple[list[str], dict[str, str], list[int], int]:
-    seen: dict[str, None] = {}
+def _distinct(
+    values: Iterable[Any], workspaces: list[str] | None = None
+) -> tuple[list[str], dict[str, str], list[int], int]:
+    """The distinct ids (per workspace when ``workspaces`` is given), the invalid ones, the
+    positions of the first of each, and how many repeats were dropped."""
+    seen: dict[Any, None] = {}
+    ids: list[str] = []
     invalid: dict[str, str] = {}
     first_positions: list[int] = []
     duplicates = 0
     for position, value in enumerate(values):
         job_id, problem = check_job_id(value)
-        if job_id in seen:
+        key = job_id if workspaces is None else (workspaces[position], job_id)
+        if key in seen:
             duplicates += 1
             continue
-        seen[job_id] = None
+        seen[key] = None
+        ids.append(job_id)
         first_positions.append(position)
         if problem:
             invalid[job_id] = f"job id {job_id!r} {problem}; it was not sent"
-    return list(seen), invalid, first_positions, duplicates
+    return ids, invalid, first_positions, duplicates
+
+
+def workspace_names(frame: pd.DataFrame) -> list[str] | None:
+    """The ``workspace`` column as names, or None when there is none.
+
+    Raises:
+        ConfigurationError: a row has no workspace name.
+    """
+    if "workspace" not in frame.columns:
+        return None
+    names = frame["workspace"].tolist()
+    blank = [i for i, name in enumerate(names) if not isinstance(name, str) or not name.strip()]
+    if blank:
+        raise ConfigurationError(
+            f"{len(blank)} rows have no workspace name (the first: row {blank[0]}): every row "
+            "of a frame with a workspace column needs one"
+        )
+    return names
 
 
 def _from_frame(frame: pd.DataFrame, column: str = "job_id") -> JobIds:
@@ -118,20 +152,32 @@ def _from_frame(frame: pd.DataFrame, column: str = "job_id") -> JobIds:
         names = ", ".join(map(str, frame.columns))
         raise ConfigurationError(f"the DataFrame has no {column!r} column (its columns: {names})")
     values = frame[column].tolist()
+    workspaces = workspace_names(frame)
     missing = [i for i, value in enumerate(values) if _is_missing(value)]
     kept = [i for i, value in enumerate(values) if not _is_missing(value)] if missing else None
     ids, invalid, positions, duplicates = _distinct(
-        values if kept is None else [values[i] for i in kept]
+        values if kept is None else [values[i] for i in kept],
+        workspaces if kept is None or workspaces is None else [workspaces[i] for i in kept],
     )
     if kept is not None:
         positions = [kept[p] for p in positions]
     others = frame.drop(columns=[column])
+    if workspaces is not None:  # a field of each row, not one of the user's columns
+        others = others.drop(columns=["workspace"])
     extra = others.iloc[positions].reset_index(drop=True)
     if duplicates:
-        warn(f"{duplicates} rows repeat a job_id already seen; the first row of each id is kept")
+        same = "job_id and workspace" if workspaces is not None else "job_id"
+        warn(f"{duplicates} rows repeat a {same} already seen; the first row of each is kept")
     carried = others.iloc[missing].reset_index(drop=True) if missing else None
     return JobIds(
-        ids, invalid, extra if len(extra.columns) else None, duplicates, positions, carried, missing
+        ids,
+        invalid,
+        extra if len(extra.columns) else None,
+        duplicates,
+        positions,
+        carried,
+        missing,
+        None if workspaces is None else [workspaces[p] for p in positions],
     )
 
 

@@ -16,8 +16,8 @@ import ipaddress
 import os
 import re
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 from urllib.parse import urlsplit
@@ -41,6 +41,8 @@ __all__ = [
     "check_base_url",
     "is_loopback",
     "get_token",
+    "read_tokens",
+    "ENV_PREFIX",
 ]
 
 try:
@@ -87,6 +89,15 @@ class Secret:
             return token
         if not isinstance(token, str):
             raise ConfigurationError(f"{source} must be a string, got {type(token).__name__}")
+        if token.startswith(ENV_PREFIX):  # a reference, read here (on the machine that runs)
+            name = token[len(ENV_PREFIX) :]
+            value = os.environ.get(name) if name else None
+            if not value:
+                raise MissingTokenError(
+                    f"{source} is {token!r}, but the environment variable {name or '(no name)'} "
+                    "is not set where this runs"
+                )
+            token, source = value, f"{source} (the environment variable {name})"
         token = token.strip()
         if not token:
             raise ConfigurationError(f"{source} is empty")
@@ -122,6 +133,35 @@ class Secret:
 
     def __reduce__(self) -> Any:  # pickling would write the token somewhere
         raise TypeError("a Secret cannot be pickled")
+
+
+ENV_PREFIX = "env:"  # a token given as "env:NAME" is read from the environment variable NAME
+
+
+def read_tokens(tokens: Any) -> dict[str, Secret]:
+    """``tokens={"acme": ..., ...}`` checked: a workspace name to a token, an `Secret`, or
+    ``"env:NAME"`` each.
+
+    Raises:
+        ConfigurationError: not a non-empty mapping of names to tokens (no token is shown).
+        MissingTokenError: an ``"env:NAME"`` whose variable is not set.
+    """
+    if not isinstance(tokens, Mapping) or not tokens:
+        raise ConfigurationError(
+            'tokens must be a non-empty dict of workspace name to token, e.g. tokens={"acme": '
+            '"env:ACME_TOKEN"}'
+        )
+    read: dict[str, Secret] = {}
+    for name, token in tokens.items():
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigurationError(
+                f"tokens: workspace names must be non-empty strings, got {name!r}"
+            )
+        secret = Secret.wrap(token, source=f"tokens[{name!r}]")
+        if secret is None:
+            raise ConfigurationError(f"tokens[{name!r}] is None: give a token or 'env:NAME'")
+        read[name] = secret
+    return read
 
 
 def resolve_token(token: Secret | None) -> Secret:
@@ -244,6 +284,8 @@ class Options:
     max_workers: int = DEFAULT_MAX_WORKERS
     max_rps: float | None = DEFAULT_MAX_RPS
     progress: bool | Callable[..., Any] = DEFAULT_PROGRESS
+    #: Many workspaces: a token per workspace name (``token`` is then the first of them).
+    tokens: Mapping[str, Secret] | None = field(default=None, repr=False)
 
     @classmethod
     def build(
@@ -258,7 +300,16 @@ class Options:
         max_workers: int = DEFAULT_MAX_WORKERS,
         max_rps: float | None = DEFAULT_MAX_RPS,
         progress: bool | Callable[..., Any] = DEFAULT_PROGRESS,
+        tokens: Mapping[str, str | Secret] | None = None,
     ) -> Options:
+        lanes = None
+        if tokens is not None:
+            if token is not None:
+                raise ConfigurationError(
+                    "pass token= (one workspace) or tokens= (one per workspace), not both"
+                )
+            lanes = read_tokens(tokens)
+            token = next(iter(lanes.values()))
         secret = resolve_token(Secret.wrap(token))
         if base_url is None:
             key = str(region).lower()
@@ -305,7 +356,12 @@ class Options:
             max_workers=max_workers,
             max_rps=max_rps,
             progress=progress,
+            tokens=lanes,
         )
+
+    def for_token(self, token: Secret) -> Options:
+        """The same options with another token (one workspace of many)."""
+        return replace(self, token=token, tokens=None)
 
     def headers(self) -> dict[str, str]:
         """The request headers (the token included: keep the result out of locals you log)."""

@@ -14,19 +14,19 @@ import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pandas as pd
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
-from .checkpoint import SCHEMA_VERSION, Checkpoint, _inspect
+from .checkpoint import SCHEMA_VERSION, SELECT_ROWS, Checkpoint, _inspect, row_from_db
 from .errors import ConfigurationError
-from .rows import COLUMNS, DTYPES, Row, to_frame
+from .rows import DTYPES, to_frame
 
-__all__ = ["export_parquet", "checkpoint_to_parquet"]
+__all__ = ["export_parquet", "checkpoint_to_parquet", "arrow_schema", "ARROW_TYPES"]
 
-_NAMES = ", ".join(COLUMNS)
 # The categoricals whose categories depend on the data (``status``'s are fixed; note that
 # ``STATUS_DTYPE == "category"`` is true in pandas, hence the ``isinstance``).
 _OPEN_CATEGORIES = tuple(
@@ -57,9 +57,32 @@ def _atomic(target: Path, write: Callable[[object], None]) -> Path:
     return target
 
 
+#: The Arrow type of each result column whose type pyarrow cannot tell from every frame: a
+#: categorical with no value (every row a success: ``error_code``) would otherwise be a
+#: dictionary of nulls, read back as ``object``. The others follow from their dtypes.
+ARROW_TYPES: dict[str, Any] = {
+    **{
+        name: pa.dictionary(pa.int32(), pa.large_string())
+        for name, dtype in DTYPES.items()
+        if dtype == "category" or isinstance(dtype, pd.CategoricalDtype)
+    },
+    "fetched_at": pa.timestamp("ns", tz="UTC"),
+}
+
+
+def arrow_schema(df: pd.DataFrame) -> pa.Schema:
+    """The Parquet schema of a frame: pyarrow's reading of its dtypes, with `ARROW_TYPES`."""
+    inferred = pa.Schema.from_pandas(df, preserve_index=False)
+    for name, kind in ARROW_TYPES.items():
+        at = inferred.get_field_index(name)
+        if at >= 0:
+            inferred = inferred.set(at, pa.field(name, kind))
+    return inferred
+
+
 def _table(df: pd.DataFrame, schema: pa.Schema | None = None) -> pa.Table:
     try:
-        return pa.Table.from_pandas(df, schema=schema, preserve_index=False)
+        return pa.Table.from_pandas(df, schema=schema or arrow_schema(df), preserve_index=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
         raise ConfigurationError(f"cannot write this DataFrame as Parquet: {exc}") from None
 
@@ -117,18 +140,17 @@ def _batches(db: sqlite3.Connection, batch_rows: int) -> Iterator[pd.DataFrame]:
         )
         for name in _OPEN_CATEGORIES
     }
-    cursor = db.execute(f"SELECT {_NAMES} FROM jobs ORDER BY job_id")
+    cursor = db.execute(f"{SELECT_ROWS} ORDER BY workspace, job_id")
     first = True
     while True:
         values = cursor.fetchmany(batch_rows)
         if not values and not first:
             return
-        # As `Checkpoint.rows`: ``final`` is stored as 0/1.
-        rows = [Row._make(v)._replace(final=bool(v[-1])) for v in values]
+        rows = [row_from_db(v) for v in values]
         del values
         frame = to_frame(rows, consume=True)
         for name, cats in categories.items():
-            if cats or frame[name].cat.categories.size:
+            if name in frame.columns and (cats or frame[name].cat.categories.size):
                 frame[name] = frame[name].cat.set_categories(cats)
         yield frame
         first = False

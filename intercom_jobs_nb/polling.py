@@ -9,7 +9,7 @@ engine (``engine.py``); a row already final is never asked for again.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pandas as pd
@@ -30,14 +30,14 @@ from .options import (
     Secret,
 )
 from .progress import Snapshot
-from .rows import COLUMNS
+from .rows import REQUIRED_COLUMNS
 from .tickets import fetch_tickets
 
 __all__ = ["refresh", "wait_for_jobs"]
 
 
 def _is_jobs_frame(source: Any) -> bool:
-    return isinstance(source, pd.DataFrame) and set(COLUMNS) <= set(source.columns)
+    return isinstance(source, pd.DataFrame) and set(REQUIRED_COLUMNS) <= set(source.columns)
 
 
 def refresh(
@@ -45,6 +45,7 @@ def refresh(
     *,
     checkpoint: str | os.PathLike | None = None,
     token: str | Secret | None = None,
+    tokens: Mapping[str, str | Secret] | None = None,
     region: str = DEFAULT_REGION,
     base_url: str | None = None,
     api_version: str | None = DEFAULT_API_VERSION,
@@ -80,6 +81,7 @@ def refresh(
         max_workers=max_workers,
         max_rps=max_rps,
         progress=progress,
+        tokens=tokens,
     )
     job_ids, known = from_frame(df) if _is_jobs_frame(df) else (read_job_ids(df), {})
     return run(job_ids, options, known=known, checkpoint=checkpoint)
@@ -94,6 +96,7 @@ def wait_for_jobs(
     request_timeout: float = DEFAULT_TIMEOUT,
     tickets: bool = False,
     token: str | Secret | None = None,
+    tokens: Mapping[str, str | Secret] | None = None,
     region: str = DEFAULT_REGION,
     base_url: str | None = None,
     api_version: str | None = DEFAULT_API_VERSION,
@@ -138,7 +141,13 @@ def wait_for_jobs(
         max_workers=max_workers,
         max_rps=max_rps,
         progress=progress,
+        tokens=tokens,
     )
+    if tickets and options.tokens is not None:  # said before anything is asked
+        raise E.ConfigurationError(
+            "tickets=True is for one workspace: wait for many with tokens=, then call "
+            "fetch_tickets per workspace with its token"
+        )
     if _is_jobs_frame(ids_or_df):
         job_ids, known = from_frame(ids_or_df)
     else:

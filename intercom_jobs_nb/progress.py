@@ -364,8 +364,9 @@ class Progress:
             return
         short = "letters" if bar.ascii else "symbols"
         cap = len(str(self.total))
-        # Each count one digit wider than now (it may grow before the next layout), the rate ten
-        # times what it is (at least 99.99 job/s), and room for "wait 15s" while the gate holds requests back.
+        # Each count one digit wider than now (it may grow before the next layout), the rate
+        # ten times what it is (at least 99.99 job/s), and room for "wait 15s" while the gate
+        # holds requests back.
         digits = [min(cap, len(str(n)) + 1) for n in self.counts.values()]
         elapsed = d["elapsed"]
         rate = (d["n"] - d["initial"]) / elapsed if elapsed else 0.0

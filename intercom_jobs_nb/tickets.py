@@ -39,7 +39,6 @@ from .transport import (
     Answer,
     Client,
     ask,
-    identify,
     parse_json,
     read_error,
     text_field,
@@ -337,6 +336,12 @@ def fetch_tickets(
         raise ConfigurationError(
             "fetch_tickets needs the frame of fetch_jobs or wait_for_jobs (status, resource_id)"
         )
+    if "workspace" in df.columns and df["workspace"].nunique() > 1:
+        raise ConfigurationError(
+            "fetch_tickets is for one workspace at a time (a ticket id is only unique within "
+            "its workspace): call it per workspace, e.g. df[df['workspace'] == 'acme'] with "
+            "that workspace's token"
+        )
     options = Options.build(
         token=token,
         region=region,
@@ -367,7 +372,7 @@ def fetch_tickets(
 
     def prepare(run: Run) -> None:
         if book is not None:  # bound to the token's workspace before any ticket is asked
-            book.bind(identify(run.client(), run.gate))
+            book.bind(run.identify())
             saved = book.rows()
             for i, resource_id in enumerate(resource_ids):
                 run.rows[i] = saved.get(resource_id)

@@ -11,7 +11,7 @@ import pytest
 
 import intercom_jobs_nb as ij
 from intercom_jobs_nb import transport
-from intercom_jobs_nb.rows import COLUMNS
+from intercom_jobs_nb.rows import REQUIRED_COLUMNS
 from intercom_jobs_nb.sandbox import Sandbox
 
 RESULT_COLUMNS = [
@@ -357,7 +357,7 @@ def test_every_run_ending_exception_has_df_with_the_result_columns(
         run(final_sandbox, opts, tmp_path, monkeypatch)
     df = caught.value.df
     assert isinstance(df, pd.DataFrame)
-    assert tuple(df.columns) == COLUMNS
+    assert tuple(df.columns) == REQUIRED_COLUMNS
 
 
 def test_the_progress_bar_counts_match_its_position(capsys, monkeypatch):

@@ -134,3 +134,29 @@ def test_a_killed_process_keeps_its_checkpoint_and_the_rerun_finishes(slow_sandb
     # uncommitted batch was (milliseconds of work at the moment of the kill).
     assert sum(per_job.values()) - 400 <= 400 - kept
     assert sum(per_job.values()) <= 400 + 12
+
+
+def test_a_stop_event_ends_a_wait_between_two_polls_at_once(mixed_sandbox):
+    """The panel's Stop during the pause of an auto-refresh: the run ends then, not after the
+    poll interval (30 s here; the generous bound below only tells the two apart)."""
+    from intercom_jobs_nb.engine import run
+    from intercom_jobs_nb.ids import read_job_ids
+    from intercom_jobs_nb.options import Options
+
+    stop = threading.Event()
+    options = Options.build(
+        token=mixed_sandbox.token, base_url=mixed_sandbox.base_url, progress=False
+    )
+    timer = threading.Timer(1.0, stop.set)
+    timer.start()
+    started = time.monotonic()
+    with pytest.raises(ij.FetchInterrupted) as caught:
+        run(
+            read_job_ids(mixed_sandbox.job_ids),
+            options,
+            until_final=True,
+            poll_interval=30,
+            stop=stop,
+        )
+    assert time.monotonic() - started < 15
+    assert len(caught.value.df) == 40 and not caught.value.df["final"].all()

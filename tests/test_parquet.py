@@ -13,7 +13,7 @@ import pytest
 import intercom_jobs_nb as ij
 from intercom_jobs_nb.checkpoint import Checkpoint
 from intercom_jobs_nb.ledger import Ledger
-from intercom_jobs_nb.rows import COLUMNS
+from intercom_jobs_nb.rows import REQUIRED_COLUMNS
 
 
 def run_cli(*args: str, token: str) -> subprocess.CompletedProcess:
@@ -90,7 +90,7 @@ def test_an_empty_checkpoint_gives_an_empty_file_of_the_columns(tmp_path):
     path = ij.checkpoint_to_parquet(checkpoint, tmp_path / "jobs.parquet")
     back = pd.read_parquet(path)
     assert len(back) == 0
-    assert tuple(back.columns) == COLUMNS
+    assert tuple(back.columns) == REQUIRED_COLUMNS
 
 
 def test_the_cli_writes_parquet_for_a_parquet_out(final_sandbox, tmp_path):
@@ -105,3 +105,13 @@ def test_the_cli_writes_parquet_for_a_parquet_out(final_sandbox, tmp_path):
     back = pd.read_parquet(out)
     assert back["job_id"].tolist() == final_sandbox.job_ids[:5]
     assert isinstance(back["status"].dtype, pd.CategoricalDtype)
+
+
+def test_a_category_without_any_value_reads_back_as_a_category(tmp_path, final_sandbox, opts):
+    """Every row a success: error_code has no value, and is still a category once read back."""
+    df = ij.fetch_jobs(final_sandbox.job_ids, **opts(final_sandbox))
+    ok = df[df["status"] == "success"].reset_index(drop=True)
+    assert ok["error_code"].isna().all()
+    back = pd.read_parquet(ij.export_parquet(ok, tmp_path / "ok.parquet"))
+    assert isinstance(back["error_code"].dtype, pd.CategoricalDtype)
+    assert str(back["fetched_at"].dtype) == "datetime64[ns, UTC]"

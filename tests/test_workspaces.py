@@ -1,0 +1,315 @@
+"""Many workspaces in one call: a frame with a ``workspace`` column and ``tokens=``.
+
+Against one sandbox that serves several workspaces, each with its own token, its own rate-limit
+window and its own job outcomes (``separate_jobs``), so rows of two workspaces for one job id
+differ and a mix-up shows.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+import intercom_jobs_nb as ij
+from intercom_jobs_nb.checkpoint import Checkpoint
+from intercom_jobs_nb.sandbox import Sandbox
+
+TOKENS = {"acme": "tok-acme", "globex": "tok-globex", "initech": "tok-initech"}
+SAME = ["job_id", "workspace", "status", "resource_id", "error_code", "final"]
+
+
+@pytest.fixture
+def many():
+    """Three workspaces (the main one is 'acme'), 60 jobs each, some pending for good."""
+    with Sandbox(
+        jobs=60,
+        seed=5,
+        token=TOKENS["acme"],
+        workspace="acme",
+        tokens={TOKENS["globex"]: "globex", TOKENS["initech"]: "initech"},
+        separate_jobs=True,
+        pending_share=0.2,
+        pending_seconds=(1e9, 1e9),
+    ) as sb:
+        yield sb
+
+
+def frame_of(sb: Sandbox, names=("acme", "globex", "initech"), n: int = 60) -> pd.DataFrame:
+    """Every workspace's first ``n`` ids, interleaved, with a column of the user's own."""
+    rows = [
+        {"workspace": name, "job_id": job_id, "mine": f"{name}:{job_id}"}
+        for job_id in sb.job_ids[:n]
+        for name in names
+    ]
+    return pd.DataFrame(rows)
+
+
+def one_by_one(sb: Sandbox, names=("acme", "globex", "initech"), n: int = 60) -> pd.DataFrame:
+    """What a call per workspace gives: the truth to compare against."""
+    parts = []
+    for name in names:
+        part = ij.fetch_jobs(
+            sb.job_ids[:n], token=TOKENS[name], base_url=sb.base_url, progress=False
+        )
+        parts.append(part.assign(workspace=name))
+    return pd.concat(parts, ignore_index=True)
+
+
+def comparable(df: pd.DataFrame) -> pd.DataFrame:
+    out = df[SAME].astype(object).where(df[SAME].notna(), None)
+    return out.sort_values(["workspace", "job_id"]).reset_index(drop=True)
+
+
+def test_one_call_fetches_every_workspace_with_its_own_token(many):
+    df = ij.fetch_jobs(frame_of(many), tokens=TOKENS, base_url=many.base_url, progress=False)
+    assert len(df) == 180
+    # Rows keep their workspace, their order and the user's own columns.
+    assert df["workspace"].tolist() == frame_of(many)["workspace"].tolist()
+    assert (df["mine"] == df["workspace"].astype(str) + ":" + df["job_id"].astype(str)).all()
+    # The same rows as a call per workspace: no row was asked with another workspace's token.
+    pd.testing.assert_frame_equal(comparable(df), comparable(one_by_one(many)))
+    # ... and the workspaces' outcomes really differ, so a mix-up could not go unseen.
+    by = comparable(df).pivot(index="job_id", columns="workspace", values="status")
+    assert (by["acme"] != by["globex"]).any()
+    assert df["error_code"].isna().all()
+
+
+def test_env_references_are_read_where_the_run_runs(many, monkeypatch):
+    for name, token in TOKENS.items():
+        monkeypatch.setenv(f"IJ_TEST_{name.upper()}", token)
+    refs = {name: f"env:IJ_TEST_{name.upper()}" for name in TOKENS}
+    df = ij.fetch_jobs(frame_of(many, n=10), tokens=refs, base_url=many.base_url, progress=False)
+    assert df["error_code"].isna().all() and len(df) == 30
+
+
+def test_an_unset_env_reference_names_the_variable_and_nothing_is_sent(many, monkeypatch):
+    monkeypatch.setenv("IJ_TEST_ACME", TOKENS["acme"])
+    monkeypatch.delenv("IJ_TEST_GLOBEX", raising=False)
+    before = many.stats["requests"]
+    with pytest.raises(ij.MissingTokenError, match="IJ_TEST_GLOBEX") as caught:
+        ij.fetch_jobs(
+            frame_of(many, ("acme", "globex"), 5),
+            tokens={"acme": "env:IJ_TEST_ACME", "globex": "env:IJ_TEST_GLOBEX"},
+            base_url=many.base_url,
+            progress=False,
+        )
+    assert TOKENS["acme"] not in str(caught.value)
+    assert many.stats["requests"] == before
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda sb: dict(token=TOKENS["acme"]), "belong to 3 workspaces"),
+        (lambda sb: dict(tokens={"acme": TOKENS["acme"]}), "no token for the workspaces globex"),
+        (
+            lambda sb: dict(token=TOKENS["acme"], tokens=TOKENS),
+            "not both",
+        ),
+        (lambda sb: dict(tokens={}), "non-empty dict"),
+        (lambda sb: dict(tokens={"acme": "bad token"}), r"tokens\['acme'\] has characters"),
+    ],
+    ids=["no-tokens", "a-workspace-without-token", "both", "empty", "malformed"],
+)
+def test_workspaces_and_tokens_must_match_before_anything_is_sent(many, call, message):
+    before = many.stats["requests"]
+    with pytest.raises(ij.ConfigurationError, match=message) as caught:
+        ij.fetch_jobs(frame_of(many, n=3), base_url=many.base_url, progress=False, **call(many))
+    for token in TOKENS.values():
+        assert token not in str(caught.value)
+    assert many.stats["requests"] == before
+
+
+def test_tokens_need_a_workspace_column(many):
+    with pytest.raises(ij.ConfigurationError, match="needs a DataFrame with a workspace column"):
+        ij.fetch_jobs(many.job_ids[:3], tokens=TOKENS, base_url=many.base_url, progress=False)
+
+
+def test_a_row_without_a_workspace_name_is_refused(many):
+    frame = frame_of(many, n=2)
+    frame.loc[3, "workspace"] = None
+    with pytest.raises(ij.ConfigurationError, match="rows have no workspace name"):
+        ij.fetch_jobs(frame, tokens=TOKENS, base_url=many.base_url, progress=False)
+
+
+def test_one_workspace_column_needs_no_tokens_and_is_kept(many):
+    frame = frame_of(many, ("acme",), 10)
+    df = ij.fetch_jobs(frame, token=TOKENS["acme"], base_url=many.base_url, progress=False)
+    assert (df["workspace"] == "acme").all() and df["error_code"].isna().all()
+
+
+def test_a_slow_workspace_never_holds_another_back():
+    """acme's budget is 10 requests a window of 2 s; globex's 10 jobs must not wait for it."""
+    seen = []
+    with Sandbox(
+        jobs=60,
+        token=TOKENS["acme"],
+        workspace="acme",
+        tokens={TOKENS["globex"]: "globex"},
+        rate_limit=10,
+        window=2,
+        pending_share=0.0,
+    ) as sb:
+        rows = [{"workspace": "acme", "job_id": j} for j in sb.job_ids[:40]]
+        rows += [{"workspace": "globex", "job_id": j} for j in sb.job_ids[:10]]
+        df = ij.fetch_jobs(
+            pd.DataFrame(rows),
+            tokens={k: TOKENS[k] for k in ("acme", "globex")},
+            base_url=sb.base_url,
+            progress=seen.append,
+            max_workers=4,
+        )
+        assert sb.refused("acme") == 0 and sb.refused("globex") == 0
+    assert df["error_code"].isna().all() and len(df) == 50
+    # Progress per workspace: the last snapshot says each is done; globex was done while acme
+    # still had most of its jobs to do (it waits for three more windows).
+    assert dict(seen[-1].workspaces) == {"acme": (40, 40), "globex": (10, 10)}
+    globex_done = next(s for s in seen if s.workspaces["globex"] == (10, 10))
+    assert globex_done.workspaces["acme"][0] <= 25
+
+
+def test_a_checkpoint_keeps_each_workspace_apart_and_resumes(many, tmp_path):
+    path = tmp_path / "jobs.sqlite"
+    first = ij.fetch_jobs(
+        frame_of(many), tokens=TOKENS, base_url=many.base_url, progress=False, checkpoint=path
+    )
+    asked = many.stats["requests"]
+    again = ij.fetch_jobs(
+        frame_of(many), tokens=TOKENS, base_url=many.base_url, progress=False, checkpoint=path
+    )
+    # Only the pending rows (not final) were asked again: 3 /me and the pending ones.
+    pending = int((~first["final"]).sum())
+    assert many.stats["requests"] - asked == pending + 3
+    pd.testing.assert_frame_equal(comparable(first), comparable(again))
+    # A checkpoint of rows keyed by (workspace, job_id): the same id, three rows.
+    with Checkpoint(path, many.base_url) as cp:
+        keys = set(cp.rows())
+    assert len(keys) == 180
+    assert ("acme", many.job_ids[0]) in keys and ("globex", many.job_ids[0]) in keys
+
+
+def test_a_checkpoint_refuses_swapped_tokens_before_any_job_is_asked(many, tmp_path):
+    path = tmp_path / "jobs.sqlite"
+    frame = frame_of(many, ("acme", "globex"), 5)
+    two = {k: TOKENS[k] for k in ("acme", "globex")}
+    ij.fetch_jobs(frame, tokens=two, base_url=many.base_url, progress=False, checkpoint=path)
+    swapped = {"acme": TOKENS["globex"], "globex": TOKENS["acme"]}
+    before = many.stats["requests"]
+    with pytest.raises(ij.ConfigurationError, match="another workspace than the token of"):
+        ij.fetch_jobs(
+            frame, tokens=swapped, base_url=many.base_url, progress=False, checkpoint=path
+        )
+    assert many.stats["requests"] - before <= 2  # the /me requests only: no job was asked
+
+
+def test_a_checkpoint_of_one_workspace_is_not_used_for_many(many, tmp_path):
+    path = tmp_path / "jobs.sqlite"
+    ij.fetch_jobs(
+        many.job_ids[:3],
+        token=TOKENS["acme"],
+        base_url=many.base_url,
+        progress=False,
+        checkpoint=path,
+    )
+    with pytest.raises(ij.ConfigurationError, match="holds one workspace's rows"):
+        ij.fetch_jobs(
+            frame_of(many, n=3),
+            tokens=TOKENS,
+            base_url=many.base_url,
+            progress=False,
+            checkpoint=path,
+        )
+
+
+def test_refresh_and_wait_keep_the_workspaces(many):
+    df = ij.fetch_jobs(frame_of(many), tokens=TOKENS, base_url=many.base_url, progress=False)
+    pending = int((~df["final"]).sum())
+    assert pending > 0
+    asked = many.stats["requests"]
+    again = ij.refresh(df, tokens=TOKENS, base_url=many.base_url, progress=False)
+    assert many.stats["requests"] - asked == pending  # only what may change, each once
+    pd.testing.assert_frame_equal(comparable(df), comparable(again))
+    many.finish_all()
+    done = ij.wait_for_jobs(
+        again, tokens=TOKENS, base_url=many.base_url, progress=False, poll_interval=0.05
+    )
+    assert done["final"].all() and done["workspace"].tolist() == df["workspace"].tolist()
+    assert (done["mine"] == df["mine"]).all()
+
+
+# -- the CLI: --workspaces ---------------------------------------------------------------------
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("INTERCOM_", "IJ_TEST_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "intercom_jobs_nb", *args],
+        env={**base, "TQDM_DISABLE": "1", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_cli_runs_many_workspaces_from_a_csv(many, tmp_path):
+    ids = tmp_path / "ids.csv"
+    frame_of(many, n=20).to_csv(ids, index=False)
+    workspaces = tmp_path / "workspaces.csv"
+    workspaces.write_text(
+        "workspace,token_env\n" + "".join(f"{n},IJ_TEST_{n.upper()}\n" for n in TOKENS)
+    )
+    env = {f"IJ_TEST_{n.upper()}": t for n, t in TOKENS.items()}
+    out = tmp_path / "out.csv"
+    done = run_cli(
+        "fetch", str(ids), "--workspaces", str(workspaces), "--base-url", many.base_url,
+        "--out", str(out), env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    df = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert len(df) == 60 and set(df["workspace"]) == set(TOKENS)
+    assert (df["error_code"] == "").all()
+    for token in TOKENS.values():
+        assert token not in done.stderr + done.stdout
+
+
+@pytest.mark.parametrize(
+    "table, env, message",
+    [
+        ("workspace,token_env\nacme,IJ_TEST_ACME\n", {}, "set IJ_TEST_ACME"),
+        ("name,env\nacme,X\n", {}, "needs the columns workspace and token_env"),
+        ("workspace,token_env\nacme,not a name\n", {}, "line 2: needs a workspace name"),
+        ("workspace,token_env\nacme,A\nacme,B\n", {"A": "x", "B": "y"}, "listed twice"),
+    ],
+    ids=["unset-variable", "columns", "bad-variable-name", "twice"],
+)
+def test_the_cli_refuses_a_bad_workspaces_file_with_exit_2(many, tmp_path, table, env, message):
+    ids = tmp_path / "ids.csv"
+    frame_of(many, ("acme",), 3).to_csv(ids, index=False)
+    workspaces = tmp_path / "workspaces.csv"
+    workspaces.write_text(table)
+    before = many.stats["requests"]
+    done = run_cli(
+        "fetch", str(ids), "--workspaces", str(workspaces), "--base-url", many.base_url, env=env
+    )
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+    assert many.stats["requests"] == before
+
+
+def test_tickets_are_fetched_one_workspace_at_a_time(many):
+    df = ij.fetch_jobs(frame_of(many, n=5), tokens=TOKENS, base_url=many.base_url, progress=False)
+    with pytest.raises(ij.ConfigurationError, match="one workspace at a time"):
+        ij.fetch_tickets(df, token=TOKENS["acme"], base_url=many.base_url, progress=False)
+    before = many.stats["requests"]
+    with pytest.raises(ij.ConfigurationError, match="tickets=True is for one workspace"):
+        ij.wait_for_jobs(
+            df, tokens=TOKENS, base_url=many.base_url, progress=False, tickets=True,
+            timeout=0, poll_interval=0,
+        )  # fmt: skip
+    assert many.stats["requests"] == before
+    mine = df[df["workspace"] == "acme"]
+    out = ij.fetch_tickets(mine, token=TOKENS["acme"], base_url=many.base_url, progress=False)
+    assert len(out) == len(mine)
