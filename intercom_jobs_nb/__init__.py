@@ -9,16 +9,20 @@ The public API, in one place::
     ij.export_csv(df, "jobs.csv")                 # -> the path written
     df = ij.wait_for_jobs(ids, checkpoint="jobs.sqlite")   # poll until every job is final
     df = ij.refresh(df)                           # ask again only what may still change
+    df = ij.fetch_jobs(frame, tokens={"acme": "env:ACME_TOKEN", ...})  # many workspaces
 
 Every call that talks to Intercom takes the same keyword-only options: ``token`` (default: the
 ``INTERCOM_TOKEN`` environment variable), ``region``, ``base_url``, ``api_version``,
-``timeout``, ``retries``, ``max_workers``, ``max_rps`` and ``progress``.
+``timeout``, ``retries``, ``max_workers``, ``max_rps`` and ``progress`` (and ``tokens``, one
+per workspace, for a frame with a ``workspace`` column).
 
 The modules behind it, a concern each: ``rows`` (the result row and its one ``final`` rule),
 ``codes`` (every error code), ``options`` (defaults and the token), ``ids`` (input),
 ``transport`` (one request, bounded), ``pacing`` (the rate-limit gate), ``engine`` (the one run
 loop), ``checkpoint``, ``fetch`` and ``polling`` (the public calls), ``frames`` (analysis and
-CSV), ``progress``, ``plotting``, ``widgets``, ``sandbox`` (a local Intercom) and ``cli``.
+CSV), ``parquet``, ``progress``, ``plotting``, ``panel_render``, ``panel_controller`` and
+``widgets`` (the JobsPanel), ``sandbox`` (a local Intercom), ``cli``, and ``dask`` (many
+workspaces on a cluster; the ``dask`` extra, imported only as ``intercom_jobs_nb.dask``).
 """
 
 from .enqueue import enqueue_tickets

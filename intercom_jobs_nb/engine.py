@@ -54,6 +54,7 @@ __all__ = ["Run", "Work", "JobsWork", "Key", "run", "from_frame", "check_workspa
 BATCH_ROWS = 200  # rows handed to the sink (the checkpoint) at most at once
 STOP_GRACE = 1.0  # seconds a stopping run waits for its workers to end
 STOP_POLL = 0.1  # seconds between two looks at the `stop` event while no row arrives
+QUEUED_ROWS = 4 * BATCH_ROWS  # rows answered and waiting to be taken in, at most
 _DONE = object()  # a worker has finished
 
 
@@ -375,12 +376,19 @@ class Run:
             for i in indices:
                 by_lane.setdefault(self.lane_of[i], []).append(i)
 
+        # Rows answered but not yet taken by this thread are bounded: workers faster than the
+        # checkpoint's writes would otherwise pile up rows (and memory) in the queue.
+        workers = {lane: min(self.options.max_workers, len(mine)) for lane, mine in by_lane.items()}
+        room = threading.Semaphore(sum(workers.values()) + QUEUED_ROWS)
+
         def work(lane: str | None, pending: Any, take: threading.Lock) -> None:
             client = None
             gate = self.gates[lane]
             try:
                 client = Client(self.lane_options[lane], self.watchdog)
                 while not stop.is_set():
+                    if not room.acquire(timeout=STOP_POLL):
+                        continue
                     with take:
                         i = next(pending, None)
                     if i is None:
@@ -405,7 +413,7 @@ class Run:
             # Started inside the try: a Ctrl-C between two starts still stops those started.
             for lane, mine in by_lane.items():
                 pending, take = iter(mine), threading.Lock()
-                for k in range(min(self.options.max_workers, len(mine))):
+                for k in range(workers[lane]):
                     thread = threading.Thread(
                         target=work,
                         args=(lane, pending, take),
@@ -430,6 +438,7 @@ class Run:
                         problem = problem or item
                     else:
                         self.receive(*item)
+                        room.release()
                     if len(self.batch) >= BATCH_ROWS:
                         break
                     try:
