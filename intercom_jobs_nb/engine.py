@@ -27,6 +27,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 
 from . import codes as C
@@ -214,6 +215,7 @@ class Run:
             for name, o in self.lane_options.items()
         }
         self.gate = next(iter(self.gates.values()))  # the gate of a run of one workspace
+        self._lane_codes: np.ndarray | None = None
         self.watchdog = Watchdog()
         self.batch: list[Any] = []
         self.progress: Progress | None = None
@@ -268,11 +270,15 @@ class Run:
             blocked=all(s.blocked for s in statuses),
         )
 
-    def todo(self) -> list[int]:
+    def todo(self) -> np.ndarray:
+        """The items to ask (row missing or not final), as an array: a million Python ints
+        would cost 36 MB for the whole pass."""
         rows = self.rows
         if isinstance(rows, RowStore):
             return rows.todo()
-        return [i for i, row in enumerate(rows) if row is None or not row.final]
+        return np.array(
+            [i for i, row in enumerate(rows) if row is None or not row.final], dtype=np.int64
+        )
 
     def frame(self, *, consume: bool = False) -> pd.DataFrame:
         return self.work.frame(self.rows, consume)
@@ -311,9 +317,10 @@ class Run:
             self.start_progress()
             deadline = None if timeout is None else time.monotonic() + timeout
             timed_out = False
-            while todo := self.todo():
+            while len(todo := self.todo()):
                 self.one_pass(todo)
-                if not self.until_final or not self.todo():
+                del todo
+                if not self.until_final or not len(self.todo()):
                     break
                 if deadline is not None and time.monotonic() + poll_interval > deadline:
                     timed_out = True
@@ -362,19 +369,22 @@ class Run:
         return exc
 
     # -- one pass --------------------------------------------------------------------------
-    def one_pass(self, indices: Sequence[int]) -> None:
+    def one_pass(self, indices: np.ndarray) -> None:
         """Ask the ids at ``indices`` once each (retries included)."""
-        if not indices:
+        if not len(indices):
             return
         out: queue.SimpleQueue = queue.SimpleQueue()
         ask, stop = self.work.ask, self.stop
-        by_lane: dict[str | None, list[int]]
+        by_lane: dict[str | None, np.ndarray]
         if self.lane_of is None:
-            by_lane = {None: list(indices)}
+            by_lane = {None: indices}
         else:
-            by_lane = {}
-            for i in indices:
-                by_lane.setdefault(self.lane_of[i], []).append(i)
+            if self._lane_codes is None:  # each item's lane as a number, made once
+                numbers = {name: k for k, name in enumerate(self.lane_options)}
+                self._lane_codes = np.array([numbers[n] for n in self.lane_of], dtype=np.int32)
+            codes = self._lane_codes[indices]
+            by_lane = {name: indices[codes == k] for k, name in enumerate(self.lane_options)}
+            by_lane = {name: mine for name, mine in by_lane.items() if len(mine)}
 
         # Rows answered but not yet taken by this thread are bounded: workers faster than the
         # checkpoint's writes would otherwise pile up rows (and memory) in the queue.
@@ -412,7 +422,7 @@ class Run:
         try:
             # Started inside the try: a Ctrl-C between two starts still stops those started.
             for lane, mine in by_lane.items():
-                pending, take = iter(mine), threading.Lock()
+                pending, take = map(int, mine), threading.Lock()  # ints made one at a time
                 for k in range(workers[lane]):
                     thread = threading.Thread(
                         target=work,

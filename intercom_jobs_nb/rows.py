@@ -369,9 +369,9 @@ class RowStore:
             rows[i - b * BLOCK] = self._over[i]
         return rows
 
-    def todo(self) -> list[int]:
+    def todo(self) -> np.ndarray:
         """The items whose row is missing or not final."""
-        return np.flatnonzero(~self.final).tolist()
+        return np.flatnonzero(~self.final)
 
     def frame(self, *, consume: bool = False) -> tuple[pd.DataFrame, np.ndarray]:
         """The frame of the rows present, in item order, and their item indices.

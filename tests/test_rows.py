@@ -58,10 +58,10 @@ def test_a_row_replacing_a_sealed_one_wins_in_the_frame(small_blocks):
     store = R.RowStore(8)
     for i in range(8):
         store[i] = row(i, "pending")
-    assert store.todo() == list(range(8))
+    assert store.todo().tolist() == list(range(8))
     store[5] = row(5, "success")
     store[2] = row(2, "failed")
-    assert store.todo() == [0, 1, 3, 4, 6, 7]
+    assert store.todo().tolist() == [0, 1, 3, 4, 6, 7]
     assert store[5] == row(5, "success")
     df, _ = store.frame()
     assert (
@@ -75,7 +75,7 @@ def test_missing_rows_are_left_out_and_their_items_are_to_do(small_blocks):
     for i in (0, 1, 2, 3, 6, 8):
         store[i] = row(i)
     store[7] = None  # a slot set to nothing stays empty
-    assert store.todo() == [4, 5, 7]
+    assert store.todo().tolist() == [4, 5, 7]
     df, present = store.frame()
     assert present.tolist() == [0, 1, 2, 3, 6, 8]
     assert df["job_id"].tolist() == ["0", "1", "2", "3", "6", "8"]
