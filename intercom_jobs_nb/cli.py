@@ -65,6 +65,7 @@ from .options import (
     DEFAULT_REGION,
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
+    ENV_NAME,
     REGIONS,
     TOKEN_ENV,
     __version__,
@@ -122,9 +123,6 @@ def _read_ids(source: str) -> pd.DataFrame:
     return ids if job_ids.extra is None else pd.concat([ids, job_ids.extra], axis=1)
 
 
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
 def _read_workspaces(source: str) -> dict[str, str]:
     """``--workspaces FILE.csv``: each workspace's name and the environment variable that
     holds its token, as ``tokens=`` references (``"env:NAME"``: read, never shown)."""
@@ -145,7 +143,7 @@ def _read_workspaces(source: str) -> dict[str, str]:
     pairs = zip(frame["workspace"], frame["token_env"], strict=True)
     for number, (name, env) in enumerate(pairs, 2):
         name, env = name.strip(), env.strip()
-        if not name or not _ENV_NAME.fullmatch(env):
+        if not name or not ENV_NAME.fullmatch(env):
             raise _Stop(
                 EXIT_USAGE,
                 f"--workspaces {source}, line {number}: needs a workspace name and the name of "

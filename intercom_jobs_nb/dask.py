@@ -63,6 +63,7 @@ from .options import (
     DEFAULT_REGION,
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
+    ENV_NAME,
     ENV_PREFIX,
     Options,
     Secret,
@@ -79,7 +80,6 @@ _PART = "__ij_part__"  # the workspace's number: its partition
 _ORDER = "__ij_order__"  # the row's place in the input, to keep its order in the partition
 # The columns of a one-workspace result (``workspace`` is ours to add).
 _RESULT_COLUMNS = REQUIRED_COLUMNS
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # The result columns' categoricals whose categories depend on the rows (not ``workspace``,
 # whose categories are the workspaces of ``tokens``).
 _OPEN_CATEGORIES = [
@@ -114,7 +114,7 @@ def _token_names(tokens: Any) -> dict[str, str]:
                 f'{re.sub(r"[^A-Za-z0-9]", "_", workspace).upper()}"}})'
             )
         name = ref[len(ENV_PREFIX) :]
-        if not _ENV_NAME.fullmatch(name):
+        if not ENV_NAME.fullmatch(name):
             raise ConfigurationError(
                 f"the token reference of workspace {workspace!r} must be env:NAME with NAME an "
                 "environment variable name (letters, digits and _, not starting with a digit); "

@@ -43,6 +43,7 @@ __all__ = [
     "get_token",
     "read_tokens",
     "ENV_PREFIX",
+    "ENV_NAME",
 ]
 
 try:
@@ -136,6 +137,7 @@ class Secret:
 
 
 ENV_PREFIX = "env:"  # a token given as "env:NAME" is read from the environment variable NAME
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # what NAME may be
 
 
 def read_tokens(tokens: Any) -> dict[str, Secret]:
