@@ -61,6 +61,7 @@ __all__ = [
 ]
 
 PAGE_SIZE = 200  # rows of the jobs table on one page
+STOP_JOIN = 5.0  # seconds a Refresh waits for a stopped run to finish drawing its rows
 ALL = ""  # a filter's value that keeps every row
 NO_VALUE = "(none)"  # a filter's value that keeps the rows where the column is empty
 RANK_SORT = ""  # the sort that puts failed and unreadable jobs first
@@ -455,6 +456,9 @@ class PanelController:
             block: run in the calling thread and return when done (else a background thread).
         """
         with self._start_lock:
+            thread = self._thread
+            if thread is not None and self._halt.is_set() and not self.busy:
+                thread.join(timeout=STOP_JOIN)  # a stopped run drawing its last rows
             if self.running:
                 self._wake.set()  # the poll loop is sleeping: poll now
                 return False
@@ -521,8 +525,9 @@ class PanelController:
         return self.df is not None and not bool(is_final(self.df).all())
 
     def _set_busy(self, busy: bool) -> None:
-        self.busy = busy
-        self._notify("busy")
+        if busy != self.busy:
+            self.busy = busy
+            self._notify("busy")
 
     def _loop(self) -> None:
         try:
@@ -592,15 +597,18 @@ class PanelController:
                 df = run(job_ids, options, known=known, stop=halt)
             self._check_network(df, asked)
         except E.FetchInterrupted as exc:
+            # Said first, and Refresh enabled again, then the rows drawn (the chart takes a
+            # while): a person who clicked Stop sees it at once.
             got = exc.df
-            if got is not None and len(got):
-                self.show(got)
             rows = 0 if got is None else len(got)
             self._set(
                 "stopped",
                 f"Stopped: {number(rows)} of {number(len(ids))} jobs are in panel.df; "
                 "Refresh asks the rest.",
             )
+            self._set_busy(False)
+            if got is not None and len(got):
+                self.show(got)
             return False
         except E.MissingTokenError:
             self._set("no_token", NO_TOKEN)

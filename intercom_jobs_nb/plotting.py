@@ -7,7 +7,7 @@ chart is drawn, so ``import intercom_jobs_nb`` stays fast and works without it.
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -159,6 +159,12 @@ def plot_status(df: pd.DataFrame, ax: Axes | None = None, *, title: str | None =
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     return ax
+
+
+def _figure_key(df: pd.DataFrame) -> tuple[Any, ...]:
+    """What `_figure_png` draws from ``df``, comparable: the same key, the same picture."""
+    table = outcome_counts(df)
+    return (len(df), tuple(table.index), tuple(table.columns), table.to_numpy().tobytes())
 
 
 def _figure_png(

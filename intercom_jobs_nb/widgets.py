@@ -46,7 +46,7 @@ from .options import (
 )
 from .panel_controller import ALL, PAGE_SIZE, RANK_SORT, PanelController, parse_ids
 from .panel_render import note_html, status_html, summary_html, table_html
-from .plotting import _figure_png
+from .plotting import _figure_key, _figure_png
 
 __all__ = ["JobsPanel", "parse_ids", "TABLE_ROWS"]
 
@@ -233,6 +233,7 @@ class JobsPanel:
             ),
         )
         self.chart.add_class("ij-chart")
+        self._chart_key: tuple[Any, ...] | None = None  # what the chart shows now
         self.sort_input = W.Dropdown(
             options=[("failed first", RANK_SORT)],
             value=RANK_SORT,
@@ -563,7 +564,10 @@ class JobsPanel:
             return
         self.summary_html.value = summary_html(df)
         try:
-            self.chart.value = _figure_png(df)
+            key = _figure_key(df)
+            if key != self._chart_key:  # drawing takes a while: only when the counts change
+                self.chart.value = _figure_png(df)
+                self._chart_key = key
             self.chart.layout.display = None
         except ImportError:  # matplotlib is an extra: the panel works without the chart
             self.chart.layout.display = "none"

@@ -182,6 +182,37 @@ def test_stop_ends_the_run_within_about_a_second_and_keeps_the_rows():
     assert not c.running and not c.busy
 
 
+def test_stop_says_stopped_and_frees_refresh_before_drawing_the_rows():
+    """Seen from a page, drawing the rows (the chart) takes a while: the status and the
+    Refresh button come first, and a click on Refresh at once is not lost."""
+    with Sandbox(jobs=40, pending_share=0.5, token=TOKEN) as sb:
+        c = controller(sb, token=TOKEN, max_workers=4, timeout=60.0)
+        assert c.refresh(block=True) and c.state == "finished"
+        sb.latency = 30.0  # a fetch that would take minutes
+        events: list[tuple[str, str, bool]] = []
+        c.on_change(lambda what: events.append((what, c.state, c.busy)))
+        asked = sb.stats["requests"]
+        assert c.refresh()
+        deadline = time.monotonic() + 10
+        while sb.stats["requests"] < asked + 4 and time.monotonic() < deadline:
+            time.sleep(0.02)  # until the four workers wait for their answers
+        clicked = time.monotonic()
+        c.stop()
+        while c.state != "stopped" and time.monotonic() < clicked + 10:
+            time.sleep(0.005)
+        said = time.monotonic() - clicked
+        assert c.wait(timeout=10)
+        sb.latency = 0.0
+        assert c.refresh(), "a Refresh right after Stop was lost"
+        assert c.wait(timeout=30)
+    assert said < 1.0, f"stopped said after {said:.2f} s"
+    after = events[[e[1] for e in events].index("stopped") :]
+    names = [what for what, _, _ in after]
+    assert names[:2] == ["status", "busy"] and after[1][2] is False, after
+    assert names.index("results") > names.index("busy")
+    assert c.state == "finished" and c.refreshes == 2
+
+
 # -- the table's view -------------------------------------------------------------------------
 
 

@@ -73,6 +73,18 @@ def test_second_click_asks_again_only_jobs_not_final(panel_sandbox, panel_of):
     assert "Finished refresh #2" in panel.status_line.value
 
 
+def test_the_chart_is_drawn_again_only_when_the_counts_change(panel_sandbox, panel_of):
+    """Drawing takes a while (it delayed Stop's message): the same outcome, the same picture."""
+    panel = panel_of(panel_sandbox)
+    click_refresh(panel)
+    first = panel.chart.value
+    click_refresh(panel, token=None)  # the pending jobs are still pending: same counts
+    assert panel.chart.value is first
+    panel_sandbox.finish_all()
+    click_refresh(panel, token=None)
+    assert panel.chart.value != first and bytes(panel.chart.value).startswith(b"\x89PNG")
+
+
 def test_new_ids_in_the_box_are_fetched_and_final_rows_kept(panel_sandbox, panel_of):
     panel = panel_of(panel_sandbox, job_ids=panel_sandbox.job_ids[:10])
     click_refresh(panel)
