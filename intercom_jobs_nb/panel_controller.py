@@ -411,18 +411,20 @@ class PanelController:
         if gained or lost:
             self._set_idle()
 
-    def use_token(self, typed: str) -> None:
-        """Take a typed token (into a `Secret`); a malformed one is an error status."""
+    def use_token(self, typed: str) -> bool:
+        """Take a typed token (into a `Secret`); a malformed one is an error status and
+        False (a refresh is then pointless)."""
         self._token_typed = False
         if not typed.strip():
-            return
+            return True
         try:
             self._token = Secret.wrap(typed, source="the typed token")
         except E.ConfigurationError as exc:
             self._set("error", f"The token typed is not valid: {exc}.")
-            return
+            return False
         self._token_given = False
         self._notify("token")
+        return True
 
     def forget_token(self) -> None:
         """Drop the token (after Intercom rejected it)."""

@@ -438,8 +438,7 @@ class JobsPanel:
                     self.token_input.value = ""  # out of the widget state at once
                 finally:
                     self._syncing = False
-                c.use_token(typed)
-                if c.state == "error":
+                if not c.use_token(typed):
                     return
             c.refresh()
         except Exception as exc:  # a handler's traceback would land in the log, unseen

@@ -10,8 +10,12 @@ panel, and then, from the page alone:
 
 - types the sandbox's token and clicks **Refresh**: the status says finished, every job is a
   row (``tr.ij-row``);
+- types a wrong token and clicks **Refresh**: the status is a sentence about the token, the
+  detail (401) behind a closed disclosure that opens, the token nowhere in the page;
 - makes the sandbox slow, clicks **Refresh**, then **Stop**: within a second of the click, by
   the page's own clock, the status says stopped and Refresh is enabled again; the rows stay;
+- has the sandbox answer one request with the rate limiter's 429 and clicks **Refresh**: the
+  status says "waiting N s for the rate-limit window" and the budget left, then finishes;
 - uploads a file of more jobs than a page (and one id Intercom does not know) from the page:
   the note beside Upload counts them, Refresh fetches them;
 - pages through every page with **Next**, then **First**, **Last**, **Prev**: every row is
@@ -85,6 +89,7 @@ UI_TIMEOUT = 45_000  # milliseconds for any one thing to appear in the page
 SLOW_LATENCY = 1.0  # seconds per answer while Stop is tried: a fetch of several seconds
 STOP_WITHIN_MS = 1000  # Stop: the status says stopped and Refresh is enabled within a second
 MORE_JOBS = 250  # jobs added to the sandbox and uploaded from the page: more than a page
+WRONG_TOKEN = "wrong-t0ken-for-the-browser-test"  # what a person mistypes
 UNKNOWN_ID = "99999999"  # an id in the uploaded file that Intercom does not know
 PAGE_ROWS = TABLE_ROWS  # rows of the jobs table on one page
 WINDOW_HEIGHT = 1800  # tall enough for the whole panel in one screenshot
@@ -582,8 +587,21 @@ def _drive_panel(page, server, notebook, name, expected, tmp_path, width, kernel
         else:
             assert int(version.split(".")[0]) >= 7, version
 
-        # -- Refresh -----------------------------------------------------------------------
+        # -- A rejected token: a sentence, the detail behind a disclosure, no token shown ----
         token_field = page.locator(".ij-panel .ij-token input")
+        token_field.fill(WRONG_TOKEN)
+        _button(page, "Refresh").click()
+        _state(page, "error").wait_for()
+        status = page.locator(".ij-panel .ij-status")
+        assert "access token" in status.inner_text(), status.inner_text()
+        disclosure = status.locator("details")
+        assert disclosure.count() == 1 and not disclosure.evaluate("d => d.open")
+        disclosure.locator("summary").click()
+        assert disclosure.evaluate("d => d.open") and "401" in disclosure.inner_text()
+        assert WRONG_TOKEN not in page.locator(".ij-panel").inner_html()
+        assert _button(page, "Refresh").is_enabled()
+
+        # -- Refresh -----------------------------------------------------------------------
         token_field.fill(expected["token"])
         _button(page, "Refresh").click()
         _state(page, "finished").wait_for()
@@ -612,6 +630,26 @@ def _drive_panel(page, server, notebook, name, expected, tmp_path, width, kernel
         _run_in_kernel(kc, "sb.latency = 0.0")
         _button(page, "Refresh").click()
         _state(page, "finished").wait_for()
+        # -- The rate limit holds a request back: the status says so, and for how long -----
+        # One pending job is answered with the limiter's own 429 (nothing left until the
+        # window ends), in a window with at least 4 s left.
+        _run_in_kernel(
+            kc,
+            "import time\n"
+            "sb.inject(panel.df.loc[panel.df['status'] == 'pending', 'job_id'].iloc[0],"
+            " 'rate_limit')\n"
+            "left = sb.window - time.time() % sb.window\n"
+            "time.sleep(left if left < 4 else 0)",
+        )
+        _button(page, "Refresh").click()
+        held = page.locator(
+            ".ij-panel .ij-status [data-state='running']", has_text="for the rate-limit window"
+        )
+        held.wait_for(timeout=15_000)
+        assert re.search(r"waiting \d+ s for the rate-limit window", held.inner_text())
+        assert "left in the window" in held.inner_text(), held.inner_text()
+        _state(page, "finished").wait_for(timeout=30_000)
+
         # More jobs than a page, for the upload below (a fifth of them failed).
         added = _run_in_kernel(
             kc,

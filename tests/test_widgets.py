@@ -158,6 +158,18 @@ def test_wrong_token_is_a_message_and_keeps_the_previous_results(panel_sandbox, 
     assert panel.table_html.value == table
     assert not panel.refresh_button.disabled
     assert panel.token_input.value == ""
+    assert panel.token_input.placeholder == "paste an access token"  # the token was dropped
+
+
+def test_after_a_rejected_token_the_right_one_fetches(panel_sandbox, panel_of):
+    """The error on screen must not swallow the next click (it did: Refresh looked at the
+    status left by the last run)."""
+    panel = panel_of(panel_sandbox)
+    click_refresh(panel, token="not-the-token")
+    assert panel.controller.state == "error"
+    click_refresh(panel)
+    assert panel.controller.state == "finished", panel.status_line.value
+    assert len(panel.df) == len(panel_sandbox.job_ids)
 
 
 # -- bad inputs and failures ------------------------------------------------------------------
