@@ -228,7 +228,11 @@ class Run:
         """The workspace a lane's token belongs to (``GET /me``), asked from the calling
         thread before the passes, on a connection closed after."""
         with contextlib.closing(self.client(lane)) as client:
-            return identify(client, self.gates[lane])
+            try:
+                return identify(client, self.gates[lane])
+            except Fatal as fatal:
+                fatal.workspace = lane
+                raise
 
     def lane(self, index: int) -> str | None:
         lanes = self.lane_of
@@ -407,6 +411,7 @@ class Run:
             except Stopped:
                 pass
             except Fatal as fatal:
+                fatal.workspace = lane
                 out.put(("fatal", fatal))
                 stop.set()
             except BaseException as exc:  # a bug: end the run, keep the rows

@@ -87,11 +87,14 @@ class RunAbortedError(IntercomJobsError):
         df: pd.DataFrame | None = None,
         code: str | None = None,
         http_status: int | None = None,
+        workspace: str | None = None,
     ) -> None:
         super().__init__(message)
         self.df = df
         self.code = code
         self.http_status = http_status
+        #: In a run of many workspaces, the one whose answer ended the run.
+        self.workspace = workspace
 
 
 class AuthenticationError(RunAbortedError):

@@ -28,9 +28,9 @@ import pandas as pd
 
 from . import codes as C
 from . import errors as E
-from .engine import from_frame, run
+from .engine import check_workspaces, from_frame, run
 from .frames import export_csv, is_final
-from .ids import ID_FILE_SUFFIXES, read_job_ids
+from .ids import ID_FILE_SUFFIXES, JobIds, read_job_ids
 from .options import (
     DEFAULT_API_VERSION,
     DEFAULT_MAX_RPS,
@@ -43,6 +43,7 @@ from .options import (
     Options,
     Secret,
     get_token,
+    read_tokens,
 )
 from .panel_render import counts_text, number, table_columns
 from .plotting import outcomes
@@ -150,14 +151,25 @@ def explain(exc: BaseException, *, where: str, api_version: str | None = None) -
     return text, detail
 
 
-def _frame_for(ids: list[str], previous: pd.DataFrame) -> pd.DataFrame:
-    """A jobs frame over ``ids`` that keeps ``previous``'s rows: new ids get an empty row,
-    which the run asks for (an invalid one becomes an ``invalid_job_id`` row there, where
-    every id is checked before a URL is made, and is never sent)."""
-    if previous["job_id"].tolist() == ids:
+def _frame_for(job_ids: JobIds, previous: pd.DataFrame) -> pd.DataFrame:
+    """A jobs frame over ``job_ids`` that keeps ``previous``'s rows (by workspace and job id):
+    new ids get an empty row, which the run asks for (an invalid one becomes an
+    ``invalid_job_id`` row there, where every id is checked before a URL is made, and is never
+    sent)."""
+    ids, workspaces = job_ids.ids, job_ids.workspaces
+    same = previous["job_id"].tolist() == ids and (
+        workspaces is None or previous["workspace"].tolist() == workspaces
+    )
+    if same:
         return previous
-    old = {row.job_id: row for row in frame_rows(previous)}
-    return to_frame([old.get(job_id) or unasked_row(job_id) for job_id in ids])
+    old = {(row.workspace, row.job_id): row for row in frame_rows(previous)}
+    lanes: list[str | None] = list(workspaces) if workspaces is not None else [None] * len(ids)
+    return to_frame(
+        [
+            old.get((ws, job_id)) or unasked_row(job_id)._replace(workspace=ws)
+            for ws, job_id in zip(lanes, ids, strict=True)
+        ]
+    )
 
 
 def _sort_key(series: pd.Series) -> pd.Series:
@@ -180,6 +192,8 @@ class PanelController:
         region: ``"us"``, ``"eu"`` or ``"au"``.
         base_url: send requests here instead of a region (e.g. a `Sandbox`'s ``base_url``).
         token: an access token; default: one typed later, else `get_token` (no prompt).
+        tokens: many workspaces: ``{workspace: token}``, with ids that have a workspace each
+            (a DataFrame or .csv with a ``workspace`` column); then no token is typed.
         export_path: where Export writes its CSV.
         api_version, timeout, retries, max_workers, max_rps: as in `fetch_jobs`.
         page_size: rows of the jobs table on a page.
@@ -197,6 +211,7 @@ class PanelController:
         region: str = DEFAULT_REGION,
         base_url: str | None = None,
         token: str | Secret | None = None,
+        tokens: Mapping[str, str | Secret] | None = None,
         export_path: str | os.PathLike = "jobs.csv",
         api_version: str | None = DEFAULT_API_VERSION,
         timeout: float = DEFAULT_TIMEOUT,
@@ -206,6 +221,12 @@ class PanelController:
         page_size: int = PAGE_SIZE,
     ) -> None:
         token = Secret.wrap(token)
+        if tokens is not None and token is not None:
+            raise E.ConfigurationError(
+                "pass token= (one workspace) or tokens= (one per workspace), not both"
+            )
+        # Many workspaces: a token for each, given in code (nothing to type).
+        self._tokens: dict[str, Secret] | None = None if tokens is None else read_tokens(tokens)
         self.region = region if region in REGIONS else DEFAULT_REGION
         self.base_url = base_url
         self.options: dict[str, Any] = {
@@ -238,6 +259,7 @@ class PanelController:
         # -- ids: the text box, and ids kept exactly as given or read from a file ---------
         self._text = ""
         self._kept: list[str] | None = None
+        self._workspaces: list[str] | None = None  # of the kept ids, in a panel of many
         self.upload_count = 0  # ids read from the last uploaded file
         # -- auto-refresh -----------------------------------------------------------------
         self.auto = False
@@ -261,8 +283,7 @@ class PanelController:
         problem = None
         if job_ids is not None:
             try:
-                self._kept = list(read_job_ids(job_ids).ids)
-                self._text = "\n".join(self._kept)
+                self._keep(self._checked(read_job_ids(job_ids)))
             except E.ConfigurationError as exc:
                 problem = str(exc)
         if problem:
@@ -286,9 +307,14 @@ class PanelController:
     def _set(self, state: str, message: str, detail: str | None = None) -> None:
         """Replace the status (each message replaces the last)."""
         token = self._run_token or self._token
+        secrets = [token] if token is not None else []
+        secrets += (self._tokens or {}).values()
+        for secret in secrets:
+            message = secret.scrub(message)
+            detail = secret.scrub(detail) if detail else detail
         self.state = state
-        self.message = token.scrub(message) if token is not None else message
-        self.detail = token.scrub(detail) if (token is not None and detail) else detail
+        self.message = message
+        self.detail = detail
         if state != "running":
             self.snapshot = None
         self._notify("status")
@@ -313,31 +339,89 @@ class PanelController:
         return parse_ids(self._text)
 
     @property
+    def workspaces(self) -> list[str] | None:
+        """In a panel of many workspaces, the workspace of each of `ids`; else None."""
+        return None if self._workspaces is None else list(self._workspaces)
+
+    @property
+    def many(self) -> bool:
+        """Whether this panel runs many workspaces (``tokens=``): ids come with theirs."""
+        return self._tokens is not None
+
+    def job_ids(self) -> JobIds:
+        """What a refresh asks for, checked (with the workspaces, in a panel of many)."""
+        if self._workspaces is None:
+            return read_job_ids(self.ids)
+        return read_job_ids(pd.DataFrame({"workspace": self._workspaces, "job_id": self.ids}))
+
+    @property
     def ids_text(self) -> str:
         """The text box's contents."""
         return self._text
 
     def set_ids_text(self, text: str) -> None:
-        """The user edited the text box: its ids are the ones asked for from now on."""
+        """The user edited the text box: its ids are the ones asked for from now on.
+
+        Raises:
+            ConfigurationError: in a panel of many workspaces (its ids come with their
+                workspaces, from code or an uploaded file; the view's box is read-only).
+        """
         if text == self._text:
             return
+        if self.many:
+            raise E.ConfigurationError(
+                "this panel runs many workspaces: give its ids with their workspaces "
+                "(set_ids of a DataFrame, or upload a .csv with a workspace column)"
+            )
         self._text = text
         self._kept = None
         if self.state in ("ready", "no_token") or (self.state == "error" and not self.busy):
             self._set_idle()
 
-    def set_ids(self, ids: Iterable[Any]) -> None:
-        """Use these ids, exactly (shown one a line in the text box)."""
-        self._kept = list(read_job_ids(list(ids)).ids)
-        self._text = "\n".join(self._kept)
+    def set_ids(self, ids: Any) -> None:
+        """Use these ids, exactly (anything `fetch_jobs` takes; in a panel of many
+        workspaces, a DataFrame with a workspace column).
+
+        Raises:
+            ConfigurationError: the ids cannot be read, or do not fit the panel's tokens.
+        """
+        self._keep(self._checked(read_job_ids(ids)))
         self._notify("ids")
         if not self.busy:
             self._set_idle()
 
+    def _checked(self, job_ids: JobIds) -> JobIds:
+        """``job_ids`` if they fit the panel: a workspace for each in a panel of many, each
+        with a token; else a ConfigurationError saying what to do."""
+        workspaces = job_ids.workspaces
+        if self._tokens is None and workspaces is not None and len(set(workspaces)) > 1:
+            raise E.ConfigurationError(
+                f"these ids belong to {len(set(workspaces))} workspaces (a workspace column): "
+                "give JobsPanel tokens={workspace: token} for them"
+            )
+        if self._tokens is not None and workspaces is None and job_ids.ids:
+            raise E.ConfigurationError(
+                "this panel runs many workspaces: the ids need a workspace column"
+            )
+        check_workspaces(workspaces if self._tokens is not None else None, self._tokens)
+        return job_ids
+
+    def _keep(self, job_ids: JobIds) -> None:
+        """Ask for exactly these ids from now on (the text box shows them)."""
+        self._kept = list(job_ids.ids)
+        if self._tokens is None:
+            self._workspaces = None
+            self._text = "\n".join(self._kept)
+        else:
+            self._workspaces = list(job_ids.workspaces or [])
+            self._text = "\n".join(
+                f"{w},{j}" for w, j in zip(self._workspaces, self._kept, strict=True)
+            )
+
     def upload(self, files: Iterable[Mapping[str, Any]]) -> None:
         """Read uploaded files (``name`` and ``content`` each, as ipywidgets' FileUpload gives
         them); their ids are kept exactly. The note beside Upload says what happened."""
-        ids: list[str] = []
+        parts: list[JobIds] = []
         names: list[str] = []
         repeated = 0
         try:
@@ -352,18 +436,34 @@ class PanelController:
                     with warnings.catch_warnings():  # said in the note instead
                         warnings.simplefilter("ignore")
                         job_ids = read_job_ids(path)
-                ids.extend(job_ids.ids)
+                try:
+                    job_ids = self._checked(job_ids)
+                except E.ConfigurationError as exc:
+                    raise E.ConfigurationError(f"{name}: {exc}") from None
+                parts.append(job_ids)
                 repeated += job_ids.duplicates
                 names.append(name)
-            ids = list(dict.fromkeys(ids))
-            if not ids:
+            if not any(len(part) for part in parts):
                 raise E.ConfigurationError(f"{', '.join(names)} holds no job ids")
+            many = [part for part in parts if part.workspaces is not None]
+            if self._tokens is None or not many:
+                joined = read_job_ids([i for part in parts for i in part.ids])
+            else:
+                joined = read_job_ids(
+                    pd.DataFrame(
+                        {
+                            "workspace": [w for part in many for w in part.workspaces or []],
+                            "job_id": [i for part in many for i in part.ids],
+                        }
+                    )
+                )
+            joined = self._checked(joined)
         except E.ConfigurationError as exc:
             self.upload_note = Note(str(exc), "error")
             self._notify("upload")
             return
-        self._kept = ids
-        self._text = "\n".join(ids)
+        self._keep(joined)
+        ids = joined.ids
         self.upload_count = len(ids)
         skipped = f" ({number(repeated)} repeated rows skipped)" if repeated else ""
         self.upload_note = Note(
@@ -378,7 +478,7 @@ class PanelController:
 
     def has_token(self) -> bool:
         """Whether a refresh has a token (given, typed, or from `get_token` without a prompt)."""
-        if self._token is not None or self._token_typed:
+        if self._token is not None or self._token_typed or self._tokens is not None:
             return True
         try:
             get_token(prompt=False)
@@ -387,12 +487,18 @@ class PanelController:
         return True
 
     def token_source(self) -> str:
+        if self._tokens is not None:
+            return f"given for {number(len(self._tokens))} workspaces"
         if self._token is not None:
             return "given" if self._token_given else "typed, kept in memory"
         return f"from {TOKEN_ENV}" if os.environ.get(TOKEN_ENV) else "none yet"
 
     def token_note(self) -> str:
         """Where the token comes from (plain text)."""
+        if self._tokens is not None:
+            names = sorted(self._tokens)
+            shown = ", ".join(names[:5]) + (" …" if len(names) > 5 else "")
+            return f"Using the tokens given for {number(len(names))} workspaces: {shown}."
         if self._token is not None:
             return (
                 "Using the token given to JobsPanel."
@@ -413,10 +519,13 @@ class PanelController:
 
     def use_token(self, typed: str) -> bool:
         """Take a typed token (into a `Secret`); a malformed one is an error status and
-        False (a refresh is then pointless)."""
+        False (a refresh is then pointless). A panel of many workspaces takes none."""
         self._token_typed = False
         if not typed.strip():
             return True
+        if self._tokens is not None:
+            self._set("error", "This panel runs many workspaces with the tokens given in code.")
+            return False
         try:
             self._token = Secret.wrap(typed, source="the typed token")
         except E.ConfigurationError as exc:
@@ -467,7 +576,7 @@ class PanelController:
             if not self.ids:
                 self._set("error", NO_IDS)
                 return False
-            if self._token is None:
+            if self._token is None and self._tokens is None:
                 try:  # INTERCOM_TOKEN, a .env file, Colab's secrets; never a prompt from here
                     get_token(prompt=False)
                 except E.MissingTokenError:
@@ -565,9 +674,10 @@ class PanelController:
             self._notify("progress")
             self._notify("status")
 
-    def _options(self, token: Secret) -> Options:
+    def _options(self, token: Secret | None) -> Options:
         return Options.build(
             token=token,
+            tokens=self._tokens,
             region=self.region,
             base_url=self.base_url,
             progress=self._on_progress,
@@ -585,15 +695,15 @@ class PanelController:
         kept = " The results below are from the last refresh." if previous is not None else ""
         self.snapshot = None
         try:
-            token = self._token or get_token(prompt=False)
+            token = None if self.many else self._token or get_token(prompt=False)
             self._run_token = token
             self._set("running", "Fetching…")
             options = self._options(token)
             asked: set[str] | None = None
             if previous is None:
-                df = run(read_job_ids(ids), options, stop=halt)
+                df = run(self.job_ids(), options, stop=halt)
             else:
-                frame = _frame_for(ids, previous)
+                frame = _frame_for(self.job_ids(), previous)
                 asked = set(frame.loc[~is_final(frame), "job_id"])
                 job_ids, known = from_frame(frame)
                 df = run(job_ids, options, known=known, stop=halt)
@@ -616,11 +726,18 @@ class PanelController:
             self._set("no_token", NO_TOKEN)
             return False
         except E.AuthenticationError as exc:
-            whose = "" if self._token is not None else f" (the token in {TOKEN_ENV})"
+            whose = (
+                f" of the workspace {exc.workspace}"
+                if exc.workspace is not None
+                else ""
+                if self._token is not None or self.many
+                else f" (the token in {TOKEN_ENV})"
+            )
             text, detail = explain(exc, where=self.where)
             if whose:
                 text = text.replace("access token.", f"access token{whose}.")
-            self.forget_token()
+            if not self.many:  # tokens given in code stay: there is nothing to type
+                self.forget_token()
             self._set("error", text + kept, detail)
             return False
         except (E.IntercomJobsError, _Unreachable) as exc:

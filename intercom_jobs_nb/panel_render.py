@@ -71,8 +71,9 @@ _TABLE = "border-collapse:separate;border-spacing:0;font-size:12px;line-height:1
 
 
 def table_columns(df: pd.DataFrame) -> list[str]:
-    """The columns the jobs table shows for ``df``."""
-    return [*TABLE_COLUMNS, *(c for c in OPTIONAL_TABLE_COLUMNS if c in df.columns)]
+    """The columns the jobs table shows for ``df`` (its workspace first, in a run of many)."""
+    first = ["workspace"] if "workspace" in df.columns else []
+    return [*first, *TABLE_COLUMNS, *(c for c in OPTIONAL_TABLE_COLUMNS if c in df.columns)]
 
 
 def _text(value: Any) -> str:

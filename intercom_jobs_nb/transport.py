@@ -102,10 +102,16 @@ class Fatal(Exception):
         self.kind = kind
         self.code = code
         self.http_status = http_status
+        self.workspace: str | None = None  # set by a run of many: whose answer it was
 
     def aborted(self) -> E.RunAbortedError:
-        """The exception that ends the run."""
-        return self.kind(str(self), code=self.code, http_status=self.http_status)
+        """The exception that ends the run (naming the workspace, in a run of many)."""
+        message = str(self)
+        if self.workspace is not None:
+            message = f"workspace {self.workspace!r}: {message}"
+        return self.kind(
+            message, code=self.code, http_status=self.http_status, workspace=self.workspace
+        )
 
 
 class TransportFailure(Exception):

@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime
 import html
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,11 @@ class JobsPanel:
         region: ``"us"``, ``"eu"`` or ``"au"`` (the initial choice of the region selector).
         base_url: send requests here instead of a region (e.g. a `Sandbox`'s ``base_url``).
         token: an access token; default: the one typed into the panel, else ``INTERCOM_TOKEN``.
+        tokens: many workspaces, as in `fetch_jobs`: ``{workspace: token}`` (each a token, an
+            `ij.Secret` or ``"env:NAME"``), with ``job_ids`` a DataFrame (or .csv) that has a
+            ``workspace`` column. Each workspace has its own rate-limit gate; the status shows
+            each one's progress, the table its workspace. The Token field and the ids box are
+            then read-only: ids change by uploading a .csv with both columns.
         export_path: the initial path of the CSV export.
         api_version, timeout, retries, max_workers, max_rps: as in `fetch_jobs`.
 
@@ -93,6 +99,8 @@ class JobsPanel:
         >>> panel = ij.JobsPanel(["1001", "1002"])     # doctest: +SKIP
         >>> panel                                      # doctest: +SKIP
         >>> panel.wait(); panel.df                     # doctest: +SKIP
+        >>> ij.JobsPanel(frame, tokens={"acme": "env:ACME_TOKEN", "globex": "env:GLOBEX_TOKEN"})
+        ... # doctest: +SKIP
     """
 
     def __init__(
@@ -102,6 +110,7 @@ class JobsPanel:
         region: str = DEFAULT_REGION,
         base_url: str | None = None,
         token: str | Secret | None = None,
+        tokens: Mapping[str, str | Secret] | None = None,
         export_path: str | os.PathLike = "jobs.csv",
         api_version: str | None = DEFAULT_API_VERSION,
         timeout: float = DEFAULT_TIMEOUT,
@@ -114,6 +123,7 @@ class JobsPanel:
             region=region,
             base_url=base_url,
             token=token,
+            tokens=tokens,
             export_path=export_path,
             api_version=api_version,
             timeout=timeout,
@@ -128,7 +138,8 @@ class JobsPanel:
         # -- inputs ------------------------------------------------------------------------
         self.token_input = W.Password(
             description="Token",
-            placeholder="paste an access token",
+            placeholder="tokens given in code" if c.many else "paste an access token",
+            disabled=c.many,
             layout=W.Layout(width="100%", max_width="420px"),
         )
         self.token_input.add_class("ij-token")
@@ -157,6 +168,7 @@ class JobsPanel:
             value=c.ids_text,
             description="Job ids",
             placeholder="one id a line (or separated by commas/spaces)",
+            disabled=c.many,  # ids come with their workspaces: from code or an uploaded .csv
             rows=4,
             layout=W.Layout(width="auto", max_width="600px"),
         )
@@ -166,7 +178,9 @@ class JobsPanel:
             accept=",".join(ID_FILE_SUFFIXES),
             multiple=False,
             description="Upload ids",
-            tooltip="a .csv or .txt of job ids",
+            tooltip="a .csv with job_id and workspace columns"
+            if c.many
+            else "a .csv or .txt of job ids",
             layout=_fit(),
         )
         self.upload.add_class("ij-upload")
@@ -538,6 +552,7 @@ class JobsPanel:
                 self.find_msg.value = note_html(*c.find_note)
             elif what == "auto":
                 self.auto_refresh.value = c.auto
+                self._show_stop()
         finally:
             self._syncing = False
 
@@ -550,11 +565,16 @@ class JobsPanel:
     def _show_busy(self, busy: bool) -> None:
         for button in (self.refresh_button, self.export_button):
             button.disabled = busy
-        self.stop_button.disabled = not busy
+        self._show_stop()
         self.upload.disabled = busy
         self.progress.layout.visibility = "visible" if busy else "hidden"
         if busy:
             self.progress.value = 0
+
+    def _show_stop(self) -> None:
+        """Stop ends a fetch, and auto-refresh while it waits for its next poll."""
+        c = self.controller
+        self.stop_button.disabled = not (c.busy or c.auto)
 
     def _show_results(self) -> None:
         c = self.controller

@@ -22,7 +22,10 @@ panel, and then, from the page alone:
   reached, the pager's label says which;
 - filters by status (every row shown is failed, as many as the option's count) and by error
   code (the unknown id, alone), then back to all;
-- finds an id: its page is shown and its row marked; an unknown id is "not found";
+- switches **Auto-refresh** on from the page and ends it with **Stop** while it waits for its
+  next poll;
+- finds an id: its page is shown and its row marked, the browser's own find sees it; an
+  unknown id is "not found";
 - sorts by ``job_id``, both orders, and checks the order of the ids on the page;
 - pages to the last page and scrolls the table's own box to its last row, which is in view
   under a sticky header;
@@ -577,6 +580,9 @@ def _drive_panel(page, server, notebook, name, expected, tmp_path, width, kernel
     assert page.locator(".jp-OutputArea-output", has_text="Loading widget").count() == 0
     measured = _size_output(page, width)
     assert abs(measured - width) <= 20, f"output area {measured:.0f} px, not about {width}"
+    # base_url overrides the region: the Region control says where requests go.
+    region = _options(page.locator(".ij-panel .ij-region select"))
+    assert len(region) == 1 and region[0].startswith("http://127.0.0.1:"), region
 
     with _kernel_client(server, kernel_id) as kc:
         # The proof is worth something only if the kernel is the one named: 6.29, or what pip
@@ -755,6 +761,19 @@ def _drive_panel(page, server, notebook, name, expected, tmp_path, width, kernel
     code_select.select_option(index=0)  # all
     pager_label.filter(has_text=re.compile(rf"of {total}$")).wait_for()
 
+    # -- Auto-refresh from the page, and Stop ends it while it waits for its next poll -------
+    auto = page.locator(".ij-panel button.ij-auto")
+    auto.click()
+    page.locator(".ij-panel .ij-status", has_text="Next refresh in").wait_for()
+    stop = _button(page, "Stop")
+    assert stop.is_enabled(), "Stop cannot end auto-refresh while it waits"
+    stop.click()
+    page.locator(".ij-panel .ij-status [data-state='stopped']", has_text="Auto-refresh").wait_for()
+    page.wait_for_function(
+        "() => !document.querySelector('.ij-panel button.ij-auto').classList.contains('mod-active')"
+    )
+    assert stop.is_disabled() and _button(page, "Refresh").is_enabled()
+
     # -- Find an id: its page is shown and its row marked --------------------------------------
     wanted = new_ids[-1]  # a success, on the last page in the default order
     find = page.locator(".ij-panel .ij-find input")
@@ -764,6 +783,9 @@ def _drive_panel(page, server, notebook, name, expected, tmp_path, width, kernel
     found = page.locator(".ij-panel tr.ij-found td.ij-id")
     assert found.count() == 1 and found.inner_text().endswith(wanted)
     assert f"of {total}" in page.locator(".ij-panel .ij-find-msg").inner_text()
+    # Rows are real text: the browser's own find sees the id, and it can be selected.
+    assert page.evaluate("(text) => window.find(text)", wanted)
+    assert found.evaluate("(td) => getComputedStyle(td).userSelect") != "none"
     find.fill(UNKNOWN_ID + "0")
     find.press("Enter")
     page.locator(".ij-panel .ij-find-msg", has_text="not found").wait_for()

@@ -389,6 +389,24 @@ def test_switching_auto_refresh_off_stops_the_polling(panel_sandbox, panel_of):
     assert panel.wait(timeout=WAIT)
 
 
+def test_stop_ends_auto_refresh_while_it_waits_for_its_next_poll(panel_sandbox, panel_of):
+    panel = panel_of(panel_sandbox)
+    assert panel.stop_button.disabled  # nothing to stop yet
+    panel.interval_input.value = 60
+    panel.auto_refresh.value = True
+    panel.token_input.value = PANEL_TOKEN
+    panel.refresh_button.click()
+    deadline = time.monotonic() + WAIT
+    while "Next refresh in" not in panel.status_line.value and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert "Next refresh in" in panel.status_line.value
+    assert not panel.stop_button.disabled, "Stop cannot end auto-refresh while it waits"
+    panel.stop_button.click()
+    assert panel.wait(timeout=2.0)
+    assert panel.controller.state == "stopped" and not panel.auto_refresh.value
+    assert panel.stop_button.disabled and not panel.refresh_button.disabled
+
+
 # -- display ----------------------------------------------------------------------------------
 
 

@@ -313,3 +313,105 @@ def test_tickets_are_fetched_one_workspace_at_a_time(many):
     mine = df[df["workspace"] == "acme"]
     out = ij.fetch_tickets(mine, token=TOKENS["acme"], base_url=many.base_url, progress=False)
     assert len(out) == len(mine)
+
+
+# -- the panel: a frame of many workspaces and tokens= ----------------------------------------
+
+
+def panel_controller(sb: Sandbox, job_ids, **kwargs):
+    from intercom_jobs_nb.panel_controller import PanelController
+
+    kwargs.setdefault("tokens", TOKENS)
+    return PanelController(job_ids, base_url=sb.base_url, retries=0, timeout=5.0, **kwargs)
+
+
+def test_the_panel_runs_many_workspaces_each_with_its_token(many):
+    from intercom_jobs_nb.panel_render import status_html
+
+    c = panel_controller(many, frame_of(many))
+    assert c.state == "ready" and c.has_token() and c.many
+    assert "3 workspaces" in c.token_note() and "tok-" not in c.token_note()
+    shown: list[str] = []
+
+    def record(what: str) -> None:
+        if what == "status" and c.snapshot is not None:
+            shown.append(status_html(c.state, c.message, snapshot=c.snapshot))
+
+    c.on_change(record)
+    assert c.refresh(block=True) and c.state == "finished", c.message
+    # The same rows as a call per workspace, each row with its workspace, first in the table.
+    pd.testing.assert_frame_equal(comparable(c.df), comparable(one_by_one(many)))
+    assert c.columns[0] == "workspace"
+    # While it ran, the status said how far each workspace was.
+    assert shown and all(f"{name}: " in shown[-1] for name in TOKENS), shown[-1]
+    assert "60/60" in shown[-1]
+    # A second Refresh asks only the rows that may change, each in its own workspace.
+    pending = int((~c.df["final"]).sum())
+    asked = many.stats["requests"]
+    assert c.refresh(block=True) and c.state == "finished"
+    assert many.stats["requests"] - asked == pending
+    pd.testing.assert_frame_equal(comparable(c.df), comparable(one_by_one(many)))
+
+
+def test_the_panel_refuses_ids_and_tokens_that_do_not_fit(many):
+    from intercom_jobs_nb.panel_controller import PanelController
+
+    before = many.stats["requests"]
+    no_column = panel_controller(many, many.job_ids[:5])
+    assert no_column.state == "error" and "workspace column" in no_column.message
+    no_tokens = PanelController(frame_of(many), base_url=many.base_url)
+    assert no_tokens.state == "error" and "tokens=" in no_tokens.message
+    lacking = panel_controller(many, frame_of(many), tokens={"acme": TOKENS["acme"]})
+    assert lacking.state == "error" and "no token for the workspaces globex" in lacking.message
+    with pytest.raises(ij.ConfigurationError, match="not both"):
+        panel_controller(many, frame_of(many), token=TOKENS["acme"])
+    with pytest.raises(ij.ConfigurationError, match="many workspaces"):
+        panel_controller(many, frame_of(many)).set_ids_text("1001")
+    assert many.stats["requests"] == before
+
+
+def test_a_rejected_token_names_its_workspace_and_is_not_shown(many):
+    c = panel_controller(many, frame_of(many), tokens={**TOKENS, "globex": "tok-wrong-globex"})
+    assert c.refresh(block=True)
+    assert c.state == "error" and "workspace globex" in c.message, c.message
+    assert "tok-wrong-globex" not in c.message + (c.detail or "")
+    assert c.has_token()  # tokens given in code are kept: there is nothing to type
+
+
+def test_an_upload_to_the_panel_of_many_needs_a_workspace_column(many):
+    c = panel_controller(many, frame_of(many, n=2))
+    text = "workspace,job_id\n" + "".join(f"globex,{j}\n" for j in many.job_ids[:7])
+    c.upload([{"name": "globex.csv", "content": text.encode()}])
+    assert c.upload_note.text.startswith("Read 7 job ids"), c.upload_note
+    assert c.workspaces == ["globex"] * 7 and c.ids == many.job_ids[:7]
+    assert c.ids_text.splitlines()[0] == f"globex,{many.job_ids[0]}"
+    assert c.refresh(block=True) and set(c.df["workspace"]) == {"globex"} and len(c.df) == 7
+    c.upload([{"name": "plain.txt", "content": b"1001\n1002\n"}])
+    assert c.upload_note.kind == "error" and "workspace column" in c.upload_note.text
+    assert c.ids == many.job_ids[:7]  # the ids before are kept
+
+
+def test_an_upload_of_many_workspaces_to_a_panel_of_one_is_refused(many):
+    from intercom_jobs_nb.panel_controller import PanelController
+
+    c = PanelController(["1001"], base_url=many.base_url, token=TOKENS["acme"])
+    text = "workspace,job_id\nacme,1001\nglobex,1001\n"
+    c.upload([{"name": "two.csv", "content": text.encode()}])
+    assert c.upload_note.kind == "error" and "tokens=" in c.upload_note.text
+    assert c.ids == ["1001"]
+
+
+def test_the_panel_widgets_of_many_workspaces(many):
+    from intercom_jobs_nb.widgets import JobsPanel
+
+    panel = JobsPanel(frame_of(many, n=10), tokens=TOKENS, base_url=many.base_url, retries=0)
+    try:
+        assert panel.token_input.disabled and panel.ids_input.disabled
+        panel.refresh_button.click()
+        assert panel.wait(timeout=30) and panel.controller.state == "finished"
+        assert "<th" in panel.table_html.value and ">workspace</th>" in panel.table_html.value
+        assert "globex" in panel.table_html.value
+        assert "token=given for 3 workspaces" in repr(panel)
+        assert "tok-" not in panel.table_html.value + panel.status_line.value
+    finally:
+        panel.close()
