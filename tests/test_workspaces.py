@@ -78,6 +78,17 @@ def test_one_call_fetches_every_workspace_with_its_own_token(many):
     assert df["error_code"].isna().all()
 
 
+def test_a_rejected_token_ends_the_run_and_names_its_workspace(many):
+    tokens = {**TOKENS, "initech": "tok-wrong-initech"}
+    with pytest.raises(ij.AuthenticationError) as caught:
+        ij.fetch_jobs(frame_of(many), tokens=tokens, base_url=many.base_url, progress=False)
+    exc = caught.value
+    assert exc.workspace == "initech" and "workspace 'initech'" in str(exc)
+    assert "tok-wrong-initech" not in str(exc)
+    assert exc.df is not None  # the rows so far; none of initech's has a status
+    assert exc.df.loc[exc.df["workspace"] == "initech", "status"].isna().all()
+
+
 def test_env_references_are_read_where_the_run_runs(many, monkeypatch):
     for name, token in TOKENS.items():
         monkeypatch.setenv(f"IJ_TEST_{name.upper()}", token)
