@@ -255,10 +255,8 @@ class Run:
             lanes=None if lanes is None else Counter(lanes),
             lanes_done=None if lanes is None else Counter(lanes[i] for i in final),
             pace=self.pace_status,
+            rows=(row for row in self.rows if row is not None),
         )
-        for row in self.rows:
-            if row is not None:
-                self.progress.count(row)
 
     def pace_status(self) -> PaceStatus:
         """What the gates hold back, for progress: one lane's, or all lanes' together."""

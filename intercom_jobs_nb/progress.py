@@ -20,7 +20,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -193,6 +193,8 @@ class Progress:
         pace: the rate-limit gate's status (`Pacer.status`), for the rate-limit figures.
         lanes: total per workspace, for runs over many (`advance` with ``lane=``).
         lanes_done: rows settled per workspace before the run started.
+        rows: rows known before the run started, counted before the bar is first drawn (its
+            counts then match its position from the first frame).
         bar_options: extra tqdm arguments (e.g. ``file``, ``ncols``; tests use them).
     """
 
@@ -208,12 +210,15 @@ class Progress:
         pace: Callable[[], PaceStatus] | None = None,
         lanes: Mapping[str, int] | None = None,
         lanes_done: Mapping[str, int] | None = None,
+        rows: Iterable[Any] = (),
         bar_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.total = total
         self.done = done
         self.counts = dict.fromkeys(kinds, 0)
         self._outcome = outcome
+        for row in rows:
+            self.count(row)
         self._callback = setting if callable(setting) else None
         self._pace = pace
         self._lanes = dict(lanes or {})

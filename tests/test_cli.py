@@ -244,6 +244,42 @@ def test_an_unreachable_intercom_exits_4_with_a_clear_message(tmp_path):
     assert "Traceback" not in done.stderr and done.stdout == ""
 
 
+def test_fetch_wait_bars_count_what_their_position_says_from_the_first_frame(tmp_path):
+    """The wait's bar starts where the first pass left off; its counts must say so from its
+    first frame (they read 0 while it showed 219/300)."""
+    with Sandbox(jobs=100, seed=3, pending_share=0.0) as sb:
+        ids = [*sb.job_ids, *(sb.add_job("success", pending_for=3.0) for _ in range(20))]
+        path = tmp_path / "ids.txt"
+        path.write_text("\n".join(ids))
+        env = {**cli_env(sb.token), "COLUMNS": "160"}
+        env.pop("TQDM_DISABLE")
+        done = subprocess.run(
+            [sys.executable, "-m", "intercom_jobs_nb", "fetch", str(path), "--wait"]
+            + [
+                "--poll-interval",
+                "0.5",
+                "--base-url",
+                sb.base_url,
+                "--out",
+                str(tmp_path / "o.csv"),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 0, done.stderr
+    frame = re.compile(
+        r"final jobs:[^\r\n]*?(\d+)/(\d+) [^\r\n]*success=(\d+) failed=(\d+) pending=(\d+) "
+        r"errors=(\d+)"
+    )
+    frames = [tuple(map(int, m.groups())) for m in frame.finditer(done.stderr)]
+    assert frames, done.stderr
+    assert frames[0][0] >= 100  # it starts where the first pass left off
+    for n, total, success, failed, pending, errors in frames:
+        assert success + failed + errors == n and n + pending == total, frames
+
+
 def test_wait_against_an_unreachable_intercom_stops_after_the_first_pass(tmp_path):
     ids = ids_file(tmp_path, ["1001", "1002"])
     base_url = f"http://127.0.0.1:{closed_port()}"

@@ -257,6 +257,15 @@ def test_in_80_columns_the_bar_says_it_waits_for_the_rate_limit_window():
     assert "wait" not in redraws(out)[-1]  # the finished bar waits for nothing
 
 
+def test_the_first_frame_counts_the_rows_known_before_the_run():
+    """`fetch --wait`'s second bar started at 219/300 with every count at 0."""
+    known = [Row("success")] * 200 + [Row("failed")] * 19 + [Row("pending")] * 81
+    progress, out = text_bar(300, ncols=160, done=219, rows=known)
+    progress.close()
+    first = redraws(out)[0]
+    assert "219/300" in first and "success=200 failed=19 pending=81" in first, first
+
+
 def test_a_resumed_run_shows_its_own_rate_not_the_checkpoints_rows():
     # 2,900 rows came from a checkpoint; this run settles 10 in at least half a second.
     progress, out = text_bar(3000, ncols=160, done=2900)
