@@ -41,6 +41,7 @@ from hostile import (
 )
 
 import intercom_jobs_nb as ij
+from intercom_jobs_nb.pacing import shared_gate
 
 TOKEN = "t"
 SECRET = "tok-SECRET-123"
@@ -126,6 +127,51 @@ def test_every_job_gets_exactly_one_row_whatever_its_answer():
     assert_success(df, honest)
     failed = rows(df).loc[[j for j in job_ids if j not in honest]]
     assert failed["error_code"].notna().all()
+
+
+# -- the header block ---------------------------------------------------------------------------
+# The bulk transport reads an answer's headers itself (http.client's reader goes through the
+# email package, a third of the client's CPU): within the same limits, and as forgiving.
+
+
+def test_too_many_or_too_long_header_lines_are_that_jobs_row():
+    many = [JSON, *((f"X-Filler-{k}", "x") for k in range(101))]
+    answers = {
+        "1002": Answer(200, many, job_body("1002")),
+        "1003": Answer(200, [JSON, ("X-Long", b"x" * 70_000)], job_body("1003")),
+    }
+
+    def handler(request: Request) -> Answer:
+        return answers.get(request.job_id) or job_answer(request.job_id)
+
+    with HostileServer(handler) as srv:
+        df = fetch(srv, ids(4), max_workers=2)
+    assert_success(df, ["1001", "1004"])
+    bad = rows(df).loc[["1002", "1003"]]
+    assert (bad["error_code"] == "connection_error").all(), bad
+    assert "100 headers" in bad.loc["1002", "error_message"]
+    assert "header line" in bad.loc["1003", "error_message"]
+
+
+def test_odd_but_readable_header_lines_are_read_as_http_client_did():
+    """A repeated header is its values joined; a folded line continues the header before it; a
+    line with no colon is skipped; names are matched whatever their case."""
+    answer = Answer(
+        200,
+        [
+            ("content-TYPE", "application/json;"),
+            ("X-A", b"1\r\n\tcharset=utf-8\r\nthis line has no colon"),
+            ("X-RateLimit-Limit", 50),
+            ("x-ratelimit-remaining", 49),
+            ("X-RATELIMIT-RESET", int(time.time()) + 30),
+        ],
+        job_body("1001"),
+    )
+    with HostileServer(lambda request: answer) as srv:
+        df = fetch(srv, ["1001"])
+        learned = shared_gate(TOKEN, srv.base_url).status()
+    assert_success(df, ["1001"])
+    assert (learned.limit, learned.remaining) == (50, 49)  # lower-case names read too
 
 
 # -- nesting ------------------------------------------------------------------------------------

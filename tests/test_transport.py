@@ -450,3 +450,27 @@ def test_tls_answers_are_read_and_a_tls_drip_is_cut_at_the_timeout(tmp_path, mon
             watchdog.close()
     assert caught.value.code == "timeout"
     assert dripped_whole_body == 0  # the client gave up in the middle of the drip
+
+
+def test_the_header_block_reader_joins_repeats_unfolds_and_skips_lines_without_a_colon():
+    import io
+
+    from intercom_jobs_nb.transport import _read_header_block
+
+    block = (
+        b"Content-Type: application/json;\r\n"
+        b"\tcharset=utf-8\r\n"
+        b"Set-Cookie: a=1\r\n"
+        b"this line has no colon\r\n"
+        b"SET-COOKIE: b=2\r\n"
+        b"X-Empty:\r\n"
+        b"\r\n"
+        b"the body"
+    )
+    fp = io.BytesIO(block)
+    headers = _read_header_block(fp)
+    assert headers["content-type"] == "application/json; charset=utf-8"
+    assert headers.get("Set-Cookie") == "a=1, b=2"
+    assert headers["x-empty"] == "" and "X-EMPTY" in headers
+    assert len(headers) == 3
+    assert fp.read() == b"the body"  # stopped at the blank line
