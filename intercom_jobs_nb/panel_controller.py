@@ -326,7 +326,9 @@ class PanelController:
         elif not self.ids:
             self._set("ready", NO_IDS)
         else:
-            self._set("ready", f"Ready: {number(len(self.ids))} job ids; click Refresh.")
+            spaces = 0 if self._workspaces is None else len(set(self._workspaces))
+            where = f" in {number(spaces)} workspaces" if spaces else ""
+            self._set("ready", f"Ready: {number(len(self.ids))} job ids{where}; click Refresh.")
 
     # -- ids ----------------------------------------------------------------------------
 

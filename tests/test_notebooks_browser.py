@@ -12,6 +12,7 @@ panel, and then, from the page alone:
   row (``tr.ij-row``);
 - types a wrong token and clicks **Refresh**: the status is a sentence about the token, the
   detail (401) behind a closed disclosure that opens, the token nowhere in the page;
+- checks that the ✖/⚠ marks stay on their id's line (marked cells are no taller than others);
 - makes the sandbox slow, clicks **Refresh**, then **Stop**: within a second of the click, by
   the page's own clock, the status says stopped and Refresh is enabled again; the rows stay;
 - has the sandbox answer one request with the rate limiter's 429 and clicks **Refresh**: the
@@ -497,6 +498,15 @@ STOP_JS = """(panel) => new Promise((resolve) => {
   button('Stop').click();
 })"""
 
+# The heights of the id cells with a ✖/⚠ mark and of those without one.
+MARK_HEIGHTS_JS = """(box) => {
+  const cells = [...box.querySelectorAll('td.ij-id')];
+  const height = (td) => td.getBoundingClientRect().height;
+  const marked = (td) => /[\u2716\u26a0]/.test(td.innerText);
+  return {marked: cells.filter(marked).map(height),
+          plain: cells.filter(td => !marked(td)).map(height)};
+}"""
+
 # The rows of the table's page as {column header: cell text}.
 TABLE_JS = """(box) => {
   const head = [...box.querySelectorAll('thead th')].map(th => th.innerText.trim());
@@ -618,6 +628,10 @@ def _drive_panel(page, server, notebook, name, expected, tmp_path, width, kernel
         page_size = rows.count()
         assert 0 < page_size <= expected["total"]
         page.locator(".ij-panel .ij-chart").first.wait_for()
+        # The ✖/⚠ marks stay on their id's line: a marked id's cell is no taller than a plain one.
+        heights = page.locator(".ij-panel .ij-table").evaluate(MARK_HEIGHTS_JS)
+        assert heights["marked"] and heights["plain"], heights
+        assert max(heights["marked"]) <= min(heights["plain"]) + 1, heights
 
         # -- Stop ends a slow fetch within about a second --------------------------------
         _run_in_kernel(kc, f"sb.latency = {SLOW_LATENCY}")

@@ -341,6 +341,7 @@ def test_the_panel_runs_many_workspaces_each_with_its_token(many):
 
     c = panel_controller(many, frame_of(many))
     assert c.state == "ready" and c.has_token() and c.many
+    assert c.message == "Ready: 180 job ids in 3 workspaces; click Refresh."
     assert "3 workspaces" in c.token_note() and "tok-" not in c.token_note()
     shown: list[str] = []
 
