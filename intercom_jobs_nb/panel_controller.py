@@ -393,19 +393,10 @@ class PanelController:
             self._set_idle()
 
     def _checked(self, job_ids: JobIds) -> JobIds:
-        """``job_ids`` if they fit the panel: a workspace for each in a panel of many, each
-        with a token; else a ConfigurationError saying what to do."""
-        workspaces = job_ids.workspaces
-        if self._tokens is None and workspaces is not None and len(set(workspaces)) > 1:
-            raise E.ConfigurationError(
-                f"these ids belong to {len(set(workspaces))} workspaces (a workspace column): "
-                "give JobsPanel tokens={workspace: token} for them"
-            )
-        if self._tokens is not None and workspaces is None and job_ids.ids:
-            raise E.ConfigurationError(
-                "this panel runs many workspaces: the ids need a workspace column"
-            )
-        check_workspaces(workspaces if self._tokens is not None else None, self._tokens)
+        """``job_ids`` if they fit the panel's tokens (the engine's own check: a workspace
+        column with a token for each, or one workspace at most without ``tokens=``)."""
+        if job_ids.ids:
+            check_workspaces(job_ids.workspaces, self._tokens)
         return job_ids
 
     def _keep(self, job_ids: JobIds) -> None:
@@ -447,19 +438,16 @@ class PanelController:
                 names.append(name)
             if not any(len(part) for part in parts):
                 raise E.ConfigurationError(f"{', '.join(names)} holds no job ids")
-            many = [part for part in parts if part.workspaces is not None]
-            if self._tokens is None or not many:
-                joined = read_job_ids([i for part in parts for i in part.ids])
-            else:
-                joined = read_job_ids(
-                    pd.DataFrame(
-                        {
-                            "workspace": [w for part in many for w in part.workspaces or []],
-                            "job_id": [i for part in many for i in part.ids],
-                        }
-                    )
+            frames = [
+                pd.DataFrame(
+                    {"job_id": part.ids}
+                    if part.workspaces is None
+                    else {"workspace": part.workspaces, "job_id": part.ids},
+                    dtype=object,
                 )
-            joined = self._checked(joined)
+                for part in parts
+            ]
+            joined = self._checked(read_job_ids(pd.concat(frames, ignore_index=True)))
         except E.ConfigurationError as exc:
             self.upload_note = Note(str(exc), "error")
             self._notify("upload")
