@@ -92,6 +92,9 @@ class Stopped(Exception):
     """The run is stopping; the worker drops the job it holds."""
 
 
+TOKEN_HINT = "; check INTERCOM_TOKEN or token=, and the region"  # after a rejected token
+
+
 class Fatal(Exception):
     """An answer that stops the whole run (bad token, bad API version)."""
 
@@ -105,9 +108,11 @@ class Fatal(Exception):
         self.workspace: str | None = None  # set by a run of many: whose answer it was
 
     def aborted(self) -> E.RunAbortedError:
-        """The exception that ends the run (naming the workspace, in a run of many)."""
+        """The exception that ends the run (naming the workspace, in a run of many, whose
+        token is then checked in ``tokens=``)."""
         message = str(self)
         if self.workspace is not None:
+            message = message.replace(TOKEN_HINT, "; check its token in tokens=, and the region")
             message = f"workspace {self.workspace!r}: {message}"
         return self.kind(
             message, code=self.code, http_status=self.http_status, workspace=self.workspace
@@ -714,7 +719,7 @@ def fatal_for(status: int, code: str | None, message: str | None, options: Optio
         return Fatal(
             E.AuthenticationError,
             f"Intercom rejected the token ({status} {code or C.UNAUTHORIZED}: "
-            f"{message or 'no message'}); check INTERCOM_TOKEN or token=, and the region",
+            f"{message or 'no message'}){TOKEN_HINT}",
             code or C.UNAUTHORIZED,
             status,
         )

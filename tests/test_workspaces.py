@@ -84,6 +84,7 @@ def test_a_rejected_token_ends_the_run_and_names_its_workspace(many):
         ij.fetch_jobs(frame_of(many), tokens=tokens, base_url=many.base_url, progress=False)
     exc = caught.value
     assert exc.workspace == "initech" and "workspace 'initech'" in str(exc)
+    assert "check its token in tokens=" in str(exc) and "INTERCOM_TOKEN" not in str(exc)
     assert "tok-wrong-initech" not in str(exc)
     assert exc.df is not None  # the rows so far; none of initech's has a status
     assert exc.df.loc[exc.df["workspace"] == "initech", "status"].isna().all()
