@@ -30,6 +30,21 @@ in two processes, would be two gates racing for one budget: 429s, or each held t
 A task mostly waits on the network, so a worker should have about as many threads as the
 workspaces it runs at once (``LocalCluster(n_workers=2, threads_per_worker=4)`` runs 8 at once).
 
+A worker's task profiler is stopped on Python 3.11 and earlier
+--------------------------------------------------------------
+
+A task starts and ends up to ``max_workers`` threads. On Python before 3.12 that can deadlock a
+whole worker process (seen here twice in 55 runs of four workspaces on two cores, and once in
+CI): the worker's profiler calls ``sys._current_frames()`` every 10 ms, which holds the
+interpreter's list of threads locked while it allocates; an allocation can start a garbage
+collection that lets go of the GIL (distributed's own GC callback does); a thread starting or
+ending then takes the GIL and waits for that lock, while the profiler waits for the GIL (CPython
+gh-106883, distributed #8616). distributed already turns off its event-loop profiler on 3.11
+for this reason, not the one that samples tasks. So on those Pythons a task of this module
+stops its worker's task profiler before it starts a thread (logged once per worker; the
+dashboard's profile of that worker stays empty from then on). Python 3.12 and later are not
+affected and keep it.
+
 Tokens never enter the graph
 ----------------------------
 
@@ -42,8 +57,11 @@ runs. A token in clear or an `ij.Secret` (which refuses to be pickled) is refuse
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import sys
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -72,6 +90,8 @@ from .parquet import ARROW_TYPES
 from .rows import DTYPES, REQUIRED_COLUMNS, to_frame, user_columns
 
 __all__ = ["fetch_jobs", "wait_for_jobs", "to_parquet", "WORKSPACE"]
+
+log = logging.getLogger(__name__)
 
 #: The column naming each row's workspace.
 WORKSPACE = "workspace"
@@ -224,6 +244,43 @@ def _by_workspace(data: Any, names: dict[str, str]) -> dd.DataFrame:
     return numbered.set_index(_PART, divisions=list(range(len(names) + 1)), sorted=False)
 
 
+# Pythons whose sys._current_frames() can deadlock against a thread starting (module docstring).
+_PROFILER_DEADLOCKS = sys.version_info < (3, 12)
+_PROFILER_STOP_WAIT = 10.0  # seconds for the worker's event loop to run the stop
+
+
+def _stop_task_profiler() -> None:
+    """On a Python where it can deadlock the worker, stop the task profiler of the Dask worker
+    running this task, and return once it can no longer run (see the module docstring)."""
+    if not _PROFILER_DEADLOCKS:
+        return
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):  # not on a distributed worker: no profiler
+        return
+    profiler = worker.periodic_callbacks.get("profile")
+    if profiler is None or not profiler.is_running():
+        return
+    stopped = threading.Event()
+
+    def stop() -> None:  # on the worker's event loop, where the profiler runs: not mid-sample
+        if profiler.is_running():
+            profiler.stop()
+            log.warning(
+                "intercom_jobs_nb stopped the task profiler of Dask worker %s: on Python "
+                "%d.%d it can deadlock a worker whose tasks start threads (CPython gh-106883); "
+                "Python 3.12 and later keep it",
+                worker.address,
+                *sys.version_info[:2],
+            )
+        stopped.set()
+
+    worker.loop.add_callback(stop)
+    stopped.wait(_PROFILER_STOP_WAIT)
+
+
 def _run_partition(
     pdf: pd.DataFrame,
     empty: pd.DataFrame,
@@ -234,6 +291,7 @@ def _run_partition(
     """One workspace's rows: one in-process run with its token, read here from the environment."""
     if pdf.empty:  # a workspace of tokens without rows
         return empty.copy()
+    _stop_task_profiler()
     pdf = pdf.sort_values(_ORDER, kind="stable").reset_index(drop=True)
     (workspace,) = pdf[WORKSPACE].astype(str).unique()  # one workspace by construction
     # The engine reads "env:NAME" here, on the worker (`options.Secret.wrap`), and keeps each

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 import threading
 import time
 import uuid
@@ -33,6 +34,9 @@ ENV = {ws: f"INTERCOM_TOKEN_{ws.upper()}" for ws in WORKSPACES}
 REFS = {ws: f"env:{ENV[ws]}" for ws in WORKSPACES}
 LIMIT, WINDOW = 100, 2
 JOBS = 400  # per workspace: at least two full windows at 100 per 2 s
+# Seconds any one computation may take (the longest takes about 10): a worker that hangs fails
+# its test with a timeout, not the whole run.
+WITHIN = 120
 # The columns that say what a job is (not when or how it was read).
 SAME = [
     "job_id",
@@ -104,6 +108,20 @@ def jobs_frame(sb: Sandbox, workspaces=WORKSPACES, n: int | None = None) -> pd.D
     return pd.DataFrame(rows, columns=["job_id", "workspace", "note"])
 
 
+def quiet(client, within: float = 60.0) -> None:
+    """Wait until no run is left on any worker. A compute that raised for one workspace leaves
+    the others' tasks running (a worker cannot stop a task), still asking the sandbox: a test
+    that counts requests must not count theirs."""
+
+    def ours() -> list[str]:
+        return [t.name for t in threading.enumerate() if t.name.startswith("intercom-jobs")]
+
+    deadline = time.monotonic() + within
+    while any(client.run(ours).values()):
+        assert time.monotonic() < deadline, client.run(ours)
+        time.sleep(0.05)
+
+
 def full_windows(counts: dict[int, int]) -> list[int]:
     """Requests served in each full window: between the first and the last with requests."""
     starts = sorted(counts)
@@ -118,7 +136,7 @@ def dask_run(client, four):
     fresh_window()
     four.reset_stats()
     started = time.monotonic()
-    df = client.compute(out).result()
+    df = client.compute(out).result(timeout=WITHIN)
     elapsed = time.monotonic() - started
     counts = {ws: four.window_counts(ws) for ws in WORKSPACES}
     refused = {ws: four.refused(ws) for ws in WORKSPACES}
@@ -180,6 +198,20 @@ def test_the_same_rows_as_the_in_process_calls(dask_run, four):
         assert ours["note"].tolist() == alone[ws]["note"].tolist()
 
 
+def test_the_task_profiler_is_stopped_where_it_can_deadlock_a_worker(client, dask_run):
+    """On Python 3.11 and earlier a worker's task profiler can deadlock a worker whose tasks
+    start threads (CPython gh-106883): the workers that ran a workspace stopped it."""
+
+    def profiling(dask_worker) -> bool:
+        return dask_worker.periodic_callbacks["profile"].is_running()
+
+    running = client.run(profiling)
+    if sys.version_info < (3, 12):
+        assert not all(running.values()), running
+    else:
+        assert all(running.values()), running
+
+
 # -- tokens never in the graph, task keys or logs ------------------------------------------------
 
 
@@ -190,7 +222,7 @@ def test_no_token_in_the_graph_task_keys_or_logs(client, four):
     blob = cloudpickle.dumps(graph)
     text = repr(graph) + repr(list(graph))
     future = client.compute(out)
-    df = future.result()
+    df = future.result(timeout=WITHIN)
     assert len(df) == 20 and df["error_code"].isna().all()
     keys = client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.tasks))
     assert keys  # the result is still held, so its tasks are still known
@@ -207,7 +239,8 @@ def test_no_token_in_the_graph_task_keys_or_logs(client, four):
         assert ENV[ws].encode() in blob  # what the graph carries instead: the variable's name
 
 
-def test_building_the_graph_runs_nothing(four):
+def test_building_the_graph_runs_nothing(client, four):
+    quiet(client)
     four.reset_stats()
     ddf = dd.from_pandas(jobs_frame(four, n=10), npartitions=3)
     out = ijd.fetch_jobs(ddf, tokens=REFS, base_url=four.base_url)
@@ -241,7 +274,7 @@ def test_a_variable_missing_on_the_worker_is_named_not_shown(client, four):
         base_url=four.base_url,
     )
     with pytest.raises(ij.MissingTokenError, match="INTERCOM_TOKEN_NOT_SET_ANYWHERE") as info:
-        client.compute(out).result()
+        client.compute(out).result(timeout=WITHIN)
     assert "globex" in str(info.value)
     assert not any(token in str(info.value) for token in TOKENS.values())
 
@@ -261,12 +294,13 @@ def test_a_workspace_without_a_token_is_refused(client, four):
     tokens = {"acme": REFS["acme"]}
     with pytest.raises(ij.ConfigurationError, match="hooli"):
         ijd.fetch_jobs(frame, tokens=tokens, base_url=four.base_url)  # pandas: checked at once
+    quiet(client)
     four.reset_stats()
     out = ijd.fetch_jobs(
         dd.from_pandas(frame, npartitions=2), tokens=tokens, base_url=four.base_url
     )
     with pytest.raises(ij.ConfigurationError, match="hooli"):  # Dask: when computed
-        client.compute(out).result()
+        client.compute(out).result(timeout=WITHIN)
     assert four.stats["requests"] == 0
 
 
@@ -307,13 +341,13 @@ def test_wait_for_jobs_polls_each_workspace_until_final(client):
     ) as sb:
         frame = jobs_frame(sb, ["acme", "globex"])
         out = ijd.fetch_jobs(frame, tokens=REFS, base_url=sb.base_url)
-        first = client.compute(out).result()
+        first = client.compute(out).result(timeout=WITHIN)
         assert len(first) == 24 and (first["status"] == "pending").any()
         waiting = ijd.wait_for_jobs(first, tokens=REFS, base_url=sb.base_url, poll_interval=0.2)
         timer = threading.Timer(1.5, sb.finish_all)  # while the workers poll
         timer.start()
         try:
-            done = client.compute(waiting).result()
+            done = client.compute(waiting).result(timeout=WITHIN)
         finally:
             timer.cancel()
         asked = sb.stats["per_job"]
@@ -338,7 +372,7 @@ def test_to_parquet_writes_one_folder_per_workspace(client, four, tmp_path):
         assert len(list((target / folder).glob("*.parquet"))) == 1
     back = pd.read_parquet(target)
     assert len(back) == 24
-    expected = client.compute(out).result()  # umbrella's partition is empty
+    expected = client.compute(out).result(timeout=WITHIN)  # umbrella's partition is empty
     for column in ("status", "resource_type", "error_code", "workspace"):
         assert "__UNKNOWN_CATEGORIES__" not in list(expected[column].cat.categories), column
     # The dtypes of the computed frame, which ij.export_parquet keeps too.
@@ -362,7 +396,6 @@ def test_to_parquet_refuses_a_frame_without_workspaces(tmp_path):
 
 def test_only_the_dask_module_imports_dask():
     import subprocess
-    import sys
 
     code = "import sys, intercom_jobs_nb; print('dask' in sys.modules)"
     done = subprocess.run(
