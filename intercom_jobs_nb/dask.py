@@ -34,7 +34,7 @@ A worker's task profiler is stopped on Python 3.11 and earlier
 --------------------------------------------------------------
 
 A task starts and ends up to ``max_workers`` threads. On Python before 3.12 that can deadlock a
-whole worker process (seen here 3 times in 66 runs of four workspaces on two cores, and once in
+whole worker process (seen here 4 times in 134 runs of four workspaces on two cores, and once in
 CI): the worker's profiler calls ``sys._current_frames()`` every 10 ms, which holds the
 interpreter's list of threads locked while it allocates; an allocation can start a garbage
 collection that lets go of the GIL (distributed's own GC callback does); a thread starting or
