@@ -13,9 +13,10 @@ stop. A hung run is reported (with each worker's stacks if py-spy is installed) 
 script with exit code 1; otherwise it prints how many runs finished, and exits 0.
 
 Measured on a 2-core machine, Python 3.11.7, dask/distributed 2026.8.0, with two busy loops
-beside it: with ``--keep-profiler``, each of four tries hung, at runs 54, 2, 11 and 67 (4 hangs in
-134 runs; each worker dump showed the profiler's ``_PyThread_CurrentFrames`` in a garbage
-collection, and a task thread starting a thread); without it, 400 of 400 runs finished.
+beside it: with ``--keep-profiler`` (three tries with this script's first draft, one with it),
+each of four tries hung, at runs 54, 2, 11 and 67 (4 hangs in 134 runs; each worker dump showed
+the profiler's ``_PyThread_CurrentFrames`` in a garbage collection, and a task thread starting
+a thread); without it, 400 of 400 runs finished.
 """
 
 from __future__ import annotations
