@@ -1,4 +1,5 @@
-"""Shared helpers for the benchmark scripts: a sandbox in its own process, and table printing.
+"""Shared helpers for the benchmark scripts: a sandbox in its own process, a Dask cluster, and
+table printing.
 
 The sandbox runs in a child process (multiprocessing, "spawn") so that the benchmark process's
 CPU time (``time.process_time()``) and memory are the client's alone. The child stops when the
@@ -9,14 +10,16 @@ left running.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
+import logging
 import multiprocessing as mp
 import os
 import platform
 import sys
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -113,6 +116,27 @@ class RemoteSandbox:
             if self._proc.is_alive():  # our own child, by its handle
                 self._proc.terminate()
                 self._proc.join(5)
+
+
+@contextlib.contextmanager
+def dask_cluster(workers: int, threads: int) -> Iterator[Any]:
+    """A client of a ``LocalCluster`` of ``workers`` processes with ``threads`` threads each,
+    closed on exit. Its workers inherit this process's environment (the tokens set in it) and
+    have imported ``intercom_jobs_nb.dask`` (imports out of the timings)."""
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=workers,
+            threads_per_worker=threads,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        client.run(importlib.import_module, "intercom_jobs_nb.dask")
+        yield client
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, align: str = "") -> str:

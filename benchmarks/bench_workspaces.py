@@ -29,8 +29,6 @@ error rows. Exits 1 when a target is missed.
 from __future__ import annotations
 
 import argparse
-import importlib
-import logging
 import math
 import os
 import secrets
@@ -39,7 +37,7 @@ import time
 from typing import Any
 
 import pandas as pd
-from _common import RemoteSandbox, machine, table, verdict
+from _common import RemoteSandbox, dask_cluster, machine, table, verdict
 
 import intercom_jobs_nb as ij
 
@@ -140,21 +138,6 @@ def measure(mode: str, n: int, jobs: int, tokens: dict[str, str], client: Any) -
     }
 
 
-def start_cluster(workers: int, threads: int) -> Any:
-    from distributed import Client, LocalCluster
-
-    cluster = LocalCluster(
-        n_workers=workers,
-        threads_per_worker=threads,
-        processes=True,
-        dashboard_address=None,
-        silence_logs=logging.ERROR,
-    )
-    client = Client(cluster)
-    client.run(importlib.import_module, "intercom_jobs_nb.dask")  # imports out of the timings
-    return client
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a small smoke run")
@@ -172,13 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     tokens = {ws: f"bench-{ws}-{secrets.token_hex(8)}" for ws in names(max(sizes))}
     for ws, token in tokens.items():
         os.environ[env_name(ws)] = token
-    client = start_cluster(2, threads)
-    try:
+    with dask_cluster(2, threads) as client:
         results = [measure(mode, n, jobs, tokens, client) for n in sizes for mode in MODES]
-    finally:
-        cluster = client.cluster
-        client.close()
-        cluster.close()
 
     rows = []
     for r in results:

@@ -22,13 +22,14 @@ a thread); without it, 400 of 400 runs finished.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import shutil
 import subprocess
 import sys
 import time
 import uuid
+
+from _common import dask_cluster
 
 WORKSPACES = ("acme", "globex", "initech", "umbrella")
 JOBS = 400
@@ -62,14 +63,7 @@ def main() -> int:
     import dask.dataframe as dd
 
     with (
-        distributed.LocalCluster(
-            n_workers=2,
-            threads_per_worker=2,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        ) as cluster,
-        distributed.Client(cluster) as client,
+        dask_cluster(2, 2) as client,
         Sandbox(
             jobs=JOBS,
             seed=11,
