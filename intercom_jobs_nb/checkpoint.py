@@ -18,8 +18,11 @@ that is not a checkpoint at all, is refused with a message and left exactly as i
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import sqlite3
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import quote
@@ -27,6 +30,7 @@ from urllib.parse import quote
 import pandas as pd
 
 from .errors import CheckpointError, ConfigurationError
+from .locking import WriterLock
 from .options import __version__
 from .rows import COLUMNS, Row, to_frame
 
@@ -91,14 +95,30 @@ class WorkspaceFile:
     """An SQLite file of this toolkit bound to one API host and one workspace: checkpoints of
     job statuses, and ledgers of enqueued tickets. Subclasses name their kind and tables.
 
+    One run at a time: opening the file takes its writer lock (``locking.py``) until `close`.
+    Whole when closed: a run records its rows in SQLite's WAL (``NAME-wal`` beside the file),
+    and `close` folds that back into the file and removes it, so a file whose run ended (short
+    of SIGKILL) is one file that can be copied, moved or attached alone. While a run has it
+    open, the file is marked so (``open_run`` in its meta table, written through to the file
+    itself); a file found marked, with no ``-wal`` beside it, is one whose run died and which
+    was moved without what that run recorded: it is refused, never read as "nothing sent".
+
     Raises:
         ConfigurationError: the folder does not exist, the file is not of this kind, was
             written with another schema version, or for another host.
+        FileInUseError: another run has the file open.
+        CheckpointError: it cannot be written (read-only, locked by another program, disk
+            full), or its last run did not end cleanly and its ``-wal`` file is missing.
     """
 
     KIND = "checkpoint"
     SCHEMA = SCHEMA_VERSION
     TABLES: dict[str, str] = {}  # name -> column definitions
+    #: SQLite's ``synchronous`` in WAL mode: NORMAL may lose the last commits to a power cut
+    #: (a checkpoint then asks those jobs again); a ledger says FULL (each commit fsync'd).
+    SYNCHRONOUS = "NORMAL"
+    #: An older schema this version reads -> the SQL that brings it to `SCHEMA`.
+    UPGRADES: dict[str, str] = {}
 
     def __init__(self, path: str | os.PathLike, base_url: str) -> None:
         self.path = Path(path).expanduser()
@@ -107,9 +127,26 @@ class WorkspaceFile:
             raise ConfigurationError(f"cannot create {noun} {shown!r}: no such folder")
         if self.path.is_dir():
             raise ConfigurationError(f"{noun} {shown!r} is a folder, not a file")
+        self._writer = WriterLock(self.path, noun)
+        try:
+            self._writer.acquire()  # before anything is read: another run may be writing
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot use {noun} {shown!r}: its lock file {str(self._writer.path)!r} cannot "
+                f"be made ({exc.strerror or exc}); the folder must be writable"
+            ) from None
+        try:
+            self._open(base_url)
+        except BaseException:
+            self._writer.release()
+            raise
+
+    def _open(self, base_url: str) -> None:
+        noun, shown = self.KIND, str(self.path)
         stored: dict[str, str] = {}
         if self.path.exists() and self.path.stat().st_size:
             stored = _inspect(self.path, frozenset(self.TABLES), noun)
+        upgrade = None
         if stored:
             kind = stored.get("kind", "checkpoint")
             if kind != self.KIND:
@@ -117,7 +154,8 @@ class WorkspaceFile:
                     f"{shown!r} is a {kind}, not a {noun}: use another file (it is unchanged)"
                 )
             schema = stored.get("schema")
-            if schema != self.SCHEMA:
+            upgrade = self.UPGRADES.get(schema or "")
+            if schema != self.SCHEMA and upgrade is None:
                 raise ConfigurationError(
                     f"{noun} {shown!r} was written with schema {schema or '?'} (by "
                     f"intercom-jobs-nb {stored.get('written_by', 'before 0.2')}); this version "
@@ -128,16 +166,59 @@ class WorkspaceFile:
                     f"{noun} {shown!r} was made for {stored.get('base_url')}, not "
                     f"{base_url}: ids are per workspace, use another file"
                 )
+            self._check_whole(stored.get("open_run"))
         try:
             if not stored:
                 self._create(base_url)
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
         except (sqlite3.Error, OSError) as exc:
             raise ConfigurationError(f"cannot use {noun} {shown!r}: {exc}") from None
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={self.SYNCHRONOUS}")
+            if upgrade is not None:
+                self._db.executescript(
+                    f"BEGIN; {upgrade}; INSERT OR REPLACE INTO meta VALUES ('schema', "
+                    f"'{self.SCHEMA}'); COMMIT;"
+                )
+            self._mark_open()
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise CheckpointError(
+                f"cannot write to {noun} {shown!r} ({exc}): check that the file and its "
+                "folder are writable, that no other program holds it open, and that the disk "
+                "is not full; nothing was sent"
+            ) from None
         self.bound = {k: v for k, v in stored.items() if k.partition(":")[0] == "workspace"}
         self.workspace = stored.get("workspace")
+        self.upgraded_from = stored.get("schema") if upgrade is not None else None
+
+    def _check_whole(self, mark: str | None) -> None:
+        """Refuse a file whose last run died and whose ``-wal`` did not come with it."""
+        wal = self.path.with_name(self.path.name + "-wal")
+        if mark is None or wal.exists():
+            return  # closed cleanly, or SQLite recovers the died run's commits from the WAL
+        try:
+            info = json.loads(mark)
+            who = f"pid {info['pid']} on host {info['host']}, " + time.strftime(
+                "since %Y-%m-%d %H:%M:%S UTC", time.gmtime(info["since"])
+            )
+        except (ValueError, KeyError, TypeError, OverflowError):
+            who = "details unreadable"
+        raise CheckpointError(
+            f"{self.KIND} {str(self.path)!r} was in use by a run that did not end cleanly "
+            f"({who}), and {wal.name!r}, which holds what that run recorded, is not beside it: "
+            f"without it this file would read as if that run had recorded nothing. Put "
+            f"{wal.name!r} (and {self.path.name + '-shm'!r} if there is one) from the folder "
+            "where that run took place next to it, then run again. The file is unchanged"
+        )
+
+    def _mark_open(self) -> None:
+        """Mark the file in use, in the file itself (not only its WAL), so that a copy of it
+        alone after a crash is known to be incomplete."""
+        mark = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()})
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('open_run', ?)", (mark,))
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _create(self, base_url: str) -> None:
         """Make the file whole beside its place, then link it there: a process killed while
@@ -211,7 +292,26 @@ class WorkspaceFile:
             )
 
     def close(self) -> None:
-        self._db.close()
+        """Fold the WAL into the file, remove it and the lock: one whole file is left.
+
+        A failure here (disk full) leaves the file as SQLite has it, marked in use: the next
+        run recovers it from the WAL, and refuses a copy without it."""
+        db = getattr(self, "_db", None)
+        if db is None:
+            return
+        self._db = None  # type: ignore[assignment]
+        try:
+            try:
+                if db.in_transaction:  # a write cut short by Ctrl-C: it was not committed
+                    db.execute("ROLLBACK")
+                db.execute("DELETE FROM meta WHERE key = 'open_run'")
+                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                db.execute("PRAGMA journal_mode=DELETE")  # removes the -wal and -shm files
+            except sqlite3.Error:
+                pass
+            db.close()
+        finally:
+            self._writer.release()
 
     def __enter__(self) -> WorkspaceFile:
         return self

@@ -11,7 +11,8 @@ In bulk calls (`fetch_jobs`, `wait_for_jobs`, `refresh`) one job's failure is a 
     │   ├── AuthenticationError         Intercom rejected the token (401, token_*, forbidden)
     │   ├── ApiVersionError             Intercom rejected the Intercom-Version header
     │   ├── UnreachableError            no answer at all from Intercom before the run began
-    │   ├── CheckpointError             the checkpoint could not be written (disk full...)
+    │   ├── CheckpointError             a checkpoint or ledger cannot be used (disk full...)
+    │   │   └── FileInUseError          another run holds it; nothing was sent
     │   └── RunFailedError              an unexpected error; the original is ``__cause__``
     └── JobError                        `fetch_job` only: this job could not be read; ``.code``
         ├── InvalidJobIdError           the id is not a job id; nothing was sent
@@ -48,6 +49,7 @@ __all__ = [
     "ApiVersionError",
     "UnreachableError",
     "CheckpointError",
+    "FileInUseError",
     "RunFailedError",
     "FetchInterrupted",
     "JobError",
@@ -110,8 +112,14 @@ class UnreachableError(RunAbortedError):
 
 
 class CheckpointError(RunAbortedError):
-    """The checkpoint could not be written (disk full, read-only, locked); rows committed
-    before stay in the file."""
+    """A checkpoint or ledger cannot be used: it could not be written (disk full, read-only),
+    or its last run did not end cleanly and a file it needs is missing; rows committed before
+    stay in the file."""
+
+
+class FileInUseError(CheckpointError):
+    """Another run (another kernel, process, thread or machine) is using the ledger or
+    checkpoint; this one stopped before sending anything (see ``locking.py``)."""
 
 
 class RunFailedError(RunAbortedError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 import sqlite3
@@ -11,6 +12,7 @@ import pytest
 
 import intercom_jobs_nb as ij
 from intercom_jobs_nb import transport
+from intercom_jobs_nb.checkpoint import Checkpoint
 from intercom_jobs_nb.rows import REQUIRED_COLUMNS
 from intercom_jobs_nb.sandbox import Sandbox
 
@@ -325,12 +327,21 @@ def version_rejected(sb, opts, tmp_path, monkeypatch):
 def checkpoint_locked(sb, opts, tmp_path, monkeypatch):
     path = tmp_path / "jobs.sqlite"
     ij.fetch_jobs(sb.job_ids[:5], checkpoint=path, **opts(sb))
-    other = sqlite3.connect(path, isolation_level=None)  # another process holding the lock
-    other.execute("BEGIN IMMEDIATE")
+    other = sqlite3.connect(path, isolation_level=None, timeout=0)
+    write = Checkpoint.write
+
+    def locked_then_write(self, rows):  # another program takes SQLite's write lock mid-run
+        if not other.in_transaction:
+            other.execute("BEGIN IMMEDIATE")
+        write(self, rows)
+
+    monkeypatch.setattr(Checkpoint, "write", locked_then_write)
+    monkeypatch.setattr(sqlite3, "connect", functools.partial(sqlite3.connect, timeout=0.2))
     try:
         ij.fetch_jobs(sb.job_ids, checkpoint=path, **opts(sb))
     finally:
-        other.execute("ROLLBACK")
+        if other.in_transaction:
+            other.execute("ROLLBACK")
         other.close()
 
 
