@@ -53,7 +53,7 @@ import pandas as pd
 
 from . import codes as C
 from . import errors as E
-from .enqueue import INVALID_ROW, enqueue_tickets, ticket_bodies
+from .enqueue import INVALID_ROW, KEY_CHANGED, enqueue_tickets, ticket_bodies
 from .fetch import fetch_jobs
 from .frames import export_csv, summarize
 from .ids import read_job_ids
@@ -393,11 +393,11 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 # -- enqueue ---------------------------------------------------------------------------------
 
 
-def _read_tickets(source: str) -> pd.DataFrame:
+def _read_tickets(source: str, key: str | None) -> pd.DataFrame:
     """The rows of the tickets CSV (checked as `enqueue_tickets` will: a .csv, unique keys);
     a file without rows is refused."""
     try:
-        frame, _, _ = ticket_bodies(source)
+        frame, _, _ = ticket_bodies(source, key=key)
     except pd.errors.EmptyDataError:
         frame = pd.DataFrame()
     if not len(frame):
@@ -410,11 +410,12 @@ def _enqueue(args: argparse.Namespace, done: list[pd.DataFrame]) -> pd.DataFrame
     (or ``--tickets``), `wait_for_jobs` over its rows; then, with ``--tickets``,
     `fetch_tickets` over those."""
     options = _connection_options(args)
-    rows = _read_tickets(args.rows)
+    rows = _read_tickets(args.rows, args.key)
     df = enqueue_tickets(
         rows,
         ledger=args.ledger,
         ticket_type_id=args.ticket_type_id,
+        key=args.key,
         resend_unknown=args.resend_unknown,
         timeout=args.timeout,
         **options,
@@ -463,6 +464,21 @@ def _enqueue_summary(args: argparse.Namespace) -> Callable[[pd.DataFrame], None]
 
     def summary(df: pd.DataFrame) -> None:
         _print_counts(df, [c for c in columns if c in df.columns])
+        rejected = df["enqueue_status"] == "rejected"
+        changed = df["enqueue_error_code"] == KEY_CHANGED
+        if changed.any():
+            print(
+                f"{int(changed.sum())} rows were sent before with another body (key_changed): "
+                "not sent again; give such a row a new key for a new ticket, or restore it",
+                file=sys.stderr,
+            )
+        if (rejected & ~changed).any():
+            print(
+                f"{int((rejected & ~changed).sum())} rows rejected: see enqueue_error_message; "
+                "correct them (the ticket type, the contact...) and run the same command again: "
+                "a rejected row is sent again once it changed",
+                file=sys.stderr,
+            )
 
     return summary
 
@@ -697,7 +713,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="create a ticket for each row of a CSV, never two for one row",
         description="Create a ticket for each row of a CSV (POST /tickets/enqueue), and write\n"
         "each row with its job id and outcome as CSV to --out or stdout.\n\n"
-        "The CSV's columns: key (the row's identity, unique; default: its row number from 0);\n"
+        "The CSV's columns: key (the row's identity, unique; without it, the row's contact and\n"
+        "title); "
         "one of contact_id, contact_external_id, contact_email; title, description, attr:NAME\n"
         "(a ticket attribute); optional ticket_type_id, company_id, created_at,\n"
         "skip_notifications.",
@@ -719,6 +736,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ID",
         help="the ticket type of the rows without a ticket_type_id value "
         "(default: the ticket_type_id column)",
+    )
+    enqueue.add_argument(
+        "--key",
+        metavar="COLUMN",
+        help="the column that holds each row's key, if it is not named key (default: key, "
+        "else each row's contact and title)",
     )
     enqueue.add_argument(
         "--resend-unknown",

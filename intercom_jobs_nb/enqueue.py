@@ -4,6 +4,22 @@
 ledger (``ledger.py``) has never sent, through the one run engine, and returns the rows with
 their job ids. Then `wait_for_jobs` follows the jobs, and `fetch_tickets` the tickets they made.
 
+A row's key is its identity across runs: the ledger sends each key once. The key is the ``key``
+column (or the column named by ``key=``). Without one, it is derived from the row's content, never
+from its position, so inserting, deleting or sorting rows changes no other row's key: it is a
+hash of the row's contact and title (`content_key`), the two things that tell one ticket from
+another in a sheet with no ids. Why not every cell: a column added to the sheet between two runs
+would change every key and send every row again; why not the whole body: fixing a typo in a
+description would make a second ticket, where now the ledger sees the same key with another body
+and says so (``key_changed``). Two rows for one contact with the same title are refused as
+repeated keys: give the sheet a ``key`` column if both are meant.
+
+A key means one ticket body. The ledger records each key's body fingerprint; a key sent before
+with another body is not sent and not labelled with the old job: it is ``rejected`` with
+``enqueue_error_code`` ``key_changed`` and the fields that differ. A key that was ``rejected``
+(nothing was created) is sent again once its body changed (a corrected ticket type, a fixed
+contact), and only then.
+
 What is retried, and what is not: a POST that may have reached Intercom is never sent twice.
 Retried automatically are only a 429 (Intercom did not process it: the run waits for the window
 as for statuses) and a failure before the request left (connection refused, DNS). A timeout or a
@@ -13,6 +29,7 @@ may not have created a ticket, and it is resent only with ``resend_unknown=True`
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -26,7 +43,7 @@ import pandas as pd
 from . import codes as C
 from .engine import Run
 from .errors import ConfigurationError
-from .ledger import ENQUEUED, NOT_SENT, REJECTED, UNKNOWN, EnqueueRow, Ledger
+from .ledger import ENQUEUED, NOT_SENT, REJECTED, UNKNOWN, Body, EnqueueRow, Ledger
 from .options import (
     DEFAULT_API_VERSION,
     DEFAULT_MAX_RPS,
@@ -52,10 +69,26 @@ from .transport import (
     text_field,
 )
 
-__all__ = ["enqueue_tickets", "ticket_bodies", "ENQUEUE_COLUMNS", "INVALID_ROW", "ENQUEUE_PATH"]
+__all__ = [
+    "enqueue_tickets",
+    "ticket_bodies",
+    "content_key",
+    "ENQUEUE_COLUMNS",
+    "INVALID_ROW",
+    "KEY_CHANGED",
+    "ENQUEUE_PATH",
+]
 
 ENQUEUE_PATH = "/tickets/enqueue"
 INVALID_ROW = "invalid_row"  # the toolkit's code for a row that cannot make a valid body
+KEY_CHANGED = "key_changed"  # the toolkit's code for a key sent before with another body
+KEY_COLUMN = "key"  # the column that holds each row's key, unless key= names another
+#: The input columns a body field comes from, to name them when a key's body changed.
+_FIELD_COLUMNS = {
+    "contacts": "contact_id/contact_external_id/contact_email",
+    "ticket_attributes._default_title_": "title",
+    "ticket_attributes._default_description_": "description",
+}
 #: The columns `enqueue_tickets` adds to the input rows.
 ENQUEUE_COLUMNS = (
     "key",
@@ -119,33 +152,84 @@ def _read_rows(rows: Any) -> pd.DataFrame:
 
 
 def ticket_bodies(
-    rows: Any, *, ticket_type_id: str | int | None = None
+    rows: Any, *, ticket_type_id: str | int | None = None, key: str | None = None
 ) -> tuple[pd.DataFrame, list[str], list[dict[str, Any] | str]]:
     """The input frame, each row's key, and its enqueue body (or why it cannot make one).
 
+    Args:
+        rows: as `enqueue_tickets` takes them.
+        ticket_type_id: the ticket type of rows without one of their own.
+        key: the column of each row's key; default ``key`` if there is one, else each row's
+            `content_key`.
+
     Raises:
-        ConfigurationError: the keys are not unique, or ``rows`` is not a table.
+        ConfigurationError: the keys are not unique, the ``key`` column is missing or has
+            empty cells, or ``rows`` is not a table.
     """
     frame = _read_rows(rows)
-    if "key" in frame.columns:
-        keys = [str(_value(k)) if _value(k) is not None else "" for k in frame["key"]]
-    else:
-        keys = [str(k) for k in frame.index]
-    if any(not k for k in keys):
-        raise ConfigurationError("every row needs a key (the 'key' column has empty cells)")
-    repeated = sorted(k for k, n in Counter(keys).items() if n > 1)
-    if repeated:
-        shown = ", ".join(repeated[:5]) + (" ..." if len(repeated) > 5 else "")
-        raise ConfigurationError(
-            f"keys must be unique (a key is a row's identity: it is what makes a resend safe); "
-            f"repeated: {shown}"
-        )
     columns = list(frame.columns)
     attrs = [c for c in columns if isinstance(c, str) and c.startswith(_ATTR)]
-    bodies: list[dict[str, Any] | str] = []
-    for record in frame.to_dict("records"):
-        bodies.append(_body(record, attrs, ticket_type_id))
+    bodies: list[dict[str, Any] | str] = [
+        _body(record, attrs, ticket_type_id) for record in frame.to_dict("records")
+    ]
+    column = key if key is not None else (KEY_COLUMN if KEY_COLUMN in frame.columns else None)
+    if column is not None:
+        if column not in frame.columns:
+            raise ConfigurationError(
+                f"key={column!r}: no such column (the columns are {', '.join(map(str, columns))})"
+            )
+        keys = [str(_value(k)) if _value(k) is not None else "" for k in frame[column]]
+        if any(not k for k in keys):
+            raise ConfigurationError(
+                f"every row needs a key (the {column!r} column has empty cells)"
+            )
+    else:
+        keys = [
+            content_key(body) if isinstance(body, dict) else _auto_key(record)
+            for body, record in zip(bodies, frame.to_dict("records"), strict=True)
+        ]
+    _check_unique(keys, frame.index, by_content=column is None)
     return frame, keys, bodies
+
+
+def content_key(body: dict[str, Any]) -> str:
+    """The key of a row without a key column, from its body: ``auto-`` and 20 hex digits of a
+    SHA-256 of its contact and title (see the module docstring for why those two)."""
+    attributes = body.get("ticket_attributes") or {}
+    return _auto_key([body.get("contacts"), attributes.get("_default_title_")])
+
+
+def _auto_key(identity: Any) -> str:
+    """``auto-`` and a hash of ``identity``; of all its cells for a row that cannot make a body
+    (it is never sent, but still needs a key of its own)."""
+    if isinstance(identity, dict):
+        identity = {str(c): _value(v) for c, v in identity.items()}
+    text = json.dumps(identity, sort_keys=True, default=str, ensure_ascii=False)
+    return "auto-" + hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def _check_unique(keys: list[str], index: pd.Index, *, by_content: bool) -> None:
+    counts = Counter(keys)
+    repeated = [k for k, n in counts.items() if n > 1]
+    if not repeated:
+        return
+    if by_content:
+        where: dict[str, list[str]] = {}
+        for position, k in enumerate(keys):
+            if counts[k] > 1:
+                where.setdefault(k, []).append(str(index[position]))
+        groups = ["rows " + " and ".join(rows) for rows in list(where.values())[:5]]
+        raise ConfigurationError(
+            "without a key column, a row is known by its contact and title, and these rows "
+            f"share them: {'; '.join(groups)}{' ...' if len(where) > 5 else ''}. If each is "
+            "meant as its own ticket, add a 'key' column with a different value for each row "
+            "(any text that stays with the row); otherwise remove the repeated rows"
+        )
+    shown = ", ".join(sorted(repeated)[:5]) + (" ..." if len(repeated) > 5 else "")
+    raise ConfigurationError(
+        f"keys must be unique (a key is a row's identity: it is what makes a resend safe); "
+        f"repeated: {shown}"
+    )
 
 
 def _body(record: dict[Any, Any], attrs: list[str], default_type: Any) -> dict[str, Any] | str:
@@ -284,7 +368,11 @@ class EnqueueWork:
     kinds: tuple[str, ...] = _KINDS
 
     def __init__(
-        self, frame: pd.DataFrame, keys: list[str], bodies: list[bytes | None], ledger: Ledger
+        self,
+        frame: pd.DataFrame,
+        keys: list[str],
+        bodies: list[tuple[bytes, Body] | None],
+        ledger: Ledger,
     ) -> None:
         self.input = frame
         self.keys = keys
@@ -298,9 +386,10 @@ class EnqueueWork:
     def ask(self, client: Client, gate: Pacer, index: int) -> EnqueueRow:
         key, body = self.keys[index], self.bodies[index]
         assert body is not None  # rows without a body are rejected before the passes
-        self.ledger.intend(key)
+        encoded, fingerprint = body
+        self.ledger.intend(key, fingerprint)
         try:
-            row = send_enqueue(client, gate, key, body)
+            row = send_enqueue(client, gate, key, encoded)
         except (Stopped, Fatal):
             self.ledger.forget(key)  # certainly not processed
             raise
@@ -335,6 +424,7 @@ def enqueue_tickets(
     *,
     ledger: str | os.PathLike,
     ticket_type_id: str | int | None = None,
+    key: str | None = None,
     resend_unknown: bool = False,
     token: str | Secret | None = None,
     region: str = DEFAULT_REGION,
@@ -350,13 +440,15 @@ def enqueue_tickets(
 
     Args:
         rows: a DataFrame, a list of dicts or a .csv path, one ticket per row. Columns: ``key``
-            (the row's identity; default the index as a string; unique), one of ``contact_id``,
-            ``contact_external_id``, ``contact_email``; ``title``, ``description``; any
-            ``attr:<name>`` (a ticket attribute); optional ``ticket_type_id``, ``company_id``,
-            ``created_at``, ``skip_notifications``.
+            (the row's identity, unique; without it, each row's contact and title: see
+            `content_key`), one of ``contact_id``, ``contact_external_id``, ``contact_email``;
+            ``title``, ``description``; any ``attr:<name>`` (a ticket attribute); optional
+            ``ticket_type_id``, ``company_id``, ``created_at``, ``skip_notifications``.
         ledger: the SQLite file that remembers what was sent; call again with the same file to
-            resume: only keys never sent are sent.
+            resume: only keys never sent are sent. One run at a time uses it: a second one
+            stops before sending (`FileInUseError`).
         ticket_type_id: the ticket type of rows without a ``ticket_type_id`` column value.
+        key: the column that holds each row's key, if it is not named ``key``.
         resend_unknown: send again the keys whose earlier request may or may not have created
             a ticket (``unknown``); check them in Intercom first.
         token, region, base_url, api_version, timeout, retries, max_workers, max_rps, progress:
@@ -366,15 +458,18 @@ def enqueue_tickets(
         The input rows plus ``key``, ``job_id``, ``enqueue_status`` (``enqueued``,
         ``rejected``, ``unknown``, or ``not_sent`` when the run stopped before sending the row),
         ``enqueue_error_code``, ``enqueue_error_message``, ``enqueue_request_id``,
-        ``enqueued_at``. Pass it to `wait_for_jobs`, then `fetch_tickets`.
+        ``enqueued_at``. Pass it to `wait_for_jobs`, then `fetch_tickets`. A key sent before
+        with another body is ``rejected`` with ``enqueue_error_code`` ``key_changed``.
 
     Raises:
         ConfigurationError: bad arguments, repeated keys, or a ledger of another workspace.
-        AuthenticationError, ApiVersionError, CheckpointError (the ledger cannot be written),
+        FileInUseError: another run is using the ledger; nothing was sent.
+        AuthenticationError, ApiVersionError, CheckpointError (the ledger cannot be written,
+        or its last run died and its ``-wal`` file is missing),
         FetchInterrupted: the run stopped; ``.df`` has every row, ``not_sent`` where not sent.
 
     Example:
-        >>> out = ij.enqueue_tickets(rows, ledger="tickets.sqlite", ticket_type_id="1234")
+        >>> out = ij.enqueue_tickets(rows, ledger="tickets.sqlite", ticket_type_id="88")
         ...                                                           # doctest: +SKIP
     """
     token = Secret.wrap(token)
@@ -389,25 +484,77 @@ def enqueue_tickets(
         max_rps=max_rps,
         progress=progress,
     )
-    frame, keys, bodies = ticket_bodies(rows, ticket_type_id=ticket_type_id)
+    frame, keys, bodies = ticket_bodies(rows, ticket_type_id=ticket_type_id, key=key)
     encoded = [
-        json.dumps(b, separators=(",", ":")).encode() if isinstance(b, dict) else None
+        (json.dumps(b, separators=(",", ":")).encode(), Body.of(b)) if isinstance(b, dict) else None
         for b in bodies
     ]
+    by_content = key is None and KEY_COLUMN not in frame.columns
     with Ledger(os.fspath(ledger), options.base_url) as book:
+        if by_content and book.positional_keys:
+            raise ConfigurationError(_POSITIONAL_KEYS.format(ledger=os.fspath(ledger)))
 
         def prepare(run: Run) -> None:
             book.bind(run.identify())
             book.settle_interrupted()
-            known = book.rows()
-            for i, key in enumerate(keys):
+            known = book.entries()
+            for i, row_key in enumerate(keys):
                 body = bodies[i]
                 if isinstance(body, str):
-                    run.rows[i] = EnqueueRow.of(key, REJECTED, code=INVALID_ROW, message=body)
+                    run.rows[i] = EnqueueRow.of(row_key, REJECTED, code=INVALID_ROW, message=body)
                     continue
-                row = known.get(key)
-                if row is not None and not (resend_unknown and row.enqueue_status == UNKNOWN):
-                    run.rows[i] = row
+                entry = known.get(row_key)
+                if entry is not None:
+                    sent = encoded[i]
+                    assert sent is not None
+                    run.rows[i] = _known(entry, sent[1], resend_unknown)
 
         work = EnqueueWork(frame, keys, encoded, book)
         return Run(work, len(keys), options).execute(prepare)
+
+
+_POSITIONAL_KEYS = (
+    "the ledger {ledger!r} was written by intercom-jobs-nb 0.1, which keyed rows without a "
+    "'key' column by their row number (0, 1, 2...); this version keys them by content, so "
+    "those rows would look new and be sent again. Add a 'key' column holding each row's number "
+    "as it was in that run (df['key'] = df.index.astype(str) if the rows have not moved since), "
+    "or use a new ledger for a new sheet"
+)
+
+
+def _known(entry: tuple[EnqueueRow, Body | None], body: Body, resend_unknown: bool) -> Any:
+    """What a key the ledger knows becomes in this run: its row from the ledger, a
+    ``key_changed`` rejection, or None (send it)."""
+    row, sent = entry
+    same = sent is None or sent.fingerprint == body.fingerprint  # schema 1: taken as is
+    status = row.enqueue_status
+    if status == REJECTED:
+        if not same:
+            return None  # nothing was created: the corrected body is sent
+        return row._replace(
+            enqueue_error_message=f"{row.enqueue_error_message or 'rejected'} (in an earlier "
+            "run; the row is unchanged, so it was not sent again: correct it and run again)"
+        )
+    if status == UNKNOWN and resend_unknown:
+        return None
+    if same:
+        return row
+    assert sent is not None
+    fields = sorted({_FIELD_COLUMNS.get(name, _column_of(name)) for name in body.changed(sent)})
+    job = f", job {row.job_id}" if row.job_id else ""
+    return EnqueueRow.of(
+        row.key,
+        REJECTED,
+        code=KEY_CHANGED,
+        message=(
+            f"key {row.key!r} was sent before ({status}{job}) with another body; changed: "
+            f"{', '.join(fields)}. It was not sent again. To make a new ticket, give the row a "
+            "new key; to keep the one made, restore the row as it was"
+        ),
+    )
+
+
+def _column_of(field: str) -> str:
+    """The input column a body field comes from."""
+    prefix = "ticket_attributes."
+    return _ATTR + field[len(prefix) :] if field.startswith(prefix) else field

@@ -1,25 +1,40 @@
 """The enqueue ledger: what was sent to ``POST /tickets/enqueue`` for each key, so that no key
 ever makes two tickets.
 
+What it guarantees, and on what conditions, is written once, in the README's "Never a duplicate
+ticket": one writer per ledger (the file's lock, ``locking.py``), and the ledger's files kept
+together while a run has it open (``checkpoint.WorkspaceFile``).
+
 A POST is not idempotent: a request that reached Intercom and whose answer was lost may have
 created a ticket. So the ledger records each key's *intent* (state ``sending``) in a committed
 transaction before its request leaves, and the answer after. A key found ``sending`` when a run
 starts was cut off (a SIGKILL, a crash) between the two: it is ``unknown``, like a request whose
 answer was lost, and never sent again unless the caller says so. A key is sent only when the
 ledger has no row for it. Like a checkpoint, the file is bound to its API host and workspace.
+
+Durable: the ledger commits with ``synchronous=FULL`` (SQLite fsyncs its WAL at every commit), so
+a key's intent is on disk before its request leaves, power cut included.
+
+A key means one ticket body: with its intent the ledger records the body's fingerprint (a
+SHA-256 of its canonical JSON) and a short hash of each of its fields, so a later run can tell
+that a key now stands for another body, and which fields changed (``enqueue.py`` decides what
+follows). Ledgers of schema 1 (before fingerprints) are upgraded in place: their keys have no
+fingerprint, and are taken as they are.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sqlite3
 import threading
 from collections.abc import Iterable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from .checkpoint import WorkspaceFile
 from .errors import CheckpointError
 
-__all__ = ["Ledger", "EnqueueRow", "ENQUEUED", "REJECTED", "UNKNOWN", "NOT_SENT", "SENDING"]
+__all__ = ["Ledger", "Body", "EnqueueRow", "ENQUEUED", "REJECTED", "UNKNOWN", "NOT_SENT", "SENDING"]
 
 ENQUEUED = "enqueued"  # Intercom answered a job
 REJECTED = "rejected"  # refused, by Intercom (400) or before sending (no contact...)
@@ -58,6 +73,34 @@ class EnqueueRow(NamedTuple):
 _FIELDS = EnqueueRow._fields[:-1]  # what the ledger stores (final follows from the status)
 
 
+class Body(NamedTuple):
+    """A ticket body as the ledger knows it: its fingerprint, and a short hash per field."""
+
+    fingerprint: str
+    fields: dict[str, str]
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> Body:
+        """The fingerprint of a body, and of each field (each ticket attribute on its own)."""
+        flat: dict[str, Any] = {k: v for k, v in body.items() if k != "ticket_attributes"}
+        for name, value in (body.get("ticket_attributes") or {}).items():
+            flat[f"ticket_attributes.{name}"] = value
+        return cls(
+            _digest(body),
+            {name: _digest(value)[:16] for name, value in flat.items()},
+        )
+
+    def changed(self, other: Body) -> list[str]:
+        """The fields (as the body names them) whose value differs between two bodies."""
+        names = set(self.fields) | set(other.fields)
+        return sorted(n for n in names if self.fields.get(n) != other.fields.get(n))
+
+
+def _digest(value: Any) -> str:
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 class Ledger(WorkspaceFile):
     """One ledger file. Thread-safe: workers write intents and answers as they go.
 
@@ -67,11 +110,20 @@ class Ledger(WorkspaceFile):
     """
 
     KIND = "ledger"
-    SCHEMA = "1"
+    #: 1: before fingerprints; 2: each key's body fingerprint and field hashes.
+    SCHEMA = "2"
     TABLES = {
         "keys": "key TEXT PRIMARY KEY, "
         + ", ".join(_FIELDS[1:])
-        + ", sent_count INTEGER NOT NULL DEFAULT 0"
+        + ", sent_count INTEGER NOT NULL DEFAULT 0, body_fingerprint TEXT, body_fields TEXT"
+    }
+    SYNCHRONOUS = "FULL"
+    #: Schema 1 ledgers gain the fingerprint columns, and are marked as written by a version
+    #: that keyed rows without a ``key`` column by their position (``positional_keys``).
+    UPGRADES = {
+        "1": "ALTER TABLE keys ADD COLUMN body_fingerprint TEXT; "
+        "ALTER TABLE keys ADD COLUMN body_fields TEXT; "
+        "INSERT OR REPLACE INTO meta VALUES ('positional_keys', '1')"
     }
 
     def __init__(self, path: str, base_url: str) -> None:
@@ -111,13 +163,15 @@ class Ledger(WorkspaceFile):
             )
             return cursor.rowcount
 
-    def intend(self, key: str) -> None:
-        """Record, durably, that ``key`` is about to be sent."""
+    def intend(self, key: str, body: Body) -> None:
+        """Record, durably, that ``key`` is about to be sent with ``body``."""
         self._commit(
-            "INSERT INTO keys (key, enqueue_status, sent_count) VALUES (?, ?, 1) "
+            "INSERT INTO keys (key, enqueue_status, sent_count, body_fingerprint, body_fields) "
+            "VALUES (?, ?, 1, ?, ?) "
             "ON CONFLICT(key) DO UPDATE SET enqueue_status = excluded.enqueue_status, "
-            "sent_count = sent_count + 1",
-            (key, SENDING),
+            "sent_count = sent_count + 1, body_fingerprint = excluded.body_fingerprint, "
+            "body_fields = excluded.body_fields",
+            (key, SENDING, body.fingerprint, json.dumps(body.fields, sort_keys=True)),
         )
 
     def forget(self, key: str) -> None:
@@ -142,12 +196,20 @@ class Ledger(WorkspaceFile):
 
     def rows(self) -> dict[str, EnqueueRow]:
         """The last outcome of every key ever sent (``not_sent`` ones left out)."""
+        return {key: row for key, (row, _) in self.entries().items()}
+
+    def entries(self) -> dict[str, tuple[EnqueueRow, Body | None]]:
+        """The last outcome of every key ever sent, and the body it was sent with (None in a
+        ledger upgraded from schema 1); ``not_sent`` ones left out."""
         with self._lock:
             cursor = self._db.execute(
-                f"SELECT {', '.join(_FIELDS)} FROM keys WHERE enqueue_status != ?", (NOT_SENT,)
+                f"SELECT {', '.join(_FIELDS)}, body_fingerprint, body_fields FROM keys "
+                "WHERE enqueue_status != ?",
+                (NOT_SENT,),
             )
-            return {
-                values[0]: EnqueueRow.of(
+            found = {}
+            for values in cursor:
+                row = EnqueueRow.of(
                     values[0],
                     values[2],
                     job_id=values[1],
@@ -156,8 +218,21 @@ class Ledger(WorkspaceFile):
                     request_id=values[5],
                     at=values[6],
                 )
-                for values in cursor
-            }
+                body = None
+                if values[7] is not None:
+                    body = Body(values[7], json.loads(values[8] or "{}"))
+                found[values[0]] = (row, body)
+            return found
+
+    @property
+    def positional_keys(self) -> bool:
+        """Whether a version that keyed key-less rows by position wrote to this ledger."""
+        with self._lock:
+            found = self._db.execute("SELECT 1 FROM meta WHERE key = 'positional_keys'")
+            return found.fetchone() is not None and self.has_keys()
+
+    def has_keys(self) -> bool:
+        return self._db.execute("SELECT 1 FROM keys LIMIT 1").fetchone() is not None
 
     def sent_counts(self) -> dict[str, int]:
         """How many times each key was sent (for tests and audits: never more than once unless

@@ -19,6 +19,7 @@ import time
 
 import pandas as pd
 import pytest
+from ticket_rows import keyed_rows
 
 import intercom_jobs_nb as ij
 from intercom_jobs_nb.enqueue import ENQUEUE_COLUMNS
@@ -29,19 +30,6 @@ TYPE = "88"  # the sandbox's default ticket type
 
 
 # -- helpers and fixtures ----------------------------------------------------------------------
-
-
-def keyed_rows(n, prefix="k"):
-    """``n`` valid rows, each with its key in a ``key`` column and in ``attr:row_key``."""
-    return [
-        {
-            "key": f"{prefix}{i}",
-            "contact_id": f"contact-{i}",
-            "title": f"Ticket {i}",
-            "attr:row_key": f"{prefix}{i}",
-        }
-        for i in range(n)
-    ]
 
 
 def by_key(out):
@@ -149,10 +137,18 @@ def test_an_enqueued_row_has_its_job_id_request_id_and_time(sandbox, enqueue):
     assert out["enqueue_error_message"].isna().all()
 
 
-def test_the_key_defaults_to_the_index_as_a_string(sandbox, enqueue):
+def test_without_a_key_column_the_key_comes_from_the_contact_and_title_not_the_position(
+    sandbox, enqueue
+):
     frame = pd.DataFrame({"contact_id": ["c1", "c2"], "attr:row_key": ["x", "y"]}, index=[10, 20])
     out = enqueue(sandbox, frame)
-    assert out["key"].tolist() == ["10", "20"]
+    keys = out["key"].tolist()
+    assert all(k.startswith("auto-") for k in keys) and keys[0] != keys[1]
+    sent = enqueue_requests(sandbox)
+    moved = enqueue(sandbox, frame.iloc[::-1].set_axis([0, 1]))  # the same ledger
+    assert moved["key"].tolist() == keys[::-1]
+    assert moved["job_id"].tolist() == out["job_id"].tolist()[::-1]
+    assert enqueue_requests(sandbox) == sent + 1  # its GET /me only
     assert out["enqueue_status"].tolist() == ["enqueued", "enqueued"]
 
 
@@ -242,7 +238,7 @@ def test_intercoms_400_is_rejected_with_its_message(sandbox, enqueue):
     assert pd.isna(out.loc["k1", "job_id"])
 
 
-def test_a_rejected_key_is_not_resent_on_resume(sandbox, enqueue):
+def test_a_rejected_key_whose_row_is_unchanged_is_not_resent_and_says_so(sandbox, enqueue):
     rows = keyed_rows(2)
     rows[1]["ticket_type_id"] = "12345"
     first = enqueue(sandbox, rows)
@@ -250,7 +246,10 @@ def test_a_rejected_key_is_not_resent_on_resume(sandbox, enqueue):
     second = enqueue(sandbox, rows)
     assert enqueue_requests(sandbox) == 0
     assert second["enqueue_status"].tolist() == first["enqueue_status"].tolist()
-    assert second["enqueue_error_message"].tolist() == first["enqueue_error_message"].tolist()
+    assert second["enqueue_error_code"].tolist() == first["enqueue_error_code"].tolist()
+    message = second.set_index("key").loc["k1", "enqueue_error_message"]
+    assert message.startswith("Ticket type not found")
+    assert "earlier run" in message and "unchanged" in message
 
 
 def test_a_resumed_call_sends_nothing_already_enqueued_and_returns_the_same_jobs(sandbox, enqueue):

@@ -13,6 +13,7 @@ import json
 import pandas as pd
 import pytest
 from hostile import Answer, HostileServer, error_answer
+from ticket_rows import keyed_rows
 
 import intercom_jobs_nb as ij
 from intercom_jobs_nb.tickets import MAX_ATTRIBUTES, TICKET_COLUMNS
@@ -26,19 +27,6 @@ MOMENTS = ["fetched_at", "request_id"]
 
 
 # -- helpers and fixtures ----------------------------------------------------------------------
-
-
-def keyed_rows(n):
-    """``n`` valid rows, each with its key in ``key`` and in the ``attr:row_key`` attribute."""
-    return [
-        {
-            "key": f"k{i}",
-            "contact_id": f"contact-{i}",
-            "title": f"Ticket {i}",
-            "attr:row_key": f"k{i}",
-        }
-        for i in range(n)
-    ]
 
 
 @pytest.fixture
