@@ -14,7 +14,9 @@ Nothing a server sends can make the gate wait for ever:
   information, not a crash);
 - one wait lasts at most `MAX_WAIT` seconds (`MAX_RETRY_AFTER` for a ``Retry-After``);
 - the clock offset is the consensus of recent ``Date`` headers (outliers more than a couple of
-  seconds from their median are ignored), so one absurd ``Date`` cannot shift every window;
+  seconds from their median are ignored, and so is a ``Date`` that disagrees with its own
+  answer's ``X-RateLimit-Reset``), so one absurd ``Date``, first or later, cannot shift every
+  window;
 - when `BLOCKED_WINDOWS` windows in a row end without one answer other than a 429, or the server
   says its windows allow no request at all (``X-RateLimit-Limit: 0``), the gate is *blocked*:
   `acquire` returns `BLOCKED` at once and the jobs not sent become ``rate_limit_exceeded`` rows,
@@ -287,7 +289,7 @@ class RateGate:
         self._learned = False
         self._reset_local = None
 
-    def _learn_skew(self, date: str | None, received_at: float) -> None:
+    def _learn_skew(self, date: str | None, received_at: float, reset: float | None) -> None:
         # One sample per distinct Date value: the first answer stamped with a second is the
         # one received earliest after it, so its offset is the tightest lower bound.
         if not date or date == self._last_date:
@@ -296,15 +298,25 @@ class RateGate:
         server_now = parse_http_date(date)
         if server_now is None:
             return
+        # A window resets within MAX_WAIT of the server's now: a Date that disagrees with its
+        # own answer's reset is no clock (a 2099 Date, even the first, would put every reset in
+        # the past and every worker into 429s). One checked that way is believed alone; one
+        # without a reset to check it against needs a second that agrees, or to say the clocks
+        # agree.
+        checked = reset is not None
+        if checked and not -SKEW_SPREAD <= reset - server_now <= MAX_WAIT + SKEW_SPREAD:
+            return
         samples = self._skew_samples
         samples.append(server_now - received_at)
         median = statistics.median(samples)
         near = [s for s in samples if abs(s - median) <= SKEW_SPREAD]
-        if near:  # two samples far apart have no consensus yet: keep what we had
+        agreed = checked or len(near) >= 2 or abs(median) <= SKEW_SPREAD
+        if near and agreed:  # two samples far apart have no consensus yet: keep what we had
             self._skew = max(near)
 
     def _learn(self, headers: Mapping[str, str], received_at: float, status: int) -> None:
-        self._learn_skew(headers.get("Date"), received_at)
+        reset = parse_reset(headers.get("X-RateLimit-Reset"))
+        self._learn_skew(headers.get("Date"), received_at, reset)
         if status in (429, 503):
             retry_after = headers.get("Retry-After")
             seconds: float | None = parse_uint(retry_after)
@@ -319,7 +331,6 @@ class RateGate:
                     self.remaining = 0
         limit = parse_uint(headers.get("X-RateLimit-Limit"))
         remaining = parse_uint(headers.get("X-RateLimit-Remaining"))
-        reset = parse_reset(headers.get("X-RateLimit-Reset"))
         if limit is None or remaining is None or reset is None:
             if status == 429:  # a 429 without headers: wait a little before anyone tries again
                 self.remaining = 0

@@ -206,6 +206,22 @@ def test_one_absurd_date_does_not_move_the_clock_offset():
     assert abs(gate.skew) < 2
 
 
+def test_an_absurd_first_date_does_not_move_the_clock_offset_but_two_that_agree_do():
+    gate = RateGate()
+    now = time.time()
+    for stamp, received in [(4070908800.0, now), (now + 1, now + 1), (now + 2, now + 2)]:
+        assert gate.acquire() == GO
+        gate.release({"Date": email.utils.formatdate(stamp, usegmt=True)}, received_at=received)
+        assert abs(gate.skew) < 2
+    late = RateGate()  # a server clock an hour ahead, said twice: believed
+    for k in range(2):
+        assert late.acquire() == GO
+        late.release(
+            {"Date": email.utils.formatdate(now + 3600 + k, usegmt=True)}, received_at=now + k
+        )
+    assert abs(late.skew - 3600) < 2
+
+
 def test_two_runs_at_once_with_one_token_share_the_window():
     # The panel refreshing while a cell runs: each alone would spend the whole window.
     with Sandbox(jobs=120, rate_limit=20, window=1, pending_share=0.0) as sb:
