@@ -304,7 +304,7 @@ class RateGate:
         # without a reset to check it against needs a second that agrees, or to say the clocks
         # agree.
         checked = reset is not None
-        if checked and not -SKEW_SPREAD <= reset - server_now <= MAX_WAIT + SKEW_SPREAD:
+        if reset is not None and not -SKEW_SPREAD <= reset - server_now <= MAX_WAIT + SKEW_SPREAD:
             return
         samples = self._skew_samples
         samples.append(server_now - received_at)
