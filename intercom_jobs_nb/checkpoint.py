@@ -34,7 +34,7 @@ from .locking import WriterLock
 from .options import __version__
 from .rows import COLUMNS, Row, to_frame
 
-__all__ = ["Checkpoint", "WorkspaceFile", "SCHEMA_VERSION", "row_from_db", "SELECT_ROWS"]
+__all__ = ["Checkpoint", "WorkspaceFile", "damaged", "SCHEMA_VERSION", "row_from_db", "SELECT_ROWS"]
 
 #: Version of the file layout. 1: before 0.2 (no workspace); 2: workspace-bound, ``final`` a
 #: column of the rows; 3: rows keyed by (workspace, job_id), each workspace bound to its own.
@@ -69,10 +69,26 @@ def _inspect(path: Path, tables: frozenset[str], noun: str) -> dict[str, str]:
         finally:
             db.close()
     except sqlite3.DatabaseError as exc:
+        if damaged(exc):  # an SQLite header, then pages that are not
+            raise CheckpointError(_damaged_message(path, noun, exc)) from None
         raise _not_ours(path, noun, f"it is not an SQLite database ({exc})") from None
     if meta is None:
         raise _not_ours(path, noun, f"it has no {noun} tables")
     return meta
+
+
+def damaged(exc: sqlite3.Error) -> bool:
+    """Whether SQLite found the file itself damaged (SQLITE_CORRUPT, SQLITE_NOTADB), rather
+    than busy, read-only or out of room (those are `sqlite3.OperationalError`)."""
+    return isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError)
+
+
+def _damaged_message(path: Path, noun: str, exc: sqlite3.Error) -> str:
+    return (
+        f"{noun} {str(path)!r} is damaged ({exc}): it cannot be trusted to say what was "
+        "recorded in it, so nothing was sent. Restore it from a copy, or check what it "
+        "recorded by other means before starting a new file. It was left unchanged"
+    )
 
 
 def _not_ours(path: Path, noun: str, why: str) -> ConfigurationError:
@@ -184,6 +200,8 @@ class WorkspaceFile:
             self._mark_open()
         except sqlite3.Error as exc:
             self._db.close()
+            if damaged(exc):
+                raise CheckpointError(_damaged_message(self.path, noun, exc)) from None
             raise CheckpointError(
                 f"cannot write to {noun} {shown!r} ({exc}): check that the file and its "
                 "folder are writable, that no other program holds it open, and that the disk "

@@ -200,29 +200,39 @@ class Ledger(WorkspaceFile):
 
     def entries(self) -> dict[str, tuple[EnqueueRow, Body | None]]:
         """The last outcome of every key ever sent, and the body it was sent with (None in a
-        ledger upgraded from schema 1); ``not_sent`` ones left out."""
+        ledger upgraded from schema 1); ``not_sent`` ones left out.
+
+        Raises:
+            CheckpointError: the ledger cannot be read (damaged): nothing may be sent.
+        """
         with self._lock:
-            cursor = self._db.execute(
-                f"SELECT {', '.join(_FIELDS)}, body_fingerprint, body_fields FROM keys "
-                "WHERE enqueue_status != ?",
-                (NOT_SENT,),
+            try:
+                stored = self._db.execute(
+                    f"SELECT {', '.join(_FIELDS)}, body_fingerprint, body_fields FROM keys "
+                    "WHERE enqueue_status != ?",
+                    (NOT_SENT,),
+                ).fetchall()
+            except sqlite3.Error as exc:
+                raise CheckpointError(
+                    f"cannot read ledger {str(self.path)!r} ({exc}): without what it recorded, "
+                    "nothing is sent"
+                ) from None
+        found = {}
+        for values in stored:
+            row = EnqueueRow.of(
+                values[0],
+                values[2],
+                job_id=values[1],
+                code=values[3],
+                message=values[4],
+                request_id=values[5],
+                at=values[6],
             )
-            found = {}
-            for values in cursor:
-                row = EnqueueRow.of(
-                    values[0],
-                    values[2],
-                    job_id=values[1],
-                    code=values[3],
-                    message=values[4],
-                    request_id=values[5],
-                    at=values[6],
-                )
-                body = None
-                if values[7] is not None:
-                    body = Body(values[7], json.loads(values[8] or "{}"))
-                found[values[0]] = (row, body)
-            return found
+            body = None
+            if values[7] is not None:
+                body = Body(values[7], json.loads(values[8] or "{}"))
+            found[values[0]] = (row, body)
+        return found
 
     @property
     def positional_keys(self) -> bool:

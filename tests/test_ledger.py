@@ -485,3 +485,19 @@ def test_a_ledger_another_program_holds_locked_is_refused_before_any_request(
         other.close()
     assert requests(sandbox) == before
     assert not ledger.with_name("ledger.sqlite.lock").exists()  # the lock went with the failure
+
+
+@pytest.mark.parametrize("damage", ["truncated", "zeroed pages"])
+def test_a_damaged_ledger_is_refused_before_any_request_saying_so(damage, sandbox, run, tmp_path):
+    ledger = tmp_path / "ledger.sqlite"
+    rows = [{**row, "description": "x" * 400} for row in keyed_rows(200)]
+    run(sandbox, rows, ledger=ledger)
+    data = ledger.read_bytes()
+    if damage == "truncated":
+        ledger.write_bytes(data[: len(data) // 2])
+    else:
+        ledger.write_bytes(data[:8192] + bytes(len(data) - 8192))
+    before = requests(sandbox)
+    with pytest.raises(ij.CheckpointError, match="is damaged"):
+        run(sandbox, rows, ledger=ledger)
+    assert requests(sandbox) == before
