@@ -118,6 +118,9 @@ class WorkspaceFile:
     open, the file is marked so (``open_run`` in its meta table, written through to the file
     itself); a file found marked, with no ``-wal`` beside it, is one whose run died and which
     was moved without what that run recorded: it is refused, never read as "nothing sent".
+    What this cannot tell apart: another SQLite program that opened the file after the crash
+    folded the ``-wal`` in and removed it (SQLite's last connection does). The file is then
+    whole, yet refused the same way; the message says how to remove the mark in that case only.
 
     Raises:
         ConfigurationError: the folder does not exist, the file is not of this kind, was
@@ -228,7 +231,11 @@ class WorkspaceFile:
             f"({who}), and {wal.name!r}, which holds what that run recorded, is not beside it: "
             f"without it this file would read as if that run had recorded nothing. Put "
             f"{wal.name!r} (and {self.path.name + '-shm'!r} if there is one) from the folder "
-            "where that run took place next to it, then run again. The file is unchanged"
+            "where that run took place next to it, then run again. The file is unchanged. (Only "
+            "if another SQLite program opened this very file since that run died has it folded "
+            f"the -wal in already; then, and only then, say so by removing the mark: python -c "
+            f"\"import sqlite3; sqlite3.connect('{self.path.name}').execute('DELETE FROM meta "
+            "WHERE key = \\'open_run\\'').connection.commit()\")"
         )
 
     def _mark_open(self) -> None:

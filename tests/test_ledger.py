@@ -10,6 +10,7 @@ processes (two at once, a SIGKILL) are real subprocesses.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shutil
 import signal
@@ -501,3 +502,34 @@ def test_a_damaged_ledger_is_refused_before_any_request_saying_so(damage, sandbo
     with pytest.raises(ij.CheckpointError, match="is damaged"):
         run(sandbox, rows, ledger=ledger)
     assert requests(sandbox) == before
+
+
+def test_a_wal_folded_in_by_another_sqlite_program_is_refused_with_a_way_out_that_works(
+    sandbox, run, tmp_path
+):
+    ledger = tmp_path / "ledger.sqlite"
+    script = (
+        "import json, os, signal, sys\n"
+        "from intercom_jobs_nb.enqueue import ticket_bodies\n"
+        "from intercom_jobs_nb.ledger import Body, Ledger\n"
+        "_, keys, bodies = ticket_bodies([json.loads(sys.argv[3])], ticket_type_id='88')\n"
+        "book = Ledger(sys.argv[1], sys.argv[2])\n"
+        "book.intend(keys[0], Body.of(bodies[0]))  # then killed mid-request\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    row = json.dumps(keyed_rows(1)[0])
+    subprocess.run(
+        [sys.executable, "-c", script, str(ledger), sandbox.base_url, row], env=child_env()
+    )
+    assert ledger.with_name("ledger.sqlite-wal").exists()
+    browser = sqlite3.connect(ledger)  # a DB browser: its last connection folds the WAL in
+    browser.execute("SELECT count(*) FROM keys").fetchone()
+    browser.close()
+    assert not ledger.with_name("ledger.sqlite-wal").exists()
+    with pytest.raises(ij.CheckpointError) as caught:
+        run(sandbox, keyed_rows(2), ledger=ledger)
+    command = str(caught.value).split("removing the mark: ")[1].rstrip(")")
+    subprocess.run(command, shell=True, cwd=tmp_path, check=True)
+    out = run(sandbox, keyed_rows(2), ledger=ledger).set_index("key")
+    assert out.loc["k0", "enqueue_status"] == "unknown"  # the folded-in intent was kept
+    assert out.loc["k1", "enqueue_status"] == "enqueued"
