@@ -53,10 +53,11 @@ import pandas as pd
 
 from . import codes as C
 from . import errors as E
+from . import textfiles
 from .enqueue import INVALID_ROW, enqueue_tickets, ticket_bodies
 from .fetch import fetch_jobs
 from .frames import export_csv, summarize
-from .ids import read_job_ids
+from .ids import JobIds, read_job_ids
 from .options import (
     DEFAULT_MAX_RPS,
     DEFAULT_MAX_WORKERS,
@@ -112,25 +113,26 @@ def _read_stdin_ids() -> list[str]:
     return [line.strip() for line in sys.stdin if line.strip() and not line.startswith("#")]
 
 
-def _read_ids(source: str) -> pd.DataFrame:
-    """The ids to fetch (with a CSV's other columns); an input without any is refused."""
-    job_ids = read_job_ids(_read_stdin_ids() if source == "-" else Path(source))
+def _read_ids(source: str) -> JobIds:
+    """The ids to fetch (with a CSV's other columns), read once: `fetch_jobs` takes them as
+    they are. An input without any is refused."""
+    try:
+        job_ids = read_job_ids(_read_stdin_ids() if source == "-" else Path(source))
+    except E.ConfigurationError as exc:
+        raise _Stop(EXIT_USAGE, str(exc)) from None
     if not len(job_ids):
         raise _Stop(EXIT_USAGE, f"no job ids in {'stdin' if source == '-' else source}")
-    ids = pd.DataFrame({"job_id": job_ids.ids})
-    if job_ids.workspaces is not None:
-        ids.insert(0, "workspace", job_ids.workspaces)
-    return ids if job_ids.extra is None else pd.concat([ids, job_ids.extra], axis=1)
+    return job_ids
 
 
 def _read_workspaces(source: str) -> dict[str, str]:
     """``--workspaces FILE.csv``: each workspace's name and the environment variable that
     holds its token, as ``tokens=`` references (``"env:NAME"``: read, never shown)."""
     try:
-        frame = pd.read_csv(source, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        frame = textfiles.read_table(source, f"--workspaces {source}")
     except FileNotFoundError:
         raise _Stop(EXIT_USAGE, f"--workspaces {source}: no such file") from None
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+    except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
         raise _Stop(EXIT_USAGE, f"--workspaces {source}: cannot read it as CSV ({exc})") from None
     missing = [c for c in ("workspace", "token_env") if c not in frame.columns]
     if missing or not len(frame):
@@ -277,7 +279,7 @@ def _fetch(args: argparse.Namespace, done: list[pd.DataFrame]) -> pd.DataFrame:
     ids = _read_ids(args.ids)
     if args.workspaces:
         options["tokens"] = _read_workspaces(args.workspaces)
-        if "workspace" not in ids.columns:
+        if ids.workspaces is None:
             raise _Stop(
                 EXIT_USAGE,
                 f"--workspaces needs a workspace column in {args.ids} (each job id's workspace)",
