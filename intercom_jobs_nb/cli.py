@@ -91,6 +91,15 @@ exit codes:
   {EXIT_UNREACHABLE}    Intercom could not be reached: no request was answered
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C): the rows so far are written first"""
 
+#: What ``--out`` writes, by the file's extension: the one list (the flag's help, its check,
+#: the writer). Any other name is refused before a request, never written as CSV bytes under
+#: a name that promises another format (``.xlsx``).
+OUT_FORMATS: dict[str, Callable[[pd.DataFrame, str], Path]] = {
+    ".csv": export_csv,
+    ".parquet": export_parquet,
+}
+_OUT_NAMES = " or ".join(OUT_FORMATS)
+
 TOKEN_HELP = f"The token is read from the {TOKEN_ENV} environment variable, never from a flag."
 
 # Codes of a request that got no answer at all.
@@ -158,7 +167,16 @@ def _read_workspaces(source: str) -> dict[str, str]:
 
 
 def _check_out(out: str) -> None:
-    """Refuse an ``--out`` that could not be written, before anything is asked."""
+    """Refuse an ``--out`` that could not be written, or not in the format its name says
+    (`OUT_FORMATS`), before anything is asked."""
+    suffix = Path(out).suffix.lower()
+    if suffix not in OUT_FORMATS:
+        raise _Stop(
+            EXIT_USAGE,
+            f"--out {out}: {f'{suffix} files' if suffix else 'a name without an extension'} "
+            f"cannot be written here; the command writes {_OUT_NAMES} files (by the "
+            f"extension), e.g. --out {Path(out).with_suffix('.csv')}",
+        )
     target = Path(out).expanduser().resolve()
     if target.is_dir():
         raise _Stop(EXIT_USAGE, f"--out {out}: is a folder, not a file")
@@ -175,10 +193,8 @@ def _check_out(out: str) -> None:
 
 
 def _write_out(df: pd.DataFrame, out: str) -> Path:
-    """``--out`` written as Parquet when it ends in ``.parquet``, as CSV otherwise."""
-    if Path(out).suffix.lower() == ".parquet":
-        return export_parquet(df, out)
-    return export_csv(df, out)
+    """``--out`` written in the format its extension names (checked by `_check_out`)."""
+    return OUT_FORMATS[Path(out).suffix.lower()](df, out)
 
 
 def _emit(df: pd.DataFrame, out: str | None) -> None:
@@ -576,9 +592,9 @@ def _seconds(text: str) -> float:
 def _add_out_flag(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--out",
-        metavar="FILE.csv|FILE.parquet",
-        help="write the results to this file, CSV or (by its extension) Parquet; its folder "
-        "must exist and be writable (default: CSV to stdout)",
+        metavar="|".join(f"FILE{suffix}" for suffix in OUT_FORMATS),
+        help=f"write the results to this file, in the format its extension names ({_OUT_NAMES}"
+        "); its folder must exist and be writable (default: CSV to stdout)",
     )
 
 
@@ -795,8 +811,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--out",
         default="jobs-demo.csv",
-        metavar="FILE.csv",
-        help="CSV file to write (default: %(default)s)",
+        metavar="|".join(f"FILE{suffix}" for suffix in OUT_FORMATS),
+        help=f"file to write, {_OUT_NAMES} by its extension (default: %(default)s)",
     )
     demo.add_argument(
         "--jobs",

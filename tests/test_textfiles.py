@@ -1,6 +1,6 @@
 """Files as people save them: ids and tickets files in UTF-8 with a BOM, UTF-16 (Excel's "Unicode
 Text"), UTF-32 are read right; cp1252 and UTF-16 without a mark are refused in one line that
-says to save as UTF-8, before any request."""
+says to save as UTF-8, before any request; ``--out`` only in a format the CLI writes."""
 
 from __future__ import annotations
 
@@ -178,6 +178,31 @@ def test_cli_enqueue_refuses_cp1252_tickets_before_any_request(counted, tmp_path
     (line,) = error_lines(capsys)
     assert str(path) in line and "save it as UTF-8" in line
     assert counted.stats["requests"] == 0 and counted.enqueued == 0
+
+
+@pytest.mark.parametrize("command", ["fetch", "enqueue"])
+@pytest.mark.parametrize("name", ["jobs.xlsx", "jobs.json", "jobs"])
+def test_out_in_a_format_the_cli_does_not_write_is_refused_before_any_request(
+    counted, tmp_path, capsys, command, name
+):
+    ids = tmp_path / "ids.txt"
+    ids.write_text("1001\n")
+    rows = tmp_path / "tickets.csv"
+    rows.write_text(tickets(","))
+    out = tmp_path / name
+    source = [str(ids)] if command == "fetch" else [str(rows), "--ledger", str(tmp_path / "l")]
+    argv = [command, *source, "--out", str(out), "--base-url", counted.base_url]
+    assert cli.main(argv) == cli.EXIT_USAGE
+    (line,) = error_lines(capsys)
+    assert str(out) in line and ".csv or .parquet" in line
+    assert counted.stats["requests"] == 0 and not out.exists()
+
+
+def test_the_out_formats_are_one_list_that_the_help_shows(capsys):
+    assert set(cli.OUT_FORMATS) == {".csv", ".parquet"}
+    with pytest.raises(SystemExit):
+        cli.main(["fetch", "--help"])
+    assert "FILE.csv|FILE.parquet" in capsys.readouterr().out
 
 
 # -- the panel's Upload -----------------------------------------------------------------------
