@@ -73,7 +73,7 @@ from .options import (
 )
 from .parquet import export_parquet
 from .polling import wait_for_jobs
-from .sandbox import Sandbox
+from .sandbox import DEFAULT_TICKET_TYPES, Sandbox
 
 __all__ = ["main", "build_parser"]
 
@@ -99,6 +99,13 @@ OUT_FORMATS: dict[str, Callable[[pd.DataFrame, str], Path]] = {
     ".parquet": export_parquet,
 }
 _OUT_NAMES = " or ".join(OUT_FORMATS)
+
+_SANDBOX_TYPE = next(iter(DEFAULT_TICKET_TYPES))  # a ticket type id the sandbox knows
+ENQUEUE_EXAMPLE = f"""\
+example, against `intercom-jobs sandbox --port 8000` (export the {TOKEN_ENV} it prints; its
+ticket type is {_SANDBOX_TYPE}; yours are in Intercom's settings):
+  intercom-jobs enqueue tickets.csv --ticket-type-id {_SANDBOX_TYPE} --ledger tickets.sqlite \\
+      --base-url http://127.0.0.1:8000 --wait --tickets --out outcomes.csv"""
 
 TOKEN_HELP = f"The token is read from the {TOKEN_ENV} environment variable, never from a flag."
 
@@ -538,6 +545,8 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
             f"  export {TOKEN_ENV}={sandbox.token}   # the sandbox's own token, not a secret",
             flush=True,
         )
+        types = ", ".join(f"{type_id} ({name})" for type_id, name in sandbox.ticket_types.items())
+        print(f"  ticket types: {types}   # for enqueue's --ticket-type-id", flush=True)
         print("Ctrl-C stops it.", flush=True)
         while True:
             time.sleep(3600)
@@ -719,7 +728,7 @@ def build_parser() -> argparse.ArgumentParser:
         "one of contact_id, contact_external_id, contact_email; title, description, attr:NAME\n"
         "(a ticket attribute); optional ticket_type_id, company_id, created_at,\n"
         "skip_notifications.",
-        epilog=f"{TOKEN_HELP}\n\n{EXIT_CODES_HELP}",
+        epilog=f"{ENQUEUE_EXAMPLE}\n\n{TOKEN_HELP}\n\n{EXIT_CODES_HELP}",
         formatter_class=raw,
     )
     enqueue.add_argument("rows", metavar="TICKETS.csv", help="a .csv file, one ticket a row")
