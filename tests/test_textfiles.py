@@ -99,10 +99,17 @@ def test_decode_takes_the_mark_off_and_refuses_what_it_cannot_be_sure_of():
         textfiles.decode("é".encode("latin-1"), "upload.csv")
 
 
-def test_a_file_of_ids_read_by_arrow_follows_the_rules_of_a_list(tmp_path):
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["20", " 21 ", "20", "", "a/b", "x" * 129, "22", "21", "abc-DEF_9", "#1"],
+        ["30", "31", "30", "32", "31", "33", "34", "35"],  # numbers only: the integer path
+        ["7", "007", "7", "0", "8", "08", "9", "9"],  # leading zeros: other ids, not 7 and 8
+    ],
+)
+def test_a_file_of_ids_read_by_arrow_follows_the_rules_of_a_list(tmp_path, values):
     """The file reader (Arrow kernels) and the list reader (`check_job_id`) agree: order,
-    repeats, trimming, the invalid ids and their reasons."""
-    values = ["20", " 21 ", "20", "", "a/b", "x" * 129, "22", "21", "abc-DEF_9", "#1"]
+    repeats, trimming, the invalid ids and their reasons, the first row of each id kept."""
     path = tmp_path / "ids.csv"
     path.write_text("job_id,n\n" + "".join(f'"{v}",{i}\n' for i, v in enumerate(values)))
     with warnings.catch_warnings():
@@ -113,8 +120,11 @@ def test_a_file_of_ids_read_by_arrow_follows_the_rules_of_a_list(tmp_path):
     assert from_file.ids == from_list.ids and list(from_file.ids) == list(from_list.ids)
     assert from_file.invalid == from_list.invalid
     assert from_file.duplicates == from_list.duplicates == 2
+    first_rows: dict[str, str] = {}
+    for n, value in enumerate(values):
+        first_rows.setdefault(value.strip(), str(n))
     assert from_file.extra is not None
-    assert from_file.extra["n"].tolist() == ["0", "1", "3", "4", "5", "6", "8", "9"]
+    assert from_file.extra["n"].tolist() == list(first_rows.values())
 
 
 # -- the command line: refused before any request, exit 2, one line -------------------------
