@@ -8,7 +8,6 @@ characters, empty, overlong) would change the URL we send the token to, so it be
 
 from __future__ import annotations
 
-import codecs
 import csv
 import io
 import math
@@ -341,23 +340,31 @@ def _table_ids(path: Path, name: str, codec: str, head: str) -> JobIds:
     return _from_arrow(values, extra)
 
 
+# A .txt is read as a table of one column: a separator people never type (ASCII's unit
+# separator), and no quoting, so a line is one cell exactly as written.
+_LINE_PARSE = dict(delimiter="\x1f", quote_char=False, escape_char=False)
+
+
 def _line_ids(path: Path, name: str, codec: str) -> JobIds:
-    """A .txt file's ids: one a line, blank lines and ``#`` comments skipped; split and
-    trimmed by Arrow kernels over the whole text, not line by line in Python."""
-    data = path.read_bytes()
-    if _arrow_codec(codec) != "utf8":  # a byte-order mark named another encoding
-        data = textfiles.decode(data, name).encode("utf-8")
-    elif data.startswith(codecs.BOM_UTF8):
-        data = data[len(codecs.BOM_UTF8) :]
+    """A .txt file's ids: one a line, blank lines and ``#`` comments skipped; read by pyarrow's
+    CSV reader (in blocks) and filtered by Arrow kernels, not line by line in Python."""
     try:
-        text = pa.array([data], pa.large_binary()).cast(pa.large_string())
-    except pa.ArrowInvalid as exc:
+        table = pa_csv.read_csv(
+            path,
+            read_options=pa_csv.ReadOptions(column_names=["line"], encoding=_arrow_codec(codec)),
+            parse_options=pa_csv.ParseOptions(**_LINE_PARSE),
+            convert_options=pa_csv.ConvertOptions(
+                column_types={"line": pa.string()}, strings_can_be_null=False
+            ),
+        )
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise _not_read(path, name, codec, exc) from None
-    del data
-    lines = pc.utf8_trim_whitespace(pc.split_pattern(text, "\n").flatten())
-    del text
-    kept = pc.and_(pc.not_equal(lines, ""), pc.invert(pc.starts_with(lines, "#")))
-    return _from_arrow(pa.chunked_array([lines.filter(kept).cast(pa.string())]), None)
+    lines = table.column("line")
+    del table
+    skipped = pc.match_substring_regex(lines, r"^\s*(#|$)")  # a blank line or a comment
+    if pc.any(skipped).as_py():
+        lines = lines.filter(pc.invert(skipped))
+    return _from_arrow(lines, None)
 
 
 def _all_match(values: pa.ChunkedArray, pattern: str) -> bool:
