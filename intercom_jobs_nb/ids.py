@@ -269,15 +269,20 @@ def _column_names(header: list[str]) -> list[str]:
     return names
 
 
-def _first_records(text: str, delimiter: str) -> list[list[str]]:
-    """The first two non-blank records of a table's head."""
-    records = []
-    for record in csv.reader(io.StringIO(text), delimiter=delimiter):
-        if record and any(cell != "" for cell in record):
+def _first_records(text: str, delimiter: str) -> tuple[list[list[str]], int]:
+    """The first two records of a table's head (empty lines skipped, as the reader skips
+    them), and how many lines end with the first (the lines a header takes, with the empty
+    ones before it: pyarrow's ``skip_rows`` counts those)."""
+    records: list[list[str]] = []
+    lines = 0
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    for record in reader:
+        if record:
             records.append(record)
+            lines = lines or reader.line_num
             if len(records) == 2:
                 break
-    return records
+    return records, lines
 
 
 def _arrow_codec(codec: str) -> str:
@@ -302,8 +307,8 @@ def _table_ids(path: Path, name: str, codec: str, head: str) -> JobIds:
     by pyarrow's CSV reader (in blocks, on all cores), every cell as text, and the ids are
     checked and made distinct as one Arrow array (`_from_arrow`), never as millions of Python
     objects."""
-    delimiter = textfiles.separator(head.partition("\n")[0])
-    records = _first_records(head, delimiter)
+    delimiter = textfiles.separator(next((x for x in head.splitlines() if x.strip()), ""))
+    records, header_lines = _first_records(head, delimiter)
     if not records:
         return JobIds([])
     header = _has_header(records[0], records[1] if len(records) > 1 else None)
@@ -319,7 +324,7 @@ def _table_ids(path: Path, name: str, codec: str, head: str) -> JobIds:
             path,
             read_options=pa_csv.ReadOptions(
                 column_names=names,
-                skip_rows=1 if header else 0,
+                skip_rows=header_lines if header else 0,
                 encoding=_arrow_codec(codec),
             ),
             parse_options=pa_csv.ParseOptions(delimiter=delimiter),

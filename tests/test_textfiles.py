@@ -251,3 +251,15 @@ def test_a_refused_file_leaves_no_traceback_on_the_command_line(counted, tmp_pat
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert counted.stats["requests"] == 0
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["\njob_id,note\n1001,a\n\n1002,b\n", "\r\n\r\njob_id\tnote\r\n1001\ta\r\n1002\tb\r\n"],
+)
+def test_empty_lines_before_the_header_do_not_make_it_an_id(tmp_path, text):
+    path = tmp_path / "ids.csv"
+    path.write_text(text, newline="")
+    job_ids = read_job_ids(path)
+    assert list(job_ids.ids) == ["1001", "1002"] and not job_ids.invalid
+    assert job_ids.extra is not None and job_ids.extra["note"].tolist() == ["a", "b"]
