@@ -263,3 +263,18 @@ def test_empty_lines_before_the_header_do_not_make_it_an_id(tmp_path, text):
     job_ids = read_job_ids(path)
     assert list(job_ids.ids) == ["1001", "1002"] and not job_ids.invalid
     assert job_ids.extra is not None and job_ids.extra["note"].tolist() == ["a", "b"]
+
+
+def test_the_panel_view_shows_the_note_of_a_refused_upload_and_keeps_its_ids(
+    panel_sandbox, panel_of
+):
+    """Through the widget, as the browser sets it: a UTF-16 file fills the box; a cp1252 file
+    leaves the box as it was and says, beside Upload, to save it as UTF-8."""
+    from test_widgets import upload
+
+    panel = panel_of(panel_sandbox, job_ids=["1001"])
+    upload(panel, "export.txt", ENCODINGS["utf-16 LE with BOM"](table("\t", ["1002", "1003"])))
+    assert panel.ids_input.value.split() == ["1002", "1003"]
+    upload(panel, "legacy.csv", CP1252)
+    assert "legacy.csv" in panel.upload_msg.value and "save it as UTF-8" in panel.upload_msg.value
+    assert panel.ids_input.value.split() == ["1002", "1003"]
