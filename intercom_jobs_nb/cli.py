@@ -53,10 +53,11 @@ import pandas as pd
 
 from . import codes as C
 from . import errors as E
+from . import textfiles
 from .enqueue import INVALID_ROW, KEY_CHANGED, enqueue_tickets, ticket_bodies
 from .fetch import fetch_jobs
 from .frames import export_csv, summarize
-from .ids import read_job_ids
+from .ids import JobIds, read_job_ids
 from .options import (
     DEFAULT_MAX_RPS,
     DEFAULT_MAX_WORKERS,
@@ -72,7 +73,7 @@ from .options import (
 )
 from .parquet import export_parquet
 from .polling import wait_for_jobs
-from .sandbox import Sandbox
+from .sandbox import DEFAULT_TICKET_TYPES, Sandbox
 
 __all__ = ["main", "build_parser"]
 
@@ -89,6 +90,22 @@ exit codes:
   {EXIT_AUTH}    Intercom rejected the token
   {EXIT_UNREACHABLE}    Intercom could not be reached: no request was answered
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C): the rows so far are written first"""
+
+#: What ``--out`` writes, by the file's extension: the one list (the flag's help, its check,
+#: the writer). Any other name is refused before a request, never written as CSV bytes under
+#: a name that promises another format (``.xlsx``).
+OUT_FORMATS: dict[str, Callable[[pd.DataFrame, str], Path]] = {
+    ".csv": export_csv,
+    ".parquet": export_parquet,
+}
+_OUT_NAMES = " or ".join(OUT_FORMATS)
+
+_SANDBOX_TYPE = next(iter(DEFAULT_TICKET_TYPES))  # a ticket type id the sandbox knows
+ENQUEUE_EXAMPLE = f"""\
+example, against `intercom-jobs sandbox --port 8000` (export the {TOKEN_ENV} it prints; its
+ticket type is {_SANDBOX_TYPE}; yours are in Intercom's settings):
+  intercom-jobs enqueue tickets.csv --ticket-type-id {_SANDBOX_TYPE} --ledger tickets.sqlite \\
+      --base-url http://127.0.0.1:8000 --wait --tickets --out outcomes.csv"""
 
 TOKEN_HELP = f"The token is read from the {TOKEN_ENV} environment variable, never from a flag."
 
@@ -112,25 +129,26 @@ def _read_stdin_ids() -> list[str]:
     return [line.strip() for line in sys.stdin if line.strip() and not line.startswith("#")]
 
 
-def _read_ids(source: str) -> pd.DataFrame:
-    """The ids to fetch (with a CSV's other columns); an input without any is refused."""
-    job_ids = read_job_ids(_read_stdin_ids() if source == "-" else Path(source))
+def _read_ids(source: str) -> JobIds:
+    """The ids to fetch (with a CSV's other columns), read once: `fetch_jobs` takes them as
+    they are. An input without any is refused."""
+    try:
+        job_ids = read_job_ids(_read_stdin_ids() if source == "-" else Path(source))
+    except E.ConfigurationError as exc:
+        raise _Stop(EXIT_USAGE, str(exc)) from None
     if not len(job_ids):
         raise _Stop(EXIT_USAGE, f"no job ids in {'stdin' if source == '-' else source}")
-    ids = pd.DataFrame({"job_id": job_ids.ids})
-    if job_ids.workspaces is not None:
-        ids.insert(0, "workspace", job_ids.workspaces)
-    return ids if job_ids.extra is None else pd.concat([ids, job_ids.extra], axis=1)
+    return job_ids
 
 
 def _read_workspaces(source: str) -> dict[str, str]:
     """``--workspaces FILE.csv``: each workspace's name and the environment variable that
     holds its token, as ``tokens=`` references (``"env:NAME"``: read, never shown)."""
     try:
-        frame = pd.read_csv(source, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        frame = textfiles.read_table(source, f"--workspaces {source}")
     except FileNotFoundError:
         raise _Stop(EXIT_USAGE, f"--workspaces {source}: no such file") from None
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+    except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
         raise _Stop(EXIT_USAGE, f"--workspaces {source}: cannot read it as CSV ({exc})") from None
     missing = [c for c in ("workspace", "token_env") if c not in frame.columns]
     if missing or not len(frame):
@@ -156,7 +174,16 @@ def _read_workspaces(source: str) -> dict[str, str]:
 
 
 def _check_out(out: str) -> None:
-    """Refuse an ``--out`` that could not be written, before anything is asked."""
+    """Refuse an ``--out`` that could not be written, or not in the format its name says
+    (`OUT_FORMATS`), before anything is asked."""
+    suffix = Path(out).suffix.lower()
+    if suffix not in OUT_FORMATS:
+        raise _Stop(
+            EXIT_USAGE,
+            f"--out {out}: {f'{suffix} files' if suffix else 'a name without an extension'} "
+            f"cannot be written here; the command writes {_OUT_NAMES} files (by the "
+            f"extension), e.g. --out {Path(out).with_suffix('.csv')}",
+        )
     target = Path(out).expanduser().resolve()
     if target.is_dir():
         raise _Stop(EXIT_USAGE, f"--out {out}: is a folder, not a file")
@@ -173,10 +200,8 @@ def _check_out(out: str) -> None:
 
 
 def _write_out(df: pd.DataFrame, out: str) -> Path:
-    """``--out`` written as Parquet when it ends in ``.parquet``, as CSV otherwise."""
-    if Path(out).suffix.lower() == ".parquet":
-        return export_parquet(df, out)
-    return export_csv(df, out)
+    """``--out`` written in the format its extension names (checked by `_check_out`)."""
+    return OUT_FORMATS[Path(out).suffix.lower()](df, out)
 
 
 def _emit(df: pd.DataFrame, out: str | None) -> None:
@@ -277,7 +302,7 @@ def _fetch(args: argparse.Namespace, done: list[pd.DataFrame]) -> pd.DataFrame:
     ids = _read_ids(args.ids)
     if args.workspaces:
         options["tokens"] = _read_workspaces(args.workspaces)
-        if "workspace" not in ids.columns:
+        if ids.workspaces is None:
             raise _Stop(
                 EXIT_USAGE,
                 f"--workspaces needs a workspace column in {args.ids} (each job id's workspace)",
@@ -536,6 +561,8 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
             f"  export {TOKEN_ENV}={sandbox.token}   # the sandbox's own token, not a secret",
             flush=True,
         )
+        types = ", ".join(f"{type_id} ({name})" for type_id, name in sandbox.ticket_types.items())
+        print(f"  ticket types: {types}   # for enqueue's --ticket-type-id", flush=True)
         print("Ctrl-C stops it.", flush=True)
         while True:
             time.sleep(3600)
@@ -590,9 +617,9 @@ def _seconds(text: str) -> float:
 def _add_out_flag(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--out",
-        metavar="FILE.csv|FILE.parquet",
-        help="write the results to this file, CSV or (by its extension) Parquet; its folder "
-        "must exist and be writable (default: CSV to stdout)",
+        metavar="|".join(f"FILE{suffix}" for suffix in OUT_FORMATS),
+        help=f"write the results to this file, in the format its extension names ({_OUT_NAMES}"
+        "); its folder must exist and be writable (default: CSV to stdout)",
     )
 
 
@@ -718,7 +745,7 @@ def build_parser() -> argparse.ArgumentParser:
         "one of contact_id, contact_external_id, contact_email; title, description, attr:NAME\n"
         "(a ticket attribute); optional ticket_type_id, company_id, created_at,\n"
         "skip_notifications.",
-        epilog=f"{TOKEN_HELP}\n\n{EXIT_CODES_HELP}",
+        epilog=f"{ENQUEUE_EXAMPLE}\n\n{TOKEN_HELP}\n\n{EXIT_CODES_HELP}",
         formatter_class=raw,
     )
     enqueue.add_argument("rows", metavar="TICKETS.csv", help="a .csv file, one ticket a row")
@@ -816,8 +843,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--out",
         default="jobs-demo.csv",
-        metavar="FILE.csv",
-        help="CSV file to write (default: %(default)s)",
+        metavar="|".join(f"FILE{suffix}" for suffix in OUT_FORMATS),
+        help=f"file to write, {_OUT_NAMES} by its extension (default: %(default)s)",
     )
     demo.add_argument(
         "--jobs",

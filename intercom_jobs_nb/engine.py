@@ -542,12 +542,14 @@ def run(
                 if mine is None or (row.final and not mine.final):
                     known[key] = row
         lanes = work.lanes
+        if not known and not job_ids.invalid:  # a fresh run of good ids: every slot is empty
+            return  # (millions of ids from a file: no loop over them before the first request)
         for i, job_id in enumerate(job_ids.ids):
             problem = job_ids.invalid.get(job_id)
             if problem is not None:
                 row = error_row(job_id, None, C.INVALID_JOB_ID, problem)
                 state.rows[i] = row if lanes is None else row._replace(workspace=lanes[i])
-            else:
+            elif known:
                 state.rows[i] = known.get(work.key(i))
 
     try:

@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from . import codes as C
+from . import textfiles
 from .engine import Run
 from .errors import ConfigurationError
 from .ledger import ENQUEUED, NOT_SENT, REJECTED, UNKNOWN, Body, EnqueueRow, Ledger
@@ -140,9 +141,9 @@ def _read_rows(rows: Any) -> pd.DataFrame:
             raise ConfigurationError(
                 f"rows must be a DataFrame, a list of dicts or a .csv path, got {path!r}"
             )
-        try:
-            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-        except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        try:  # UTF-8, or what a byte-order mark says; a tab-separated file too (textfiles)
+            return textfiles.read_table(path)
+        except (OSError, pd.errors.ParserError) as exc:
             raise ConfigurationError(f"cannot read {path!r} as CSV: {exc}") from None
     if isinstance(rows, list) and all(isinstance(row, dict) for row in rows):
         return pd.DataFrame(rows)

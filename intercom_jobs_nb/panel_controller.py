@@ -30,7 +30,7 @@ from . import codes as C
 from . import errors as E
 from .engine import check_workspaces, from_frame, run
 from .frames import export_csv, is_final
-from .ids import ID_FILE_SUFFIXES, JobIds, read_job_ids
+from .ids import ID_FILE_SUFFIXES, JobIds, read_ids_file, read_job_ids
 from .options import (
     DEFAULT_API_VERSION,
     DEFAULT_MAX_RPS,
@@ -428,7 +428,9 @@ class PanelController:
                     path.write_bytes(bytes(item["content"]))
                     with warnings.catch_warnings():  # said in the note instead
                         warnings.simplefilter("ignore")
-                        job_ids = read_job_ids(path)
+                        # The file reader's rules (encoding included), its messages naming
+                        # the file the user chose, not this temporary copy.
+                        job_ids = read_ids_file(path, name=name)
                 try:
                     job_ids = self._checked(job_ids)
                 except E.ConfigurationError as exc:
@@ -440,9 +442,9 @@ class PanelController:
                 raise E.ConfigurationError(f"{', '.join(names)} holds no job ids")
             frames = [
                 pd.DataFrame(
-                    {"job_id": part.ids}
+                    {"job_id": list(part.ids)}
                     if part.workspaces is None
-                    else {"workspace": part.workspaces, "job_id": part.ids},
+                    else {"workspace": part.workspaces, "job_id": list(part.ids)},
                     dtype=object,
                 )
                 for part in parts

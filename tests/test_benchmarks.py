@@ -24,6 +24,7 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
         "bench_scale.py",
         "bench_enqueue.py",
         "bench_workspaces.py",
+        "bench_read_ids.py",
     ],
 )
 @pytest.mark.timeout(900)

@@ -76,6 +76,7 @@ from __future__ import annotations
 
 from ._faults import ENQUEUE_FAULTS, FAULTS
 from ._sandbox import Sandbox
+from ._tickets import DEFAULT_TICKET_TYPES
 from ._versions import INTERCOM_VERSIONS
 from ._workspaces import DEFAULT_TOKEN, DEFAULT_WORKSPACE
 
@@ -83,6 +84,7 @@ __all__ = [
     "ENQUEUE_FAULTS",
     "FAULTS",
     "INTERCOM_VERSIONS",
+    "DEFAULT_TICKET_TYPES",
     "DEFAULT_TOKEN",
     "DEFAULT_WORKSPACE",
     "Sandbox",

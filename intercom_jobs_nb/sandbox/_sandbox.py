@@ -40,8 +40,11 @@ class Sandbox:
     probability ``pending_share``, pending for ``uniform(*pending_seconds)`` seconds after
     :meth:`start`. A successful job names its ticket (``resource_id`` = job id + 4000).
 
-    ``POST /tickets/enqueue`` checks its body (a 400 ``parameter_invalid`` and no job for a
-    bad one, an unknown ``ticket_type_id`` included) and answers a new pending job, numbered
+    ``POST /tickets/enqueue`` accepts the ticket type ids of :attr:`ticket_types`: by
+    default one, ``"88"`` (the spec's example; ``ticket_type_id="88"``, ``--ticket-type-id
+    88``); give ``ticket_types=`` to have others. It checks its body (a 400
+    ``parameter_invalid`` and no job for a bad one, an unknown ``ticket_type_id`` included:
+    "Ticket type not found") and answers a new pending job, numbered
     after the others. That job, after ``uniform(*enqueue_pending_seconds)`` seconds, fails
     with probability ``enqueue_failed_share`` (no ticket), else succeeds: its ticket then
     exists, ``GET /tickets/{resource_id}`` answers it, and :attr:`tickets` lists it. Before
@@ -91,7 +94,8 @@ class Sandbox:
         workspace: Its workspace's ``id_code``.
         tokens: The extra tokens, as given (a copy).
         job_ids: The ids of the jobs created at construction.
-        ticket_types: The ticket types, id -> name (a copy).
+        ticket_types: The ticket types an enqueue may name, id -> name (a copy): what to
+            pass as ``ticket_type_id`` (``intercom-jobs sandbox`` prints them).
 
     Example:
         >>> with Sandbox(jobs=10, rate_limit=5, window=10) as sb:
