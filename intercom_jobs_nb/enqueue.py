@@ -6,9 +6,11 @@ their job ids. Then `wait_for_jobs` follows the jobs, and `fetch_tickets` the ti
 
 What is retried, and what is not: a POST that may have reached Intercom is never sent twice.
 Retried automatically are only a 429 (Intercom did not process it: the run waits for the window
-as for statuses) and a failure before the request left (connection refused, DNS). A timeout or a
-dropped connection after sending, a 5xx, or an answer that is not a job is ``unknown``: it may or
-may not have created a ticket, and it is resent only with ``resend_unknown=True``.
+as for statuses) and a failure before the request left (connection refused, DNS, a proxy that
+refused or dropped the CONNECT tunnel, a failed TLS handshake): such a row is ``not_sent`` once
+its retries are spent. A timeout or a dropped connection after sending, a 5xx, or an answer that
+is not a job is ``unknown``: it may or may not have created a ticket, and it is resent only with
+``resend_unknown=True``.
 """
 
 from __future__ import annotations

@@ -16,6 +16,10 @@ the client CPU, on requests about 3.4 times (``benchmarks/bench_throughput.py``;
   never goes through a proxy, certificates and host names are checked (requests' CA bundle), and
   exception text is scrubbed of the token.
 
+Whether a request may have reached the server is decided here, once: a failure while
+connecting (TCP, DNS, the proxy's CONNECT tunnel, the TLS handshake) is ``sent=False`` on both
+paths; anything after is ambiguous.
+
 Where a change goes: a new kind of answer is a branch of `read_job`; what is retried, and how
 often, is `ask`; what counts as transient is ``codes.is_transient``.
 """
@@ -120,13 +124,17 @@ class Fatal(Exception):
 
 
 class TransportFailure(Exception):
-    """No usable answer: ``code`` is ``timeout`` or ``connection_error``."""
+    """No usable answer: ``code`` is ``timeout`` or ``connection_error``.
+
+    ``sent`` is False when the request certainly never reached the server (connecting, the
+    proxy's tunnel or the TLS handshake failed): resending it cannot make anything twice.
+    """
 
     def __init__(self, code: str, message: str, *, sent: bool = True) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
-        self.sent = sent  # False: the request certainly never reached the server
+        self.sent = sent
 
 
 class Answer(NamedTuple):
@@ -244,6 +252,17 @@ def _watched(cls: type[HTTPConnection]) -> type[HTTPConnection]:
             if slot is not None:
                 slot.attach(sock)
             return sock
+
+        def connect(self) -> None:
+            # Everything before the request's first byte: the TCP connection (to the proxy),
+            # the proxy's CONNECT tunnel and the TLS handshake. urllib3 reports a tunnel the
+            # proxy refused (407, 503) or closed as a ProtocolError("Connection aborted."),
+            # the same as a connection broken after the request was written; marked here, a
+            # failure to connect is known for what it is: nothing was sent.
+            try:
+                super().connect()
+            except (OSError, http.client.HTTPException, urllib3.exceptions.HTTPError) as exc:
+                raise _Unsent(exc) from exc
 
     Watched.__name__ = f"Watched{cls.__name__}"
     return Watched
@@ -556,16 +575,14 @@ class Client:
                 response.release_conn()
 
     def _failure(self, exc: BaseException, slot: _Slot) -> TransportFailure:
-        # Connecting failed: the request never left (NewConnectionError, refused or unreachable,
-        # subclasses ConnectTimeoutError in urllib3 2; _Unsent on the direct path).
+        # `_Unsent`: connecting failed (TCP or DNS, the proxy's tunnel, the TLS handshake), so
+        # the request never left. urllib3 2's NewConnectionError (refused, DNS) subclasses
+        # ConnectTimeoutError but is no timeout.
         unsent = isinstance(exc, (urllib3.exceptions.ConnectTimeoutError, _Unsent))
-        refused = isinstance(exc, urllib3.exceptions.NewConnectionError) or (
-            isinstance(exc, _Unsent) and not isinstance(exc.cause, TimeoutError)
-        )
         cause = exc.cause if isinstance(exc, _Unsent) else exc
-        timed_out = isinstance(cause, (urllib3.exceptions.TimeoutError, TimeoutError)) and not (
-            refused
-        )
+        timed_out = isinstance(
+            cause, (urllib3.exceptions.TimeoutError, TimeoutError)
+        ) and not isinstance(cause, urllib3.exceptions.NewConnectionError)
         if slot.expired or timed_out:
             return TransportFailure(
                 C.TIMEOUT,
