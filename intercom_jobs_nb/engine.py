@@ -48,7 +48,7 @@ from .rows import (
     user_columns,
     with_extra,
 )
-from .transport import Client, Fatal, Stopped, Watchdog, fetch_row, identify
+from .transport import Client, Fatal, Stopped, Watchdog, check_connection, fetch_row, identify
 
 __all__ = ["Run", "Work", "JobsWork", "Key", "run", "from_frame", "check_workspaces", "BATCH_ROWS"]
 
@@ -215,6 +215,9 @@ class Run:
             for name, o in self.lane_options.items()
         }
         self.gate = next(iter(self.gates.values()))  # the gate of a run of one workspace
+        # The environment's proxy and CA bundle, checked before any request (a mistake there
+        # is a ConfigurationError naming the variable, not a row per job).
+        check_connection(options)
         self._lane_codes: np.ndarray | None = None
         self.watchdog = Watchdog()
         self.batch: list[Any] = []

@@ -1,4 +1,5 @@
-"""Reaching Intercom through a proxy: a request that never left is ``not_sent``, and retried.
+"""Reaching Intercom: through a proxy a request that never left is ``not_sent``, and retried;
+a bad network setting is a `ConfigurationError` before any request.
 
 Every test talks only to servers it starts on 127.0.0.1 (a `Sandbox`, the `netkit` TLS front
 and CONNECT proxy), under `netkit.LoopbackOnly`: a lookup of another name fails like a DNS
@@ -8,13 +9,16 @@ name only the test's proxy knows.
 
 from __future__ import annotations
 
+import certifi
 import pytest
 from netkit import CA_PEM, HOST, ConnectProxy, LoopbackOnly, TLSFront
 
 import intercom_jobs_nb as ij
+from intercom_jobs_nb import cli
 from intercom_jobs_nb.sandbox import Sandbox
 
 TOKEN = "tok-reach-0123456789abcdef"  # long enough that scrubbing it leaves messages readable
+MANY = 3000  # ids: nothing may be asked, however many there are
 TYPE = "88"  # the sandbox's default ticket type
 _NET_VARIABLES = (
     "HTTP_PROXY",
@@ -172,3 +176,82 @@ def test_the_passes_of_an_enqueue_whose_posts_cannot_connect_end_not_sent_one_by
     assert out["enqueue_status"].tolist() == ["not_sent"] * 10
     assert out["enqueue_error_message"].str.contains("407").all()
     assert sandbox.enqueued == 0
+
+
+# -- errors by their real kind --------------------------------------------------------------
+
+
+def _fetch_remote():
+    return ij.fetch_jobs(job_ids(MANY), token=TOKEN, base_url=f"https://{HOST}", progress=False)
+
+
+def _enqueue_remote(tmp_path):
+    return ij.enqueue_tickets(
+        keyed_rows(3),
+        ledger=tmp_path / "ledger.sqlite",
+        ticket_type_id=TYPE,
+        token=TOKEN,
+        base_url=f"https://{HOST}",
+        progress=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "words"),
+    [
+        ("REQUESTS_CA_BUNDLE", "/no/such/ca.pem", "neither a file nor a folder"),
+        ("CURL_CA_BUNDLE", "/no/such/ca.pem", "neither a file nor a folder"),
+        ("SSL_CERT_FILE", "/no/such/ca.pem", "not a file"),
+        ("HTTPS_PROXY", "socks5://127.0.0.1:1", "unsupported scheme socks5"),
+        ("HTTPS_PROXY", "http://[bad", "cannot be used"),
+        ("https_proxy", "http://user:pa55word@[bad", "cannot be used"),
+    ],
+)
+@pytest.mark.parametrize("call", ["fetch_jobs", "enqueue_tickets"])
+def test_a_bad_network_setting_is_a_configuration_error_before_any_request(
+    monkeypatch, net, tmp_path, variable, value, words, call
+):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ij.ConfigurationError) as caught:
+        if call == "fetch_jobs":
+            _fetch_remote()
+        else:
+            _enqueue_remote(tmp_path)
+    message = str(caught.value)
+    assert variable in message and words in message
+    assert "pa55word" not in message
+    assert not isinstance(caught.value, ij.RunAbortedError)
+    assert not net.lookups and not net.connects  # nothing was tried
+
+
+def test_the_cli_says_which_setting_is_wrong_and_exits_2(monkeypatch, net, tmp_path, capsys):
+    ids = tmp_path / "ids.txt"
+    ids.write_text("1001\n")
+    monkeypatch.setenv("INTERCOM_TOKEN", TOKEN)
+    monkeypatch.setenv("HTTPS_PROXY", "socks5://127.0.0.1:1")
+    code = cli.main(["fetch", str(ids), "--base-url", f"https://{HOST}", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "HTTPS_PROXY" in err and err.count("\n") == 1
+    assert not net.lookups and not net.connects
+
+
+def test_ssl_cert_file_is_honoured_when_requests_ca_bundle_is_unset(
+    bundle, tmp_path, monkeypatch, net
+):
+    def fetch(url):
+        return ij.fetch_jobs(sb.job_ids, token=TOKEN, base_url=url, progress=False, retries=0)
+
+    with (
+        Sandbox(jobs=5, pending_share=0.0, failed_share=0.0, token=TOKEN) as sb,
+        TLSFront(sandbox_address(sb), tmp_path) as front,
+    ):
+        url = f"https://127.0.0.1:{front.port}"
+        # Without it: the test CA is unknown (certifi's CAs), the certificate fails.
+        assert fetch(url)["error_message"].str.contains("CERTIFICATE_VERIFY_FAILED").all()
+        monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+        df = fetch(url)
+        assert df["error_code"].isna().all() and len(df) == 5
+        # REQUESTS_CA_BUNDLE comes first: another bundle there wins over SSL_CERT_FILE.
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", certifi.where())
+        assert fetch(url)["error_message"].str.contains("CERTIFICATE_VERIFY_FAILED").all()
