@@ -228,7 +228,11 @@ def send_enqueue(client: Client, gate: Pacer, key: str, body: bytes) -> EnqueueR
         except TransportFailure as failure:
             gate.release()
             if not failure.sent:
-                if attempts <= retries and not gate.stop.wait(backoff(attempts)):
+                if (
+                    attempts <= retries
+                    and not failure.configuration  # the same certificate again: no use
+                    and not gate.stop.wait(backoff(attempts))
+                ):
                     continue
                 return EnqueueRow.of(key, NOT_SENT, code=failure.code, message=failure.message)
             return EnqueueRow.of(
@@ -371,9 +375,12 @@ def enqueue_tickets(
         ``enqueued_at``. Pass it to `wait_for_jobs`, then `fetch_tickets`.
 
     Raises:
-        ConfigurationError: bad arguments, repeated keys, or a ledger of another workspace.
-        AuthenticationError, ApiVersionError, CheckpointError (the ledger cannot be written),
-        FetchInterrupted: the run stopped; ``.df`` has every row, ``not_sent`` where not sent.
+        ConfigurationError: bad arguments, repeated keys, a ledger of another workspace, or a
+            proxy or CA bundle from the environment that cannot be used.
+        AuthenticationError, ApiVersionError, UnreachableError (no request could be sent and
+        none was answered, or a certificate that does not verify), CheckpointError (the ledger
+        cannot be written), FetchInterrupted: the run stopped; ``.df`` has every row,
+        ``not_sent`` where not sent.
 
     Example:
         >>> out = ij.enqueue_tickets(rows, ledger="tickets.sqlite", ticket_type_id="1234")

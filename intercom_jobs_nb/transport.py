@@ -19,7 +19,8 @@ the client CPU, on requests about 3.4 times (``benchmarks/bench_throughput.py``;
 
 Whether a request may have reached the server is decided here, once: a failure while
 connecting (TCP, DNS, the proxy's CONNECT tunnel, the TLS handshake) is ``sent=False`` on both
-paths; anything after is ambiguous.
+paths; anything after is ambiguous. A certificate that does not verify is a configuration
+problem (``TransportFailure.configuration``), never retried.
 
 Where a change goes: a new kind of answer is a branch of `read_job`; what is retried, and how
 often, is `ask`; what counts as transient is ``codes.is_transient``; what the environment may
@@ -79,6 +80,7 @@ __all__ = [
     "trust",
     "Trust",
     "CA_HINT",
+    "Report",
     "read_job",
     "MAX_BODY",
     "backoff",
@@ -136,13 +138,19 @@ class TransportFailure(Exception):
 
     ``sent`` is False when the request certainly never reached the server (connecting, the
     proxy's tunnel or the TLS handshake failed): resending it cannot make anything twice.
+    ``configuration`` is True when asking again cannot help, because the failure is this
+    machine's setting, not a passing state of the network: a certificate that does not verify
+    against the CA bundle in use. Retry loops never retry it; the run engine ends the run.
     """
 
-    def __init__(self, code: str, message: str, *, sent: bool = True) -> None:
+    def __init__(
+        self, code: str, message: str, *, sent: bool = True, configuration: bool = False
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.sent = sent
+        self.configuration = configuration
 
 
 class Answer(NamedTuple):
@@ -568,6 +576,9 @@ class _Headers(dict[str, str]):
         return isinstance(name, str) and dict.__contains__(self, name.lower())
 
 
+Report = Callable[["TransportFailure | None"], None]  # a request's outcome: None, answered
+
+
 class Client:
     """One worker's connection to Intercom. Create it in the thread that uses it.
 
@@ -576,12 +587,17 @@ class Client:
     standard clients (urllib3 wraps it). Through a proxy from the environment it is a urllib3
     `ProxyManager` pool (CONNECT tunnels, proxy credentials).
 
+    ``report``, if given, hears the outcome of every request: None when it was answered (any
+    status), else its `TransportFailure`. The run engine reads it to end a run that cannot
+    reach Intercom at all (see ``engine.Reach``); the client itself decides nothing from it.
+
     Raises:
         ConfigurationError: the environment's proxy or CA bundle cannot be used.
     """
 
-    def __init__(self, options: Options, watchdog: Watchdog) -> None:
+    def __init__(self, options: Options, watchdog: Watchdog, report: Report | None = None) -> None:
         self.options = options
+        self._report = report
         self._slot = watchdog.slot()
         _current.slot = self._slot
         parts = urlsplit(options.base_url)
@@ -648,10 +664,20 @@ class Client:
     def request(self, method: str, path: str, body: bytes | None = None) -> Answer:
         """Ask once (a JSON ``body`` for a POST). Raises `TransportFailure` when there is no
         usable answer; its ``sent`` says whether the request may have reached the server."""
-        conn = self._conn
-        if conn is None:
-            return self._request_pooled(method, path, body)
-        return self._request_direct(conn, method, path, body)
+        report = self._report
+        try:
+            conn = self._conn
+            if conn is None:
+                answer = self._request_pooled(method, path, body)
+            else:
+                answer = self._request_direct(conn, method, path, body)
+        except TransportFailure as failure:
+            if report is not None:
+                report(failure)
+            raise
+        if report is not None:
+            report(None)
+        return answer
 
     def _request_direct(
         self, conn: http.client.HTTPConnection, method: str, path: str, body: bytes | None
@@ -732,9 +758,30 @@ class Client:
                 f"no complete answer within {self.options.timeout:g} s",
                 sent=not unsent or slot.expired,
             )
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return self._untrusted(cause)
         # Scrubbed before it is cut short: a cut could leave the token's first half.
         text = self.options.token.scrub(f"{type(cause).__name__}: {cause}")
         return TransportFailure(C.CONNECTION_ERROR, _clip(text, 300), sent=not unsent)
+
+    def _untrusted(self, cause: ssl.SSLCertVerificationError) -> TransportFailure:
+        """A certificate that does not verify: the CAs in use do not sign it (a proxy or
+        firewall that inspects TLS, a private CA) or it is not the host's. Asking again meets
+        the same certificate: a configuration problem, not a passing one."""
+        why = getattr(cause, "verify_message", None) or str(cause)
+        source = self._trust.source if self._trust is not None else "the default CAs"
+        host = urlsplit(self.options.base_url).hostname
+        return TransportFailure(
+            C.CONNECTION_ERROR,
+            _clip(
+                f"the TLS certificate presented for {host} does not verify ({why}) against "
+                f"the CAs of {source}; if a proxy or firewall inspects TLS, or the server "
+                f"uses a private CA, {CA_HINT}",
+                500,
+            ),
+            sent=False,
+            configuration=True,
+        )
 
 
 class _Unsent(Exception):
@@ -1027,6 +1074,8 @@ def ask(
             if gate.stop.is_set():  # cut by the run stopping: not this job's failure
                 raise Stopped from None
             row = failed(failure.code, failure.message, attempts)
+            if failure.configuration:  # asking again meets the same certificate
+                return row
         else:
             gate.release(answer.headers, answer.received_at, answer.status)
             row = read(answer, attempts)

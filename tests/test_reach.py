@@ -1,24 +1,32 @@
-"""Reaching Intercom: through a proxy a request that never left is ``not_sent``, and retried;
-a bad network setting is a `ConfigurationError` before any request.
+"""Reaching Intercom: what never left is ``not_sent``, a run that cannot reach Intercom stops at
+once, and a bad network setting is a `ConfigurationError` before any request.
 
 Every test talks only to servers it starts on 127.0.0.1 (a `Sandbox`, the `netkit` TLS front
-and CONNECT proxy), under `netkit.LoopbackOnly`: a lookup of another name fails like a DNS
-failure, a connection elsewhere is refused. The base URL ``https://api.intercom.invalid`` is a
-name only the test's proxy knows.
+and CONNECT proxy, or a closed port), under `netkit.LoopbackOnly`: a lookup of another name
+fails like a DNS failure, a connection elsewhere is refused. The base URL
+``https://api.intercom.invalid`` is a name only the test's proxy knows. No test asserts a
+time: the number of connections the client tried (counted by the guard, the proxy or the TLS
+front) is what must not grow with the number of ids.
 """
 
 from __future__ import annotations
 
+import contextlib
+
 import certifi
+import pandas as pd
 import pytest
-from netkit import CA_PEM, HOST, ConnectProxy, LoopbackOnly, TLSFront
+from netkit import CA_PEM, HOST, ConnectProxy, LoopbackOnly, TLSFront, closed_port
 
 import intercom_jobs_nb as ij
 from intercom_jobs_nb import cli
+from intercom_jobs_nb.engine import UNREACHABLE_AFTER
+from intercom_jobs_nb.ledger import Ledger
+from intercom_jobs_nb.panel_controller import PanelController
 from intercom_jobs_nb.sandbox import Sandbox
 
 TOKEN = "tok-reach-0123456789abcdef"  # long enough that scrubbing it leaves messages readable
-MANY = 3000  # ids: nothing may be asked, however many there are
+MANY = 3000  # ids in a run that must stop early: the attempts must not grow with it
 TYPE = "88"  # the sandbox's default ticket type
 _NET_VARIABLES = (
     "HTTP_PROXY",
@@ -178,6 +186,204 @@ def test_the_passes_of_an_enqueue_whose_posts_cannot_connect_end_not_sent_one_by
     assert sandbox.enqueued == 0
 
 
+# -- fail fast when nothing can work --------------------------------------------------------
+
+
+def test_fetch_jobs_against_a_closed_port_stops_after_a_few_attempts(net):
+    port = closed_port()
+    with pytest.raises(ij.UnreachableError) as caught:
+        ij.fetch_jobs(
+            job_ids(MANY), token=TOKEN, base_url=f"http://127.0.0.1:{port}", progress=False
+        )
+    attempts = net.attempts(port)
+    # UNREACHABLE_AFTER failures trip the run; each of the 32 workers may have one more try
+    # under way then. Without the rule: 3,000 ids x 5 tries.
+    assert UNREACHABLE_AFTER <= attempts <= UNREACHABLE_AFTER + 32
+    message = str(caught.value)
+    assert message.startswith(f"cannot reach Intercom at http://127.0.0.1:{port}: ")
+    assert "ConnectionRefusedError" in message and "before anything was sent" in message
+    assert_one_sentence(message)
+    assert caught.value.df is not None and len(caught.value.df) < 100
+
+
+def test_wait_for_jobs_against_a_closed_port_stops_after_a_few_attempts(net):
+    port = closed_port()
+    with pytest.raises(ij.UnreachableError):
+        ij.wait_for_jobs(
+            job_ids(MANY),
+            token=TOKEN,
+            base_url=f"http://127.0.0.1:{port}",
+            poll_interval=0.1,
+            progress=False,
+        )
+    assert net.attempts(port) <= UNREACHABLE_AFTER + 32
+
+
+def test_fetch_tickets_against_a_closed_port_stops_after_a_few_attempts(net):
+    port = closed_port()
+    jobs = pd.DataFrame(
+        {
+            "job_id": job_ids(MANY),
+            "status": ["success"] * MANY,
+            "resource_type": ["ticket"] * MANY,
+            "resource_id": [str(n) for n in range(MANY)],
+        }
+    )
+    with pytest.raises(ij.UnreachableError):
+        ij.fetch_tickets(jobs, token=TOKEN, base_url=f"http://127.0.0.1:{port}", progress=False)
+    assert net.attempts(port) <= UNREACHABLE_AFTER + 32
+
+
+@pytest.mark.parametrize("retries", [4, 20])
+def test_enqueue_against_a_closed_port_stops_early_leaving_every_row_not_sent(
+    net, tmp_path, retries
+):
+    # GET /me (for the ledger) is the first request: with 4 retries it spends them (5 tries),
+    # with 20 the rule ends it after UNREACHABLE_AFTER; no POST is ever tried.
+    port = closed_port()
+    url = f"http://127.0.0.1:{port}"
+    ledger = tmp_path / "ledger.sqlite"
+    with pytest.raises(ij.UnreachableError) as caught:
+        ij.enqueue_tickets(
+            keyed_rows(MANY),
+            ledger=ledger,
+            ticket_type_id=TYPE,
+            token=TOKEN,
+            base_url=url,
+            retries=retries,
+            progress=False,
+        )
+    assert net.attempts(port) == min(retries + 1, UNREACHABLE_AFTER)
+    assert f"cannot reach Intercom at {url}" in str(caught.value)
+    out = caught.value.df
+    assert len(out) == MANY and set(out["enqueue_status"]) == {"not_sent"}
+    with Ledger(str(ledger), url) as book:
+        assert book.rows() == {}  # nothing sending, nothing unknown
+        assert all(n == 0 for n in book.sent_counts().values())
+
+
+def test_fetch_jobs_through_a_proxy_that_refuses_every_connect_stops_early(
+    bundle, monkeypatch, net
+):
+    with ConnectProxy({}, lambda n: 407) as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+        with pytest.raises(ij.UnreachableError) as caught:
+            ij.fetch_jobs(job_ids(MANY), token=TOKEN, base_url=f"https://{HOST}", progress=False)
+        connects = len(proxy.connects)
+    assert UNREACHABLE_AFTER <= connects <= UNREACHABLE_AFTER + 32
+    message = str(caught.value)
+    assert "through the proxy HTTPS_PROXY names" in message and "407" in message
+    assert net.refused == []
+
+
+def test_a_host_that_does_not_resolve_stops_the_run_after_a_few_lookups(net):
+    with pytest.raises(ij.UnreachableError) as caught:
+        ij.fetch_jobs(job_ids(MANY), token=TOKEN, base_url=f"https://{HOST}", progress=False)
+    assert UNREACHABLE_AFTER <= net.lookups[HOST] <= UNREACHABLE_AFTER + 32
+    assert "before anything was sent" in str(caught.value)
+
+
+@pytest.mark.parametrize("through_proxy", [False, True], ids=["direct", "proxy"])
+def test_an_untrusted_certificate_stops_the_run_at_the_first_handshake(
+    sandbox, bundle, tmp_path, monkeypatch, net, through_proxy
+):
+    # The server's certificate is signed by a CA that is not in the bundle: a configuration
+    # problem, never retried, and the message says which setting fixes it.
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    with contextlib.ExitStack() as stack:
+        front = stack.enter_context(TLSFront(sandbox_address(sandbox), tmp_path, trusted=False))
+        if through_proxy:
+            proxy = stack.enter_context(ConnectProxy({f"{HOST}:443": ("127.0.0.1", front.port)}))
+            monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+            base_url = f"https://{HOST}"
+        else:
+            base_url = f"https://127.0.0.1:{front.port}"
+        with pytest.raises(ij.UnreachableError) as caught:
+            ij.fetch_jobs(job_ids(MANY), token=TOKEN, base_url=base_url, progress=False)
+        # One handshake when the run starts alone (before the first answer one request goes
+        # at a time); a gate shared with an earlier run of the same token and host may let
+        # every worker start at once: never more than max_workers.
+        assert 1 <= front.handshakes <= 32
+        assert front.completed == 0
+    message = str(caught.value)
+    assert "certificate" in message and "does not verify" in message
+    assert "REQUESTS_CA_BUNDLE" in message and "SSL_CERT_FILE" in message
+    assert_one_sentence(message)
+    assert sandbox.stats["requests"] == 0
+
+
+def test_an_untrusted_certificate_stops_an_enqueue_before_any_post(
+    sandbox, bundle, tmp_path, monkeypatch, net
+):
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    ledger = tmp_path / "ledger.sqlite"
+    with TLSFront(sandbox_address(sandbox), tmp_path, trusted=False) as front:
+        base_url = f"https://127.0.0.1:{front.port}"
+        with pytest.raises(ij.UnreachableError, match="certificate") as caught:
+            ij.enqueue_tickets(
+                keyed_rows(MANY),
+                ledger=ledger,
+                ticket_type_id=TYPE,
+                token=TOKEN,
+                base_url=base_url,
+                progress=False,
+            )
+        assert front.handshakes == 1  # GET /me, alone before the passes
+    assert set(caught.value.df["enqueue_status"]) == {"not_sent"}
+    with Ledger(str(ledger), base_url) as book:
+        assert book.rows() == {}
+
+
+def test_the_panel_says_it_cannot_reach_intercom_after_a_few_attempts(net):
+    port = closed_port()
+    base_url = f"http://127.0.0.1:{port}"
+    c = PanelController(job_ids(MANY), base_url=base_url, token=TOKEN)
+    c.refresh(block=True)
+    assert c.state == "error"
+    assert c.message.startswith(f"Could not reach Intercom at {base_url}.")
+    assert "before anything was sent" in c.detail
+    assert net.attempts(port) <= UNREACHABLE_AFTER + 32
+
+
+def test_the_cli_exits_4_at_once_against_a_closed_port(net, tmp_path, monkeypatch, capsys):
+    port = closed_port()
+    ids = tmp_path / "ids.txt"
+    ids.write_text("\n".join(job_ids(MANY)) + "\n")
+    monkeypatch.setenv("INTERCOM_TOKEN", TOKEN)
+    code = cli.main(["fetch", str(ids), "--base-url", f"http://127.0.0.1:{port}", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 4, err
+    assert err.startswith(f"error: cannot reach Intercom at http://127.0.0.1:{port}: ")
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert net.attempts(port) <= UNREACHABLE_AFTER + 32
+
+
+def test_the_cli_enqueue_exits_4_at_once_against_a_closed_port(net, tmp_path, monkeypatch, capsys):
+    port = closed_port()
+    rows = tmp_path / "tickets.csv"
+    pd.DataFrame(keyed_rows(MANY)).to_csv(rows, index=False)
+    monkeypatch.setenv("INTERCOM_TOKEN", TOKEN)
+    code = cli.main(
+        [
+            "enqueue",
+            str(rows),
+            "--ledger",
+            str(tmp_path / "ledger.sqlite"),
+            "--ticket-type-id",
+            TYPE,
+            "--base-url",
+            f"http://127.0.0.1:{port}",
+            "--no-progress",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 4, err
+    assert f"cannot reach Intercom at http://127.0.0.1:{port}" in err
+    assert err.count("\n") == 1
+    assert net.attempts(port) <= UNREACHABLE_AFTER
+
+
 # -- errors by their real kind --------------------------------------------------------------
 
 
@@ -239,19 +445,18 @@ def test_the_cli_says_which_setting_is_wrong_and_exits_2(monkeypatch, net, tmp_p
 def test_ssl_cert_file_is_honoured_when_requests_ca_bundle_is_unset(
     bundle, tmp_path, monkeypatch, net
 ):
-    def fetch(url):
-        return ij.fetch_jobs(sb.job_ids, token=TOKEN, base_url=url, progress=False, retries=0)
-
     with (
         Sandbox(jobs=5, pending_share=0.0, failed_share=0.0, token=TOKEN) as sb,
         TLSFront(sandbox_address(sb), tmp_path) as front,
     ):
         url = f"https://127.0.0.1:{front.port}"
         # Without it: the test CA is unknown (certifi's CAs), the certificate fails.
-        assert fetch(url)["error_message"].str.contains("CERTIFICATE_VERIFY_FAILED").all()
+        with pytest.raises(ij.UnreachableError, match="certifi"):
+            ij.fetch_jobs(sb.job_ids, token=TOKEN, base_url=url, progress=False)
         monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
-        df = fetch(url)
+        df = ij.fetch_jobs(sb.job_ids, token=TOKEN, base_url=url, progress=False)
         assert df["error_code"].isna().all() and len(df) == 5
         # REQUESTS_CA_BUNDLE comes first: another bundle there wins over SSL_CERT_FILE.
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", certifi.where())
-        assert fetch(url)["error_message"].str.contains("CERTIFICATE_VERIFY_FAILED").all()
+        with pytest.raises(ij.UnreachableError, match="REQUESTS_CA_BUNDLE"):
+            ij.fetch_jobs(sb.job_ids, token=TOKEN, base_url=url, progress=False)
