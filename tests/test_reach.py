@@ -460,3 +460,28 @@ def test_ssl_cert_file_is_honoured_when_requests_ca_bundle_is_unset(
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", certifi.where())
         with pytest.raises(ij.UnreachableError, match="REQUESTS_CA_BUNDLE"):
             ij.fetch_jobs(sb.job_ids, token=TOKEN, base_url=url, progress=False)
+
+
+# The OpenSSL subject hash of CA_PEM's subject (`openssl x509 -hash -noout`): a folder of CAs
+# (SSL_CERT_DIR, or REQUESTS_CA_BUNDLE naming a folder) is looked up by it.
+CA_SUBJECT_HASH = "6649df9f"
+
+
+@pytest.mark.parametrize("variable", ["SSL_CERT_DIR", "REQUESTS_CA_BUNDLE"])
+def test_a_folder_of_cas_is_honoured(tmp_path, monkeypatch, net, variable):
+    folder = tmp_path / "cas"
+    folder.mkdir()
+    (folder / f"{CA_SUBJECT_HASH}.0").write_bytes(CA_PEM)
+    with (
+        Sandbox(jobs=3, pending_share=0.0, failed_share=0.0, token=TOKEN) as sb,
+        TLSFront(sandbox_address(sb), tmp_path) as front,
+    ):
+        url = f"https://127.0.0.1:{front.port}"
+        monkeypatch.setenv(variable, str(folder))
+        df = ij.fetch_jobs(sb.job_ids, token=TOKEN, base_url=url, progress=False)
+        assert df["error_code"].isna().all() and len(df) == 3
+        empty = tmp_path / "no-cas"  # the control: a folder without it, no trust
+        empty.mkdir()
+        monkeypatch.setenv(variable, str(empty))
+        with pytest.raises(ij.UnreachableError, match="certificate"):
+            ij.fetch_jobs(sb.job_ids, token=TOKEN + "-2", base_url=url, progress=False)
