@@ -20,10 +20,11 @@ from netkit import CA_PEM, HOST, ConnectProxy, LoopbackOnly, TLSFront, closed_po
 
 import intercom_jobs_nb as ij
 from intercom_jobs_nb import cli
-from intercom_jobs_nb.engine import UNREACHABLE_AFTER
+from intercom_jobs_nb.engine import UNREACHABLE_AFTER, UNREACHABLE_WITHIN, Reach
 from intercom_jobs_nb.ledger import Ledger
 from intercom_jobs_nb.panel_controller import PanelController
 from intercom_jobs_nb.sandbox import Sandbox
+from intercom_jobs_nb.transport import Route, TransportFailure
 
 TOKEN = "tok-reach-0123456789abcdef"  # long enough that scrubbing it leaves messages readable
 MANY = 3000  # ids in a run that must stop early: the attempts must not grow with it
@@ -485,3 +486,63 @@ def test_a_folder_of_cas_is_honoured(tmp_path, monkeypatch, net, variable):
         monkeypatch.setenv(variable, str(empty))
         with pytest.raises(ij.UnreachableError, match="certificate"):
             ij.fetch_jobs(sb.job_ids, token=TOKEN + "-2", base_url=url, progress=False)
+
+
+# -- the rule itself ---------------------------------------------------------------------------
+
+
+def _reach():
+    stops = []
+    reach = Reach("https://x.test", Route(None, None), lambda: stops.append(1))
+    reach.start()
+    return reach, stops
+
+
+UNSENT = TransportFailure("connection_error", "ConnectionRefusedError: refused", sent=False)
+SENT = TransportFailure("connection_error", "RemoteDisconnected: closed", sent=True)
+BAD_CERT = TransportFailure(
+    "connection_error", "the TLS certificate ... does not verify", sent=False, configuration=True
+)
+
+
+def test_fewer_unsent_failures_than_the_rule_do_not_end_a_run():
+    reach, stops = _reach()
+    for _ in range(UNREACHABLE_AFTER - 1):
+        reach.report(UNSENT)
+    assert reach.error is None and not stops
+    reach.report(UNSENT)
+    assert isinstance(reach.error, ij.UnreachableError) and stops == [1]
+    assert str(reach.error).startswith("cannot reach Intercom at https://x.test: 8 requests")
+
+
+def test_a_failure_that_may_have_been_sent_starts_the_count_again():
+    reach, _ = _reach()
+    for _ in range(UNREACHABLE_AFTER - 1):
+        reach.report(UNSENT)
+    reach.report(SENT)
+    for _ in range(UNREACHABLE_AFTER - 1):
+        reach.report(UNSENT)
+    assert reach.error is None
+
+
+def test_after_the_first_answer_failures_are_rows_but_a_bad_certificate_still_ends_the_run():
+    reach, stops = _reach()
+    reach.report(None)
+    for _ in range(10 * UNREACHABLE_AFTER):
+        reach.report(UNSENT)
+    assert reach.error is None and not stops
+    reach.report(BAD_CERT)
+    assert reach.error is not None and "does not verify" in str(reach.error) and stops == [1]
+
+
+def test_unsent_failures_for_long_enough_end_a_run_of_one_worker(monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr("intercom_jobs_nb.engine.time.monotonic", lambda: clock[0])
+    reach, _ = _reach()
+    reach.report(UNSENT)
+    clock[0] += UNREACHABLE_WITHIN - 0.1
+    reach.report(UNSENT)
+    assert reach.error is None
+    clock[0] += 0.2
+    reach.report(UNSENT)
+    assert reach.error is not None and "for 10 s" in str(reach.error)
