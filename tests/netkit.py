@@ -11,7 +11,8 @@ TLS front for a loopback server, all on 127.0.0.1 and standard library only.
   it counts the handshakes begun and completed.
 - `ConnectProxy`: an HTTP proxy that serves CONNECT only. It maps the host it is asked for to a
   loopback address (``routes``), and a ``policy(n)`` says what to do with the n-th CONNECT:
-  ``"tunnel"``, a status to refuse with (407, 503), or ``"close"`` (hang up before answering).
+  ``"tunnel"``, a (host, port) to tunnel to instead, a status to refuse with (407, 503), or
+  ``"close"`` (hang up before answering).
 
 The certificates (EC P-256, valid until 2126) were made for these tests only with openssl: a CA
 (`CA_PEM`, the bundle a test points ``REQUESTS_CA_BUNDLE`` at), a leaf it signed (`LEAF_PEM`,
@@ -287,7 +288,7 @@ class TLSFront(_Listener):
             _relay(tls, plain, self.stop)
 
 
-Policy = Callable[[int], "str | int"]
+Policy = Callable[[int], "str | int | tuple[str, int]"]
 
 
 class ConnectProxy(_Listener):
@@ -307,7 +308,7 @@ class ConnectProxy(_Listener):
         self.routes = routes
         self.policy = policy or (lambda n: "tunnel")
         self.connects: list[str] = []
-        self.outcomes: list[str | int] = []
+        self.outcomes: list[str | int | tuple[str, int]] = []
         super().__init__()
 
     @property
@@ -339,6 +340,8 @@ class ConnectProxy(_Listener):
             n = len(self.connects)
         what = self.policy(n)
         where = self.routes.get(target)
+        if isinstance(what, tuple):
+            what, where = "tunnel", what
         if what == "tunnel" and where is None:
             what = 502
         with self._lock:
@@ -346,8 +349,9 @@ class ConnectProxy(_Listener):
         if what == "close":
             return
         if what != "tunnel":
+            assert isinstance(what, int)
             reason = {407: "Proxy Authentication Required", 503: "Service Unavailable"}.get(
-                int(what), "Refused"
+                what, "Refused"
             )
             sock.sendall(
                 f"HTTP/1.1 {what} {reason}\r\nContent-Length: 0\r\n"

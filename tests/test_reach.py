@@ -336,6 +336,45 @@ def test_an_untrusted_certificate_stops_an_enqueue_before_any_post(
         assert book.rows() == {}
 
 
+def test_a_bad_certificate_met_in_the_passes_ends_an_enqueue_with_the_ledger_consistent(
+    sandbox, bundle, tmp_path, monkeypatch, net
+):
+    # GET /me goes through to the trusted TLS front; every later CONNECT reaches a front whose
+    # certificate the bundle does not trust (an inspecting proxy appearing mid-run). The run
+    # ends at once: no POST left, every row not_sent, nothing left sending in the ledger; the
+    # same call once the certificate is right makes every ticket once.
+    ledger = tmp_path / "ledger.sqlite"
+    rows = keyed_rows(MANY)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    call = dict(
+        ledger=ledger, ticket_type_id=TYPE, token=TOKEN, base_url=f"https://{HOST}", progress=False
+    )
+    address = sandbox_address(sandbox)
+    with (
+        TLSFront(address, tmp_path) as good,
+        TLSFront(address, tmp_path, trusted=False) as bad,
+    ):
+        routes = {f"{HOST}:443": ("127.0.0.1", good.port)}
+        with ConnectProxy(
+            routes, lambda n: "tunnel" if n == 1 else ("127.0.0.1", bad.port)
+        ) as proxy:
+            monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+            with pytest.raises(ij.UnreachableError, match="does not verify") as caught:
+                ij.enqueue_tickets(rows, **call)
+            assert bad.handshakes <= 32 and bad.completed == 0
+        out = caught.value.df
+        assert len(out) == MANY and set(out["enqueue_status"]) == {"not_sent"}
+        assert sandbox.enqueued == 0
+        with Ledger(str(ledger), f"https://{HOST}") as book:
+            assert book.rows() == {}
+            assert all(n == 0 for n in book.sent_counts().values())
+        with ConnectProxy(routes) as proxy:
+            monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+            again = ij.enqueue_tickets(rows[:50], **call)
+    assert again["enqueue_status"].tolist() == ["enqueued"] * 50
+    assert sandbox.count_tickets(by="row_key") == {f"k{i}": 1 for i in range(50)}
+
+
 def test_the_panel_says_it_cannot_reach_intercom_after_a_few_attempts(net):
     port = closed_port()
     base_url = f"http://127.0.0.1:{port}"
