@@ -12,8 +12,9 @@ is `fetch_jobs` and `refresh`; passes every ``poll_interval`` seconds until ever
 How a run ends is decided here, once: a finished run returns its DataFrame; everything that
 stops it early raises an exception whose ``.df`` holds every row so far (see ``errors.py``):
 `FetchInterrupted` (Ctrl-C, or the ``stop`` event), `AuthenticationError` / `ApiVersionError`
-(an answer that every job would meet), `CheckpointError` (the file cannot be written), and
-`RunFailedError` for anything unexpected.
+(an answer that every job would meet), `UnreachableError` (`Reach`: no request could be sent
+and none was answered, or a certificate that does not verify), `CheckpointError` (the file
+cannot be written), and `RunFailedError` for anything unexpected.
 """
 
 from __future__ import annotations
@@ -48,15 +49,50 @@ from .rows import (
     user_columns,
     with_extra,
 )
-from .transport import Client, Fatal, Stopped, Watchdog, fetch_row, identify
+from .transport import (
+    Client,
+    Fatal,
+    Route,
+    Stopped,
+    TransportFailure,
+    Watchdog,
+    check_connection,
+    fetch_row,
+    identify,
+)
 
-__all__ = ["Run", "Work", "JobsWork", "Key", "run", "from_frame", "check_workspaces", "BATCH_ROWS"]
+__all__ = [
+    "Run",
+    "Work",
+    "JobsWork",
+    "Key",
+    "Reach",
+    "run",
+    "from_frame",
+    "check_workspaces",
+    "BATCH_ROWS",
+    "UNREACHABLE_AFTER",
+    "UNREACHABLE_WITHIN",
+]
 
 BATCH_ROWS = 200  # rows handed to the sink (the checkpoint) at most at once
 STOP_GRACE = 1.0  # seconds a stopping run waits for its workers to end
 STOP_POLL = 0.1  # seconds between two looks at the `stop` event while no row arrives
 QUEUED_ROWS = 4 * BATCH_ROWS  # rows answered and waiting to be taken in, at most
 _DONE = object()  # a worker has finished
+# A run that has had no answer yet ends with UnreachableError when this many requests in a row
+# failed before anything was sent (refused, DNS, the proxy's CONNECT refused, a failed TLS
+# handshake), counted across workers: `max_workers` workers reach it in their first round of
+# tries, milliseconds after the first refusal, however many ids the run has. It is more than
+# one id's tries by default (`retries` 4: five), so a single refused connection (a blip while a
+# load balancer restarts) or one id's failures alone do not end a run, nor make `fetch_job`
+# raise anything but its own error.
+UNREACHABLE_AFTER = 8
+# ...or when such failures have gone on this long since the run's first request could go: one
+# worker (or `identify`, alone before the passes) reaches 8 only through its backoff, and a
+# host that drops packets fails each connection after `timeout` seconds, not at once. Longer
+# than the first retries' backoff (0.25 to 0.5 s, then 0.5 to 1 s, then 1 to 2 s...).
+UNREACHABLE_WITHIN = 10.0
 
 
 Key = tuple[str | None, str]  # (workspace, job_id): a job's identity (workspace None: one)
@@ -169,6 +205,79 @@ class JobsWork:
 Sink = Callable[[list[Any]], None]
 
 
+class Reach:
+    """Whether a run can reach Intercom at all: the one rule that ends a run early when
+    nothing can work, whatever the number of ids, instead of every id spending its retries
+    (2,000 ids against a closed port took minutes; 100,000 would take hours).
+
+    Every client of the run reports each request's outcome here (`report`). Until the first
+    answer (any status: then the host is there, and failures are the rows' business), requests
+    that failed before being sent are counted; `UNREACHABLE_AFTER` in a row, or such failures
+    for `UNREACHABLE_WITHIN` seconds, trip it. A failure that may have been sent resets the
+    count: something at the other end took the request. A certificate that does not verify
+    (``TransportFailure.configuration``) trips it at once, answered or not: every connection
+    would meet it, and no retry can change it.
+
+    Tripping sets ``error`` and calls ``stop``, which lets the workers end as they do on a stop:
+    a request in flight finishes (it is not cut: a POST in flight may have been sent), nothing
+    more is sent. The engine raises ``error`` once they have.
+    """
+
+    def __init__(self, base_url: str, way: Route, stop: Callable[[], None]) -> None:
+        self.base_url = base_url
+        self.way = way
+        self._stop = stop
+        self._lock = threading.Lock()
+        self.answered = False
+        self.unsent = 0  # failures before sending, in a row, with no answer yet
+        self.since: float | None = None  # when this streak could begin (`start`)
+        self.error: E.UnreachableError | None = None
+
+    def start(self) -> None:
+        """Requests may go from now (a pass, or `identify`, begins): the clock of
+        `UNREACHABLE_WITHIN` starts here, not while a checkpoint was being read."""
+        with self._lock:
+            if self.since is None or not self.unsent:
+                self.since = time.monotonic()
+
+    def report(self, failure: TransportFailure | None) -> None:
+        """One request's outcome: None when it was answered (called from worker threads)."""
+        if failure is None:
+            if not self.answered:
+                with self._lock:
+                    self.answered = True
+            return
+        with self._lock:
+            if self.error is not None:
+                return
+            if failure.configuration:
+                self._trip(failure.message, failure.code)
+            elif self.answered:
+                return
+            elif failure.sent:
+                self.unsent = 0
+                self.since = time.monotonic()
+            else:
+                self.unsent += 1
+                now = time.monotonic()
+                since = self.since if self.since is not None else now
+                if self.unsent >= UNREACHABLE_AFTER:
+                    why = f"{self.unsent} requests in a row failed before anything was sent"
+                elif now - since >= UNREACHABLE_WITHIN:
+                    why = f"requests failed before anything was sent for {now - since:.0f} s"
+                else:
+                    return
+                self._trip(f"{why}, and none was answered ({failure.message})", failure.code)
+        if self.error is not None:
+            self._stop()
+
+    def _trip(self, why: str, code: str) -> None:
+        via = "" if self.way.variable is None else f" through the proxy {self.way.variable} names"
+        self.error = E.UnreachableError(
+            f"cannot reach Intercom at {self.base_url}{via}: {why}", code=code
+        )
+
+
 class Run:
     """One run: a row slot per item, the workers' shared gate and watchdog, progress, a sink.
 
@@ -215,6 +324,9 @@ class Run:
             for name, o in self.lane_options.items()
         }
         self.gate = next(iter(self.gates.values()))  # the gate of a run of one workspace
+        # The environment's proxy and CA bundle, checked before any request (a mistake there
+        # is a ConfigurationError naming the variable, not a row per job).
+        self.reach = Reach(options.base_url, check_connection(options), self._stop_sending)
         self._lane_codes: np.ndarray | None = None
         self.watchdog = Watchdog()
         self.batch: list[Any] = []
@@ -222,17 +334,33 @@ class Run:
 
     def client(self, lane: str | None = None) -> Client:
         """A client for the calling thread (to ask something before the passes), of a lane."""
-        return Client(self.lane_options[lane] if lane is not None else self.options, self.watchdog)
+        options = self.lane_options[lane] if lane is not None else self.options
+        return Client(options, self.watchdog, self.reach.report)
 
     def identify(self, lane: str | None = None) -> str:
         """The workspace a lane's token belongs to (``GET /me``), asked from the calling
-        thread before the passes, on a connection closed after."""
+        thread before the passes, on a connection closed after.
+
+        Raises:
+            UnreachableError: no answer (`Reach`'s rule, or the retries spent).
+        """
+        self.reach.start()
         with contextlib.closing(self.client(lane)) as client:
             try:
                 return identify(client, self.gates[lane])
             except Fatal as fatal:
                 fatal.workspace = lane
                 raise
+            except Stopped:
+                if self.reach.error is not None:
+                    raise self.reach.error from None
+                raise
+
+    def _stop_sending(self) -> None:
+        """Let no more requests go (`Reach` tripped): the workers end as on a stop, but the
+        requests in flight are not cut."""
+        for gate in self.gates.values():
+            gate.halt()
 
     def lane(self, index: int) -> str | None:
         lanes = self.lane_of
@@ -397,7 +525,7 @@ class Run:
             client = None
             gate = self.gates[lane]
             try:
-                client = Client(self.lane_options[lane], self.watchdog)
+                client = Client(self.lane_options[lane], self.watchdog, self.reach.report)
                 while not stop.is_set():
                     if not room.acquire(timeout=STOP_POLL):
                         continue
@@ -422,6 +550,7 @@ class Run:
 
         running = 0
         problem: tuple[str, BaseException] | None = None
+        self.reach.start()
         try:
             # Started inside the try: a Ctrl-C between two starts still stops those started.
             for lane, mine in by_lane.items():
@@ -484,6 +613,8 @@ class Run:
             raise E.RunFailedError(
                 f"the run failed unexpectedly ({type(exc).__name__}: {exc})"
             ) from exc
+        if self.reach.error is not None:
+            raise self.reach.error
 
     def halt(self) -> None:
         """Stop every worker and cut the requests in flight; no request is sent after this."""

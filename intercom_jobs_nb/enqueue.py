@@ -22,9 +22,11 @@ contact), and only then.
 
 What is retried, and what is not: a POST that may have reached Intercom is never sent twice.
 Retried automatically are only a 429 (Intercom did not process it: the run waits for the window
-as for statuses) and a failure before the request left (connection refused, DNS). A timeout or a
-dropped connection after sending, a 5xx, or an answer that is not a job is ``unknown``: it may or
-may not have created a ticket, and it is resent only with ``resend_unknown=True``.
+as for statuses) and a failure before the request left (connection refused, DNS, a proxy that
+refused or dropped the CONNECT tunnel, a failed TLS handshake): such a row is ``not_sent`` once
+its retries are spent. A timeout or a dropped connection after sending, a 5xx, or an answer that
+is not a job is ``unknown``: it may or may not have created a ticket, and it is resent only with
+``resend_unknown=True``.
 """
 
 from __future__ import annotations
@@ -311,7 +313,11 @@ def send_enqueue(client: Client, gate: Pacer, key: str, body: bytes) -> EnqueueR
         except TransportFailure as failure:
             gate.release()
             if not failure.sent:
-                if attempts <= retries and not gate.stop.wait(backoff(attempts)):
+                if (
+                    attempts <= retries
+                    and not failure.configuration  # the same certificate again: no use
+                    and not gate.stop.wait(backoff(attempts))
+                ):
                     continue
                 return EnqueueRow.of(key, NOT_SENT, code=failure.code, message=failure.message)
             return EnqueueRow.of(
@@ -463,10 +469,12 @@ def enqueue_tickets(
         with another body is ``rejected`` with ``enqueue_error_code`` ``key_changed``.
 
     Raises:
-        ConfigurationError: bad arguments, repeated keys, or a ledger of another workspace.
+        ConfigurationError: bad arguments, repeated keys, a ledger of another workspace, or a
+            proxy or CA bundle from the environment that cannot be used.
         FileInUseError: another run is using the ledger; nothing was sent.
-        AuthenticationError, ApiVersionError, CheckpointError (the ledger cannot be written,
-        or its last run died and its ``-wal`` file is missing),
+        AuthenticationError, ApiVersionError, UnreachableError (no request could be sent and
+        none was answered, or a certificate that does not verify), CheckpointError (the ledger
+        cannot be written, or its last run died and its ``-wal`` file is missing),
         FetchInterrupted: the run stopped; ``.df`` has every row, ``not_sent`` where not sent.
 
     Example:

@@ -10,7 +10,7 @@ In bulk calls (`fetch_jobs`, `wait_for_jobs`, `refresh`) one job's failure is a 
     ├── RunAbortedError                 the run cannot go on; ``.df`` holds the rows fetched so far
     │   ├── AuthenticationError         Intercom rejected the token (401, token_*, forbidden)
     │   ├── ApiVersionError             Intercom rejected the Intercom-Version header
-    │   ├── UnreachableError            no answer at all from Intercom before the run began
+    │   ├── UnreachableError            no request could be sent and none answered; bad certificate
     │   ├── CheckpointError             a checkpoint or ledger cannot be used (disk full...)
     │   │   └── FileInUseError          another run holds it; nothing was sent
     │   └── RunFailedError              an unexpected error; the original is ``__cause__``
@@ -108,7 +108,17 @@ class ApiVersionError(RunAbortedError):
 
 
 class UnreachableError(RunAbortedError):
-    """Intercom could not be reached before anything was asked (no answer at all)."""
+    """Intercom cannot be reached: the run's first requests all failed before anything was
+    sent (connection refused, DNS, a proxy that refused the tunnel, a failed TLS handshake) and
+    none was answered; or the server's certificate does not verify against the CAs in use
+    (``REQUESTS_CA_BUNDLE``, ``SSL_CERT_FILE``), which no retry can change. The message says
+    which, in one sentence.
+
+    A certificate problem is one of configuration, yet it is this class, not a
+    `ConfigurationError`: it is found by trying (a request, not a check of arguments), may come
+    after rows were read or kept (``.df`` has them, as for every run-ending error), and the
+    command line and the panel already say "cannot reach Intercom" for it, with exit code 4.
+    """
 
 
 class CheckpointError(RunAbortedError):

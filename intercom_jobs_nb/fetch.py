@@ -71,7 +71,11 @@ def fetch_jobs(
 
     Raises:
         MissingTokenError: no token and no ``INTERCOM_TOKEN``.
-        ConfigurationError: a bad argument or checkpoint; nothing was sent.
+        ConfigurationError: a bad argument or checkpoint, or a proxy or CA bundle from the
+            environment that cannot be used (the message names the variable); nothing was sent.
+        UnreachableError: no request could be sent and none was answered (refused, DNS, the
+            proxy, TLS), or the server's certificate does not verify (``.df`` has the rows so
+            far).
         CheckpointError: the checkpoint could not be written (``.df`` has the rows so far).
         RunFailedError: an unexpected error (``.df`` has the rows so far).
         AuthenticationError: Intercom rejected the token (``.df`` has the rows so far).

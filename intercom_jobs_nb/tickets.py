@@ -328,8 +328,8 @@ def fetch_tickets(
     Raises:
         ConfigurationError: ``df`` has no ``status``/``resource_id`` columns (pass the frame of
             `fetch_jobs` or `wait_for_jobs`).
-        AuthenticationError, ApiVersionError, FetchInterrupted, RunFailedError: ``.df`` has the
-            tickets read so far (one row per ticket).
+        AuthenticationError, ApiVersionError, UnreachableError, FetchInterrupted,
+            RunFailedError: ``.df`` has the tickets read so far (one row per ticket).
     """
     token = Secret.wrap(token)
     if not isinstance(df, pd.DataFrame) or not {"status", "resource_id"} <= set(df.columns):

@@ -13,11 +13,18 @@ the client CPU, on requests about 3.4 times (``benchmarks/bench_throughput.py``;
 - JSON is parsed defensively (a body nested a million levels deep is ``invalid_response``), every
   field is type- and length-checked, and the answer must be for the job asked;
 - redirects are never followed (the token must not travel to another host), a loopback base URL
-  never goes through a proxy, certificates and host names are checked (requests' CA bundle), and
-  exception text is scrubbed of the token.
+  never goes through a proxy, certificates and host names are checked (against the CAs `trust`
+  reads: requests' variables, then OpenSSL's, then certifi), and exception text is scrubbed of
+  the token.
+
+Whether a request may have reached the server is decided here, once: a failure while
+connecting (TCP, DNS, the proxy's CONNECT tunnel, the TLS handshake) is ``sent=False`` on both
+paths; anything after is ambiguous. A certificate that does not verify is a configuration
+problem (``TransportFailure.configuration``), never retried.
 
 Where a change goes: a new kind of answer is a branch of `read_job`; what is retried, and how
-often, is `ask`; what counts as transient is ``codes.is_transient``.
+often, is `ask`; what counts as transient is ``codes.is_transient``; what the environment may
+set (proxy, CAs) is `check_connection`.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import urllib3
-from requests.utils import get_environ_proxies
+from requests.utils import get_environ_proxies, prepend_scheme_if_needed
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.util.wait import wait_for_read
 
@@ -67,6 +74,13 @@ __all__ = [
     "fetch_row",
     "identify",
     "ask",
+    "check_connection",
+    "route",
+    "Route",
+    "trust",
+    "Trust",
+    "CA_HINT",
+    "Report",
     "read_job",
     "MAX_BODY",
     "backoff",
@@ -120,13 +134,23 @@ class Fatal(Exception):
 
 
 class TransportFailure(Exception):
-    """No usable answer: ``code`` is ``timeout`` or ``connection_error``."""
+    """No usable answer: ``code`` is ``timeout`` or ``connection_error``.
 
-    def __init__(self, code: str, message: str, *, sent: bool = True) -> None:
+    ``sent`` is False when the request certainly never reached the server (connecting, the
+    proxy's tunnel or the TLS handshake failed): resending it cannot make anything twice.
+    ``configuration`` is True when asking again cannot help, because the failure is this
+    machine's setting, not a passing state of the network: a certificate that does not verify
+    against the CA bundle in use. Retry loops never retry it; the run engine ends the run.
+    """
+
+    def __init__(
+        self, code: str, message: str, *, sent: bool = True, configuration: bool = False
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
-        self.sent = sent  # False: the request certainly never reached the server
+        self.sent = sent
+        self.configuration = configuration
 
 
 class Answer(NamedTuple):
@@ -244,6 +268,17 @@ def _watched(cls: type[HTTPConnection]) -> type[HTTPConnection]:
             if slot is not None:
                 slot.attach(sock)
             return sock
+
+        def connect(self) -> None:
+            # Everything before the request's first byte: the TCP connection (to the proxy),
+            # the proxy's CONNECT tunnel and the TLS handshake. urllib3 reports a tunnel the
+            # proxy refused (407, 503) or closed as a ProtocolError("Connection aborted."),
+            # the same as a connection broken after the request was written; marked here, a
+            # failure to connect is known for what it is: nothing was sent.
+            try:
+                super().connect()
+            except (OSError, http.client.HTTPException, urllib3.exceptions.HTTPError) as exc:
+                raise _Unsent(exc) from exc
 
     Watched.__name__ = f"Watched{cls.__name__}"
     return Watched
@@ -369,36 +404,162 @@ class _DirectTLS(http.client.HTTPSConnection):
             raise _Unsent(exc) from exc
 
 
-def _ca_bundle() -> str | None:
+class Trust(NamedTuple):
+    """The CAs a server's certificate is checked against, and where that setting comes from."""
+
+    cafile: str | None
+    capath: str | None
+    source: str  # the variable that chose them ("certifi" when none did), for messages
+
+
+_CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")  # requests': a file or a folder
+CA_HINT = "set REQUESTS_CA_BUNDLE or SSL_CERT_FILE to a CA bundle (PEM) that holds its CA"
+
+
+def trust() -> Trust:
+    """The CAs of this machine's settings, in the order the tools a user knows read them:
+    ``REQUESTS_CA_BUNDLE``, else ``CURL_CA_BUNDLE`` (requests'; a file or a folder), else
+    ``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` (OpenSSL's, which Python's own default context and
+    httpx read), else certifi (requests' bundle).
+
+    Raises:
+        ConfigurationError: a variable names a path that is not there. Ignoring it would check
+            certificates against other CAs than the user chose; every request would fail with
+            a message about the certificate, not about the variable.
+    """
     env = os.environ
-    bundle = env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE")
-    if bundle:
-        return bundle
+    for name in _CA_VARIABLES:
+        path = env.get(name)
+        if path:
+            if os.path.isdir(path):
+                return Trust(None, path, name)
+            if os.path.isfile(path):
+                return Trust(path, None, name)
+            raise E.ConfigurationError(
+                f"{name} is {path!r}, which is neither a file nor a folder: point it at a CA "
+                "bundle (a PEM file), or unset it to use the default CAs"
+            )
+    cafile = env.get("SSL_CERT_FILE") or None
+    capath = env.get("SSL_CERT_DIR") or None
+    if cafile is not None and not os.path.isfile(cafile):
+        raise E.ConfigurationError(
+            f"SSL_CERT_FILE is {cafile!r}, which is not a file: point it at a CA bundle (a PEM "
+            "file), or unset it to use the default CAs"
+        )
+    if capath is not None and not all(os.path.isdir(p) for p in capath.split(os.pathsep) if p):
+        raise E.ConfigurationError(
+            f"SSL_CERT_DIR is {capath!r}, which is not a folder (or a list of folders): point "
+            "it at a folder of CA certificates, or unset it to use the default CAs"
+        )
+    if cafile is not None or capath is not None:
+        source = " and ".join(
+            name for name, value in (("SSL_CERT_FILE", cafile), ("SSL_CERT_DIR", capath)) if value
+        )
+        return Trust(cafile, capath, source)
     try:
         import certifi  # requests' own CA bundle
 
-        return certifi.where()
+        return Trust(certifi.where(), None, "certifi")
     except ImportError:  # pragma: no cover - requests depends on certifi
-        return None
+        return Trust(None, None, "the system's default CAs")
 
 
 @functools.lru_cache(maxsize=4)
-def _tls_context(bundle: str | None) -> ssl.SSLContext:
-    """Certificates and host names checked (the default context), against ``bundle``: the
-    same CAs as requests. One per bundle: loading the CAs costs milliseconds."""
-    if bundle is not None and os.path.isdir(bundle):
-        return ssl.create_default_context(capath=bundle)
-    return ssl.create_default_context(cafile=bundle)
+def _tls_context(cafile: str | None, capath: str | None, source: str) -> ssl.SSLContext:
+    """Certificates and host names checked (the default context), against the CAs of `trust`.
+    One per bundle: loading the CAs costs milliseconds.
+
+    Raises:
+        ConfigurationError: the bundle cannot be read, or holds no certificate.
+    """
+    try:
+        return ssl.create_default_context(cafile=cafile, capath=capath)
+    except (OSError, ValueError) as exc:  # ssl.SSLError: no certificate in the file
+        raise E.ConfigurationError(
+            f"the CA certificates that {source} names cannot be loaded ({exc}): point it at a "
+            "CA bundle (a PEM file), or unset it"
+        ) from None
 
 
-def _proxy_for(base_url: str) -> str | None:
-    """The environment's proxy for ``base_url``; never one for loopback (the token would
-    travel to the proxy in clear over plain http)."""
+class Route(NamedTuple):
+    """How a connection to a base URL goes: directly, or through the environment's proxy."""
+
+    proxy: str | None  # the proxy's URL (it may hold credentials: never shown)
+    variable: str | None  # the environment variable that named it
+
+
+def _proxy_variable(scheme: str) -> str:
+    """The variable a proxy for ``scheme`` came from, in urllib's order (lower case first)."""
+    for name in (f"{scheme}_proxy", f"{scheme.upper()}_PROXY", "all_proxy", "ALL_PROXY"):
+        if os.environ.get(name):
+            return name
+    return f"{scheme.upper()}_PROXY"  # pragma: no cover - get_environ_proxies found one
+
+
+def route(base_url: str) -> Route:
+    """The environment's proxy for ``base_url`` (requests' reading of ``HTTPS_PROXY``,
+    ``ALL_PROXY``, ``NO_PROXY``...); never one for loopback (the token would travel to the
+    proxy in clear over plain http)."""
     parts = urlsplit(base_url)
     if is_loopback(parts.hostname or ""):
-        return None
+        return Route(None, None)
     proxies = get_environ_proxies(base_url)
-    return proxies.get(parts.scheme) or proxies.get("all") or None
+    proxy = proxies.get(parts.scheme) or proxies.get("all") or None
+    if not proxy:
+        return Route(None, None)
+    return Route(proxy, _proxy_variable(parts.scheme))
+
+
+def _proxy_manager(way: Route, **kw: Any) -> urllib3.ProxyManager:
+    """urllib3's pool manager for the route's proxy.
+
+    Raises:
+        ConfigurationError: the proxy's URL is malformed or of a scheme urllib3 cannot use
+            (``socks5://``: requests needs PySocks for it, and this client does not use it).
+    """
+    name = way.variable
+    try:
+        # As requests does: "proxy.example:3128" means an http:// proxy.
+        proxy = prepend_scheme_if_needed(way.proxy or "", "http")
+        host = urlsplit(proxy).hostname
+        manager = urllib3.ProxyManager(proxy, num_pools=1, **kw)
+    except (urllib3.exceptions.HTTPError, ValueError) as exc:
+        # The URL itself is not shown: it may carry the proxy's password.
+        raise E.ConfigurationError(
+            f"the proxy that {name} names cannot be used ({type(exc).__name__}: "
+            f"{_no_credentials(str(exc), way.proxy)}): set {name} to an http:// or https:// "
+            "proxy URL, or unset it"
+        ) from None
+    if not host:
+        raise E.ConfigurationError(
+            f"the proxy that {name} names has no host: set {name} to an http:// or https:// "
+            "proxy URL, or unset it"
+        )
+    return manager
+
+
+def _no_credentials(text: str, url: str | None) -> str:
+    """``text`` without the user and password of ``url``, if it has them (read by hand: the
+    URL may be too malformed for urlsplit)."""
+    userinfo = (url or "").partition("://")[2].split("/", 1)[0].rpartition("@")[0]
+    return text.replace(userinfo, "***") if userinfo else text
+
+
+def check_connection(options: Options) -> Route:
+    """Check, before any request, what the environment says about connecting to
+    ``options.base_url``: its proxy, and for https the CA bundle. A mistake there is a
+    `ConfigurationError` naming the variable, raised once at the start of a run, not a row per
+    job (nor a crash in every worker).
+
+    Raises:
+        ConfigurationError: a proxy that cannot be used, or CAs that cannot be loaded.
+    """
+    way = route(options.base_url)
+    if way.proxy is not None:
+        _proxy_manager(way).clear()
+    if urlsplit(options.base_url).scheme == "https":
+        _tls_context(*trust())
+    return way
 
 
 class _Headers(dict[str, str]):
@@ -415,6 +576,9 @@ class _Headers(dict[str, str]):
         return isinstance(name, str) and dict.__contains__(self, name.lower())
 
 
+Report = Callable[["TransportFailure | None"], None]  # a request's outcome: None, answered
+
+
 class Client:
     """One worker's connection to Intercom. Create it in the thread that uses it.
 
@@ -422,10 +586,18 @@ class Client:
     `http.client`, kept alive, with the request's headers encoded once: the leanest of the
     standard clients (urllib3 wraps it). Through a proxy from the environment it is a urllib3
     `ProxyManager` pool (CONNECT tunnels, proxy credentials).
+
+    ``report``, if given, hears the outcome of every request: None when it was answered (any
+    status), else its `TransportFailure`. The run engine reads it to end a run that cannot
+    reach Intercom at all (see ``engine.Reach``); the client itself decides nothing from it.
+
+    Raises:
+        ConfigurationError: the environment's proxy or CA bundle cannot be used.
     """
 
-    def __init__(self, options: Options, watchdog: Watchdog) -> None:
+    def __init__(self, options: Options, watchdog: Watchdog, report: Report | None = None) -> None:
         self.options = options
+        self._report = report
         self._slot = watchdog.slot()
         _current.slot = self._slot
         parts = urlsplit(options.base_url)
@@ -441,16 +613,17 @@ class Client:
         )
         self._pool: Any = None
         self._conn: http.client.HTTPConnection | None = None
-        proxy = _proxy_for(options.base_url)
-        if not proxy:
+        self._trust = trust() if parts.scheme == "https" else None
+        way = route(options.base_url)
+        if way.proxy is None:
             conn: http.client.HTTPConnection
-            if parts.scheme == "https":
+            if self._trust is not None:
                 conn = _DirectTLS(
                     parts.hostname or "",
                     parts.port,
                     options.timeout,
                     self._slot,
-                    _tls_context(_ca_bundle()),
+                    _tls_context(*self._trust),
                 )
             else:
                 conn = _Direct(parts.hostname or "", parts.port, options.timeout, self._slot)
@@ -466,14 +639,14 @@ class Client:
             "retries": False,
             "timeout": self._timeout,
         }
-        if parts.scheme == "https":
-            kw.update(cert_reqs="CERT_REQUIRED", ca_certs=_ca_bundle())
-        try:
-            manager = urllib3.ProxyManager(proxy, num_pools=1, **kw)
-        except (urllib3.exceptions.HTTPError, ValueError) as exc:
-            raise E.ConfigurationError(
-                f"the proxy set in the environment cannot be used: {exc}"
-            ) from None
+        if self._trust is not None:
+            _tls_context(*self._trust)  # the same check of the CAs as without a proxy
+            kw.update(
+                cert_reqs="CERT_REQUIRED",
+                ca_certs=self._trust.cafile,
+                ca_cert_dir=self._trust.capath,
+            )
+        manager = _proxy_manager(way, **kw)
         pool = manager.connection_from_host(parts.hostname, parts.port, parts.scheme)
         pool.ConnectionCls = _WATCHED_HTTPS if parts.scheme == "https" else _WATCHED_HTTP
         self._pool = pool
@@ -491,11 +664,26 @@ class Client:
     def request(self, method: str, path: str, body: bytes | None = None) -> Answer:
         """Ask once (a JSON ``body`` for a POST). Raises `TransportFailure` when there is no
         usable answer; its ``sent`` says whether the request may have reached the server."""
-        if self._conn is None:
-            return self._request_pooled(method, path, body)
+        report = self._report
+        try:
+            conn = self._conn
+            if conn is None:
+                answer = self._request_pooled(method, path, body)
+            else:
+                answer = self._request_direct(conn, method, path, body)
+        except TransportFailure as failure:
+            if report is not None:
+                report(failure)
+            raise
+        if report is not None:
+            report(None)
+        return answer
+
+    def _request_direct(
+        self, conn: http.client.HTTPConnection, method: str, path: str, body: bytes | None
+    ) -> Answer:
         slot = self._slot
         slot.arm(self.options.timeout)
-        conn = self._conn
         whole = False
         try:
             sock = conn.sock
@@ -556,25 +744,44 @@ class Client:
                 response.release_conn()
 
     def _failure(self, exc: BaseException, slot: _Slot) -> TransportFailure:
-        # Connecting failed: the request never left (NewConnectionError, refused or unreachable,
-        # subclasses ConnectTimeoutError in urllib3 2; _Unsent on the direct path).
+        # `_Unsent`: connecting failed (TCP or DNS, the proxy's tunnel, the TLS handshake), so
+        # the request never left. urllib3 2's NewConnectionError (refused, DNS) subclasses
+        # ConnectTimeoutError but is no timeout.
         unsent = isinstance(exc, (urllib3.exceptions.ConnectTimeoutError, _Unsent))
-        refused = isinstance(exc, urllib3.exceptions.NewConnectionError) or (
-            isinstance(exc, _Unsent) and not isinstance(exc.cause, TimeoutError)
-        )
         cause = exc.cause if isinstance(exc, _Unsent) else exc
-        timed_out = isinstance(cause, (urllib3.exceptions.TimeoutError, TimeoutError)) and not (
-            refused
-        )
+        timed_out = isinstance(
+            cause, (urllib3.exceptions.TimeoutError, TimeoutError)
+        ) and not isinstance(cause, urllib3.exceptions.NewConnectionError)
         if slot.expired or timed_out:
             return TransportFailure(
                 C.TIMEOUT,
                 f"no complete answer within {self.options.timeout:g} s",
                 sent=not unsent or slot.expired,
             )
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return self._untrusted(cause)
         # Scrubbed before it is cut short: a cut could leave the token's first half.
         text = self.options.token.scrub(f"{type(cause).__name__}: {cause}")
         return TransportFailure(C.CONNECTION_ERROR, _clip(text, 300), sent=not unsent)
+
+    def _untrusted(self, cause: ssl.SSLCertVerificationError) -> TransportFailure:
+        """A certificate that does not verify: the CAs in use do not sign it (a proxy or
+        firewall that inspects TLS, a private CA) or it is not the host's. Asking again meets
+        the same certificate: a configuration problem, not a passing one."""
+        why = getattr(cause, "verify_message", None) or str(cause)
+        source = self._trust.source if self._trust is not None else "the default CAs"
+        host = urlsplit(self.options.base_url).hostname
+        return TransportFailure(
+            C.CONNECTION_ERROR,
+            _clip(
+                f"the TLS certificate presented for {host} does not verify ({why}) against "
+                f"the CAs of {source}; if a proxy or firewall inspects TLS, or the server "
+                f"uses a private CA, {CA_HINT}",
+                500,
+            ),
+            sent=False,
+            configuration=True,
+        )
 
 
 class _Unsent(Exception):
@@ -867,6 +1074,8 @@ def ask(
             if gate.stop.is_set():  # cut by the run stopping: not this job's failure
                 raise Stopped from None
             row = failed(failure.code, failure.message, attempts)
+            if failure.configuration:  # asking again meets the same certificate
+                return row
         else:
             gate.release(answer.headers, answer.received_at, answer.status)
             row = read(answer, attempts)
