@@ -703,7 +703,9 @@ class Client:
             whole = problem is None
             return Answer(response.status, headers, content, problem, time.time())
         except Exception as exc:
-            raise self._failure(exc, slot) from None
+            if slot.expired or isinstance(exc, NETWORK_ERRORS):  # expired: the watchdog cut it
+                raise self._failure(exc, slot) from None
+            raise  # a bug, ours or a library's: the run ends with RunFailedError, not a row
         finally:
             slot.disarm()
             if not whole:  # a body cut short or unread leaves the connection unusable
@@ -735,7 +737,9 @@ class Client:
             whole = problem is None
             return Answer(response.status, response.headers, content, problem, time.time())
         except Exception as exc:
-            raise self._failure(exc, slot) from None
+            if slot.expired or isinstance(exc, NETWORK_ERRORS):  # expired: the watchdog cut it
+                raise self._failure(exc, slot) from None
+            raise  # a bug, ours or a library's: the run ends with RunFailedError, not a row
         finally:
             slot.disarm()
             if response is not None:
@@ -790,6 +794,18 @@ class _Unsent(Exception):
     def __init__(self, cause: BaseException) -> None:
         super().__init__(str(cause))
         self.cause = cause
+
+
+#: What a request may meet from the network or from the server's bytes: each becomes a
+#: ``connection_error`` or ``timeout`` row. Anything else is a bug (ours, or of a library we
+#: call, say after a Python upgrade) and ends the run as one (`RunFailedError`), never as a
+#: "transient network fault" asked again for ever.
+NETWORK_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,  # sockets, DNS, TLS (ssl.SSLError), timeouts
+    http.client.HTTPException,  # an answer that is not HTTP: a bad status line, a cut body...
+    urllib3.exceptions.HTTPError,  # the same through a proxy, and its own protocol errors
+    _Unsent,  # connecting failed (one of the above, before anything was sent)
+)
 
 
 def _dropped(sock: socket.socket) -> bool:

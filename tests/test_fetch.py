@@ -298,6 +298,37 @@ def test_an_unexpected_error_mid_run_is_run_failed_with_the_rows_before(
     assert set(exc.df["job_id"]) <= set(final_sandbox.job_ids)
 
 
+@pytest.mark.parametrize("enqueue", [False, True], ids=["fetch_jobs", "enqueue_tickets"])
+def test_a_bug_inside_the_transport_ends_the_run_as_a_bug_not_as_a_network_fault(
+    final_sandbox, opts, monkeypatch, tmp_path, enqueue
+):
+    # As a Python upgrade that removed a name the transport used would: an AttributeError
+    # while a request is under way, on the 20th request.
+    real = transport._read_body
+    calls = []
+
+    def broken(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 20:
+            raise AttributeError("'HTTPConnection' object has no attribute '_output'")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(transport, "_read_body", broken)
+    with pytest.raises(ij.RunFailedError) as caught:
+        if enqueue:
+            rows = [{"key": f"k{i}", "contact_id": f"c{i}"} for i in range(40)]
+            ij.enqueue_tickets(rows, ledger=tmp_path / "l.sqlite", ticket_type_id="88",
+                               **opts(final_sandbox, max_workers=1))  # fmt: skip
+        else:
+            ij.fetch_jobs(final_sandbox.job_ids, **opts(final_sandbox, max_workers=1))
+    exc = caught.value
+    assert isinstance(exc.__cause__, AttributeError)
+    assert isinstance(exc.df, pd.DataFrame) and len(exc.df) >= 18
+    code = "enqueue_error_code" if enqueue else "error_code"
+    assert "connection_error" not in set(exc.df[code].dropna())
+    assert len(calls) == 20  # nothing was asked again after the bug
+
+
 @pytest.mark.parametrize(
     "cls", [ij.FetchInterrupted, ij.AuthenticationError, ij.CheckpointError, ij.RunFailedError]
 )
