@@ -81,7 +81,7 @@ def arrow_schema(df: pd.DataFrame) -> pa.Schema:
     return inferred
 
 
-def _with_string_storage(table: pa.Table, df: pd.DataFrame) -> pa.Table:
+def with_string_storage(table: pa.Table, df: pd.DataFrame) -> pa.Table:
     """The table, its pandas metadata naming each ``string[pyarrow]`` column's storage.
 
     pyarrow records such a column's dtype as ``"string"``, which ``pd.read_parquet`` reads as
@@ -113,7 +113,7 @@ def _table(df: pd.DataFrame, schema: pa.Schema | None = None) -> pa.Table:
         table = pa.Table.from_pandas(df, schema=schema or arrow_schema(df), preserve_index=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
         raise ConfigurationError(f"cannot write this DataFrame as Parquet: {exc}") from None
-    return _with_string_storage(table, df)
+    return with_string_storage(table, df)
 
 
 def export_parquet(df: pd.DataFrame, path: str | os.PathLike) -> Path:
