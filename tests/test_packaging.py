@@ -1,0 +1,70 @@
+"""What the package claims about its Pythons and its dependencies is one fact, kept in one place
+each: pyproject.toml's floors are the pins CI tests them with (constraints-floor.txt)."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.version import Version
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pytest needs tomli before 3.11
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+#: The extras whose floors are claims about the package at run time (the others are tools).
+RUNTIME_EXTRAS = ("plot", "dask")
+
+
+def floor_pins() -> dict[str, Version]:
+    pins = {}
+    for line in (ROOT / "constraints-floor.txt").read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            req = Requirement(line)
+            (spec,) = req.specifier
+            assert spec.operator == "==", line
+            pins[req.name.lower()] = Version(spec.version)
+    return pins
+
+
+def claimed_floors() -> dict[str, Version]:
+    lines = list(PROJECT["dependencies"])
+    for extra in RUNTIME_EXTRAS:
+        lines += PROJECT["optional-dependencies"][extra]
+    floors = {}
+    for line in lines:
+        req = Requirement(line)
+        (floor,) = [s for s in req.specifier if s.operator == ">="]
+        floors[req.name.lower()] = Version(floor.version)
+    return floors
+
+
+def test_every_floor_of_the_package_is_the_pin_ci_tests_it_with():
+    pins = floor_pins()
+    floors = claimed_floors()
+    assert floors, "no floors read from pyproject.toml"
+    for name, floor in floors.items():
+        assert name in pins, f"{name}>={floor} is claimed but constraints-floor.txt has no pin"
+        assert pins[name] == floor, f"{name}: pyproject says >={floor}, CI pins {pins[name]}"
+
+
+def test_the_conda_environment_claims_the_same_floors():
+    """environment.yml repeats some floors for conda: they are pyproject.toml's."""
+    every = {}
+    for line in [*PROJECT["dependencies"], *sum(PROJECT["optional-dependencies"].values(), [])]:
+        req = Requirement(line)
+        for spec in req.specifier:
+            if spec.operator == ">=":
+                every[req.name.lower()] = Version(spec.version)
+    text = (ROOT / "environment.yml").read_text(encoding="utf-8")
+    conda = re.findall(r"^\s*-\s*([A-Za-z0-9_.-]+)\s*>=\s*([0-9][0-9.]*)\s*$", text, re.M)
+    assert conda, "no floor read from environment.yml"
+    for name, version in conda:
+        if name.lower() in every:
+            assert Version(version) == every[name.lower()], (name, version)
