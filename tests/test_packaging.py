@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 if sys.version_info >= (3, 11):
@@ -68,3 +69,20 @@ def test_the_conda_environment_claims_the_same_floors():
     for name, version in conda:
         if name.lower() in every:
             assert Version(version) == every[name.lower()], (name, version)
+
+
+def test_the_python_classifiers_are_the_versions_requires_python_admits():
+    requires = SpecifierSet(PROJECT["requires-python"])
+    claimed = [
+        Version(m.group(1))
+        for c in PROJECT["classifiers"]
+        if (m := re.fullmatch(r"Programming Language :: Python :: (3\.\d+)", c))
+    ]
+    assert claimed, "no Python version among the classifiers"
+    assert all(v in requires for v in claimed), (claimed, str(requires))
+    # The lowest version claimed is the floor of requires-python (no untested gap below).
+    floor = min(Version(s.version) for s in requires if s.operator == ">=")
+    assert min(claimed) == floor
+    # The versions claimed are consecutive: none between two of them is left out.
+    minors = sorted(v.minor for v in claimed)
+    assert minors == list(range(minors[0], minors[-1] + 1)), minors
