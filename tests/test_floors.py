@@ -1,5 +1,6 @@
-"""What the package claims about its Pythons and its dependencies is one fact, kept in one place
-each: pyproject.toml's floors are the pins CI tests them with (constraints-floor.txt)."""
+"""What pyproject.toml claims is what CI tests: its dependencies' floors are the pins of
+constraints-floor.txt (.ci/run's second run), and its Python classifiers run from
+requires-python's floor without a gap."""
 
 from __future__ import annotations
 
@@ -53,22 +54,6 @@ def test_every_floor_of_the_package_is_the_pin_ci_tests_it_with():
     for name, floor in floors.items():
         assert name in pins, f"{name}>={floor} is claimed but constraints-floor.txt has no pin"
         assert pins[name] == floor, f"{name}: pyproject says >={floor}, CI pins {pins[name]}"
-
-
-def test_the_conda_environment_claims_the_same_floors():
-    """environment.yml repeats some floors for conda: they are pyproject.toml's."""
-    every = {}
-    for line in [*PROJECT["dependencies"], *sum(PROJECT["optional-dependencies"].values(), [])]:
-        req = Requirement(line)
-        for spec in req.specifier:
-            if spec.operator == ">=":
-                every[req.name.lower()] = Version(spec.version)
-    text = (ROOT / "environment.yml").read_text(encoding="utf-8")
-    conda = re.findall(r"^\s*-\s*([A-Za-z0-9_.-]+)\s*>=\s*([0-9][0-9.]*)\s*$", text, re.M)
-    assert conda, "no floor read from environment.yml"
-    for name, version in conda:
-        if name.lower() in every:
-            assert Version(version) == every[name.lower()], (name, version)
 
 
 def test_the_python_classifiers_are_the_versions_requires_python_admits():
