@@ -69,6 +69,7 @@ from typing import Any
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
+from dask.dataframe.io.parquet.arrow import ArrowDatasetEngine
 
 from . import polling
 from .errors import ConfigurationError
@@ -86,7 +87,7 @@ from .options import (
     Options,
     Secret,
 )
-from .parquet import ARROW_TYPES
+from .parquet import ARROW_TYPES, with_string_storage
 from .rows import DTYPES, REQUIRED_COLUMNS, to_frame, user_columns
 
 __all__ = ["fetch_jobs", "wait_for_jobs", "to_parquet", "WORKSPACE"]
@@ -421,6 +422,19 @@ def wait_for_jobs(
     return _results(ddf, tokens, True, options)
 
 
+class _ParquetEngine(ArrowDatasetEngine):
+    """Dask's pyarrow engine, its files' pandas metadata naming each ``string[pyarrow]``
+    column's storage, as `intercom_jobs_nb.export_parquet` does (else pandas 2 reads those
+    columns back as ``string[python]``)."""
+
+    @classmethod
+    def _pandas_to_arrow_table(
+        cls, df: pd.DataFrame, preserve_index: bool = False, schema: Any = None
+    ) -> Any:
+        table = super()._pandas_to_arrow_table(df, preserve_index=preserve_index, schema=schema)
+        return with_string_storage(table, df)
+
+
 def to_parquet(ddf: dd.DataFrame, path: str | os.PathLike, **kwargs: Any) -> Path:
     """Compute ``ddf`` (from `fetch_jobs` or `wait_for_jobs`) into a Parquet dataset, one folder
     per workspace (``workspace=acme/part.0.parquet``...), with the column types and values of
@@ -439,7 +453,7 @@ def to_parquet(ddf: dd.DataFrame, path: str | os.PathLike, **kwargs: Any) -> Pat
     if not target.parent.is_dir():
         raise ConfigurationError(f"cannot write {str(target)!r}: no such folder")
     kwargs.setdefault("write_index", False)
-    kwargs.setdefault("engine", "pyarrow")
+    kwargs.setdefault("engine", _ParquetEngine)
     # Every file the same types, whatever its rows: a categorical all missing in one partition
     # would be a dictionary of nulls there, and Parquet wants one schema for the dataset.
     schema = {name: kind for name, kind in ARROW_TYPES.items() if name in ddf.columns}

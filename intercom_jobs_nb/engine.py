@@ -427,7 +427,11 @@ class Run:
     def flush(self) -> None:
         batch, self.batch = self.batch, []
         if batch and self.sink is not None:
-            self.sink(batch)
+            try:
+                self.sink(batch)
+            except BaseException:  # a write cut short (Ctrl-C): the next flush writes it again
+                self.batch = batch + self.batch
+                raise
 
     def execute(
         self,

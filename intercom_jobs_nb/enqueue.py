@@ -60,6 +60,7 @@ from .options import (
 )
 from .pacing import BLOCKED, STOPPED, Pacer
 from .progress import Snapshot
+from .rows import utc_from_seconds
 from .transport import (
     MAX_MESSAGE,
     Client,
@@ -410,9 +411,7 @@ class EnqueueWork:
         ]
         out = pd.DataFrame.from_records(filled, columns=EnqueueRow._fields).drop(columns="final")
         out["enqueue_status"] = pd.Categorical(out["enqueue_status"], categories=list(_KINDS))
-        out["enqueued_at"] = pd.to_datetime(
-            out["enqueued_at"].astype("float64"), unit="s", utc=True
-        )
+        out["enqueued_at"] = utc_from_seconds(out["enqueued_at"])
         for column in (
             "job_id",
             "enqueue_error_code",

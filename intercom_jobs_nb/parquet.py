@@ -9,6 +9,7 @@ temporary file beside the target, then ``os.replace``.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import uuid
@@ -80,11 +81,39 @@ def arrow_schema(df: pd.DataFrame) -> pa.Schema:
     return inferred
 
 
+def with_string_storage(table: pa.Table, df: pd.DataFrame) -> pa.Table:
+    """The table, its pandas metadata naming each ``string[pyarrow]`` column's storage.
+
+    pyarrow records such a column's dtype as ``"string"``, which ``pd.read_parquet`` reads as
+    the default string storage: ``python`` before pandas 3. Recorded as ``"string[pyarrow]"``,
+    it comes back as it was with every pandas.
+    """
+    metadata = table.schema.metadata or {}
+    if b"pandas" not in metadata:
+        return table
+    pandas_meta = json.loads(metadata[b"pandas"])
+    changed = False
+    for column in pandas_meta.get("columns", ()):
+        name = column.get("name")
+        dtype = df.dtypes.get(name) if isinstance(name, str) else None
+        if (
+            isinstance(dtype, pd.StringDtype)
+            and dtype.storage == "pyarrow"
+            and column.get("numpy_type") == "string"
+        ):
+            column["numpy_type"] = "string[pyarrow]"
+            changed = True
+    if not changed:
+        return table
+    return table.replace_schema_metadata({**metadata, b"pandas": json.dumps(pandas_meta).encode()})
+
+
 def _table(df: pd.DataFrame, schema: pa.Schema | None = None) -> pa.Table:
     try:
-        return pa.Table.from_pandas(df, schema=schema or arrow_schema(df), preserve_index=False)
+        table = pa.Table.from_pandas(df, schema=schema or arrow_schema(df), preserve_index=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
         raise ConfigurationError(f"cannot write this DataFrame as Parquet: {exc}") from None
+    return with_string_storage(table, df)
 
 
 def export_parquet(df: pd.DataFrame, path: str | os.PathLike) -> Path:

@@ -232,6 +232,9 @@ class Progress:
         self._counts_str = ""
         self._wait_str = ""
         self._seen = (done, dict(self.counts))  # done and counts of the last redraw
+        # What the bar's layout was measured for: each count below its limit, the rate at most
+        # this (None: a layout that fits whatever they are).
+        self._fits: tuple[list[int], float] | None = None
         # tqdm reads TQDM_DISABLE once, at import; read it per run so `%env` works too.
         if setting is True and os.environ.get("TQDM_DISABLE", "").lower() in ("", "0", "false"):
             self._bar = self._make_bar(desc, bar_options or {})
@@ -292,6 +295,8 @@ class Progress:
             self._seen = (self.done, dict(self.counts))
             bar = self._bar
             if bar is not None:
+                if self._outgrown(bar):  # faster than the layouts of `_show` (rows by the 1000)
+                    self._layout(bar, waiting=bool(self._wait_str))
                 # The counts are set before the bar moves, so a redraw never shows the position
                 # of one moment beside the counts of another.
                 self._counts_str = self._counts_text()
@@ -353,10 +358,21 @@ class Progress:
             marks = [_SYMBOLS.get(kind, kind[0]) for kind in kinds]
         return " ".join(mark + num for mark, num in zip(marks, nums, strict=True))
 
+    def _outgrown(self, bar: Any) -> bool:
+        """Whether a count or the rate has outgrown what the bar's layout was measured for."""
+        if self._fits is None:
+            return False
+        limits, rate = self._fits
+        if any(n >= limit for n, limit in zip(self.counts.values(), limits, strict=True)):
+            return True
+        elapsed = time.time() - getattr(bar, "start_t", time.time())  # tqdm's clock
+        return elapsed > 0 and (self.done - bar.initial) / elapsed > rate
+
     def _layout(self, bar: Any, waiting: bool = False) -> None:
         """Pick the most complete layout whose bar keeps `MIN_BAR` characters in the terminal's
         width, measured with every count a digit wider than now and the wait, if any (so none
         is cut before the next layout)."""
+        self._fits = None
         if bar is None or bar.disable or not isinstance(getattr(bar, "ncols", None), int):
             self._style = "full"  # no width to fit (a widget, a pipe): everything, in full
             return
@@ -396,6 +412,7 @@ class Progress:
         fmt, style = chosen
         self._style = short if style == "short" else "full"
         bar.bar_format = fmt
+        self._fits = ([10**width for width in digits], max(10 * rate, 99.99))
 
     def _wait_text(self, waiting: float) -> str:
         return f" wait {math.ceil(waiting)}s" if waiting >= SHOW_WAIT else ""

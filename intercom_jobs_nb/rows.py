@@ -101,6 +101,19 @@ REQUIRED_COLUMNS = tuple(c for c in COLUMNS if c not in OPTIONAL_COLUMNS)
 FINAL_INDEX = COLUMNS.index("final")
 
 
+def utc_from_seconds(seconds: pd.Series) -> pd.Series:
+    """UNIX seconds (a number, or None or NaN for none) as ``datetime64[ns, UTC]``, NaT for none.
+
+    A missing value is converted as 0, then masked: pandas 2's conversion of float seconds
+    reads uninitialised memory in place of a NaN's fraction of a second, and then may raise
+    ``FloatingPointError: overflow encountered in multiply`` (an enqueue run resumed after a
+    kill, whose rows not sent have no time, did).
+    """
+    values = seconds.astype("float64")
+    missing = values.isna()
+    return pd.to_datetime(values.mask(missing, 0.0), unit="s", utc=True).mask(missing)
+
+
 def job_row(
     job_id: str,
     status: str,

@@ -34,6 +34,7 @@ from .options import (
 )
 from .pacing import Pacer
 from .progress import Snapshot
+from .rows import utc_from_seconds
 from .transport import (
     MAX_FIELD,
     Answer,
@@ -281,7 +282,7 @@ def _ticket_columns(tickets: pd.DataFrame, wanted: pd.Series) -> pd.DataFrame:
         if column not in out.columns:
             out[column] = None
     for column in ("ticket_created_at", "ticket_updated_at"):
-        out[column] = pd.to_datetime(out[column].astype("float64"), unit="s", utc=True)
+        out[column] = utc_from_seconds(out[column])
     for column in (
         "ticket_id",
         "ticket_state_label",

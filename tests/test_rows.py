@@ -132,3 +132,25 @@ def test_an_empty_store_gives_the_columns_and_no_rows():
     df, present = R.RowStore(0).frame()
     assert len(df) == 0 and tuple(df.columns) == R.REQUIRED_COLUMNS
     assert isinstance(present, np.ndarray) and present.size == 0
+
+
+def test_seconds_become_utc_times_and_a_missing_one_never_reaches_pandas_float_conversion(
+    monkeypatch,
+):
+    """pandas 2 converts float seconds reading uninitialised memory for a NaN's fraction, and
+    may then raise FloatingPointError (an enqueue run resumed after a kill did): no NaN may be
+    handed to it."""
+    seen: list[pd.Series] = []
+    convert = pd.to_datetime
+
+    def spy(arg, *args, **kwargs):
+        seen.append(arg)
+        return convert(arg, *args, **kwargs)
+
+    monkeypatch.setattr(pd, "to_datetime", spy)
+    out = R.utc_from_seconds(pd.Series([1_700_000_000.25, None, np.nan, 0], dtype=object))
+    assert str(out.dtype) == "datetime64[ns, UTC]"
+    assert out.tolist()[0] == pd.Timestamp("2023-11-14 22:13:20.25", tz="UTC")
+    assert out.isna().tolist() == [False, True, True, False]
+    assert out.tolist()[3] == pd.Timestamp(0, tz="UTC")
+    assert seen and not any(pd.Series(arg).isna().any() for arg in seen)
