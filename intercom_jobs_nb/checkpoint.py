@@ -18,11 +18,8 @@ that is not a checkpoint at all, is refused with a message and left exactly as i
 
 from __future__ import annotations
 
-import json
 import os
-import socket
 import sqlite3
-import time
 from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import quote
@@ -30,7 +27,7 @@ from urllib.parse import quote
 import pandas as pd
 
 from .errors import CheckpointError, ConfigurationError
-from .locking import WriterLock
+from .locking import WriterLock, describe_run, this_run
 from .options import __version__
 from .rows import COLUMNS, Row, to_frame
 
@@ -219,13 +216,7 @@ class WorkspaceFile:
         wal = self.path.with_name(self.path.name + "-wal")
         if mark is None or wal.exists():
             return  # closed cleanly, or SQLite recovers the died run's commits from the WAL
-        try:
-            info = json.loads(mark)
-            who = f"pid {info['pid']} on host {info['host']}, " + time.strftime(
-                "since %Y-%m-%d %H:%M:%S UTC", time.gmtime(info["since"])
-            )
-        except (ValueError, KeyError, TypeError, OverflowError):
-            who = "details unreadable"
+        who = describe_run(mark) or "details unreadable"
         raise CheckpointError(
             f"{self.KIND} {str(self.path)!r} was in use by a run that did not end cleanly "
             f"({who}), and {wal.name!r}, which holds what that run recorded, is not beside it: "
@@ -241,8 +232,7 @@ class WorkspaceFile:
     def _mark_open(self) -> None:
         """Mark the file in use, in the file itself (not only its WAL), so that a copy of it
         alone after a crash is known to be incomplete."""
-        mark = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()})
-        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('open_run', ?)", (mark,))
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('open_run', ?)", (this_run(),))
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _create(self, base_url: str) -> None:

@@ -425,7 +425,12 @@ def wait_for_jobs(
 class _ParquetEngine(ArrowDatasetEngine):
     """Dask's pyarrow engine, its files' pandas metadata naming each ``string[pyarrow]``
     column's storage, as `intercom_jobs_nb.export_parquet` does (else pandas 2 reads those
-    columns back as ``string[python]``)."""
+    columns back as ``string[python]``).
+
+    A private name of dask's, on purpose: ``dask.dataframe.to_parquet`` has no public way to
+    change the pandas metadata it writes (``custom_metadata`` refuses the ``pandas`` key), and
+    ``_pandas_to_arrow_table`` is where each partition becomes an Arrow table (the same from
+    dask 2024.8 to 2026.8). ``tests/test_dask.py`` fails if the name goes away."""
 
     @classmethod
     def _pandas_to_arrow_table(

@@ -173,8 +173,9 @@ def ticket_bodies(
     frame = _read_rows(rows)
     columns = list(frame.columns)
     attrs = [c for c in columns if isinstance(c, str) and c.startswith(_ATTR)]
+    records = frame.to_dict("records")
     bodies: list[dict[str, Any] | str] = [
-        _body(record, attrs, ticket_type_id) for record in frame.to_dict("records")
+        _body(record, attrs, ticket_type_id) for record in records
     ]
     column = key if key is not None else (KEY_COLUMN if KEY_COLUMN in frame.columns else None)
     if column is not None:
@@ -190,7 +191,7 @@ def ticket_bodies(
     else:
         keys = [
             content_key(body) if isinstance(body, dict) else _auto_key(record)
-            for body, record in zip(bodies, frame.to_dict("records"), strict=True)
+            for body, record in zip(bodies, records, strict=True)
         ]
     _check_unique(keys, frame.index, by_content=column is None)
     return frame, keys, bodies

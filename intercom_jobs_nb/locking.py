@@ -36,7 +36,7 @@ from pathlib import Path
 
 from .errors import FileInUseError
 
-__all__ = ["WriterLock"]
+__all__ = ["WriterLock", "this_run", "describe_run"]
 
 _TRIES = 20  # a lock file replaced under us this many times in a row is a bug, not a race
 _HOLDER_LOOKS = 50  # looks at the lock file, 10 ms apart, for who holds it
@@ -71,28 +71,39 @@ else:
         fcntl.flock(fd, fcntl.LOCK_UN)
 
 
+def this_run() -> str:
+    """Who this run is, as JSON (pid, host, since): written where another run will look (the
+    lock file, a ledger's ``open_run`` mark), for its messages only."""
+    return json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()})
+
+
+def describe_run(text: str) -> str | None:
+    """``pid N on host H, since T`` from what `this_run` wrote; None if it cannot be read."""
+    try:
+        info = json.loads(text)
+        return f"pid {info['pid']} on host {info['host']}, " + time.strftime(
+            "since %Y-%m-%d %H:%M:%S UTC", time.gmtime(info["since"])
+        )
+    except (ValueError, KeyError, TypeError, OverflowError):
+        return None
+
+
 def _holder(path: Path) -> str:
     """Who holds the lock, as the lock file says. Its holder writes that just after locking,
     so a run that lost a race by microseconds waits a little for it; then less is said."""
-    info: object = {}
     for _ in range(_HOLDER_LOOKS):
         try:
-            info = json.loads(path.read_text(encoding="utf-8") or "{}")
-        except (OSError, ValueError):
-            info = {}
-        if isinstance(info, dict) and "pid" in info:
-            break
+            text = path.read_text(encoding="utf-8")
+        except OSError:
+            text = ""
+        described = describe_run(text)
+        if described is not None:
+            mine = json.loads(this_run())
+            same = json.loads(text)
+            here = same["host"] == mine["host"] and same["pid"] == mine["pid"]
+            return f"{'another run in this process' if here else 'another run'} ({described})"
         time.sleep(0.01)
-    if not isinstance(info, dict) or "pid" not in info:
-        return "another run"
-    pid, host = info.get("pid"), info.get("host")
-    since = info.get("since")
-    here = host == socket.gethostname()
-    who = "another run in this process" if here and pid == os.getpid() else "another run"
-    when = ""
-    if isinstance(since, (int, float)):
-        when = time.strftime(", since %Y-%m-%d %H:%M:%S UTC", time.gmtime(since))
-    return f"{who} (pid {pid} on host {host}{when})"
+    return "another run"
 
 
 class WriterLock:
@@ -145,8 +156,7 @@ class WriterLock:
         )
 
     def _write_holder(self, fd: int) -> None:
-        info = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
-        data = json.dumps(info).encode()
+        data = this_run().encode()
         os.ftruncate(fd, 0)
         os.lseek(fd, 0, os.SEEK_SET)
         os.write(fd, data)
