@@ -1,4 +1,5 @@
-"""The benchmark scripts still run (their --quick smoke mode); their figures go in the README.
+"""The benchmark scripts still run (their --quick smoke mode); their figures go in
+docs/how-it-works/performance.md.
 
 These check that each script completes and prints its verdict table, not how fast anything is.
 """

@@ -1,4 +1,4 @@
-"""The sandbox tells its ticket types, and the README's and ``--help``'s enqueue examples run
+"""The sandbox tells its ticket types, and the docs' and ``--help``'s enqueue examples run
 against it as written (only pointed at the sandbox: ``--base-url``, ``INTERCOM_TOKEN``)."""
 
 from __future__ import annotations
@@ -19,7 +19,14 @@ import intercom_jobs_nb as ij
 from intercom_jobs_nb import cli
 from intercom_jobs_nb.sandbox import DEFAULT_TICKET_TYPES, Sandbox
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+ROOT = Path(__file__).resolve().parent.parent
+# The README and the docs' pages (the enqueue examples live in docs/guides/cli.md and
+# docs/guides/tickets.md; tests/test_docs.py runs every page's Python blocks too).
+README = "\n".join(
+    page.read_text(encoding="utf-8")
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    if not {"_build", "examples"} & set(page.relative_to(ROOT).parts)
+)
 TICKETS = (
     "key,contact_email,title,description\n"
     "T-1,ada@example.com,Printer on fire,Third floor\n"
