@@ -16,7 +16,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pytest needs tomli before 3.11
+    import tomli as tomllib
+
 import pytest
+from packaging.requirements import Requirement
 
 import intercom_jobs_nb as ij
 from intercom_jobs_nb.sandbox import Sandbox
@@ -126,3 +132,26 @@ def test_the_site_builds_with_warnings_as_errors_and_documents_every_public_name
         remote = re.findall(r'<(?:script|img|link)[^>]*(?:src|href)="(https?://[^"]+)"',
                             page.read_text(encoding="utf-8"))  # fmt: skip
         assert remote == [], (page.name, remote)
+
+
+def test_every_extra_the_docs_name_is_declared_and_brings_what_its_page_needs():
+    text = "\n".join(page.read_text(encoding="utf-8") for page in PAGES)
+    named = {
+        extra
+        for group in re.findall(r"(?:intercom-jobs-nb|\.|\.whl)\[([a-z,]+)\]", text)
+        for extra in group.split(",")
+    }
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    extras = project["optional-dependencies"]
+    assert {"notebook", "plot", "dask", "docs", "test"} <= named <= set(extras), named
+
+    def wants(extra: str) -> dict[str, Requirement]:
+        return {Requirement(line).name: Requirement(line) for line in extras[extra]}
+
+    notebook = wants("notebook")  # JupyterLab 4 and Notebook 7, as the guides say
+    assert not notebook["jupyterlab"].specifier.contains("3.6.8")
+    assert not notebook["notebook"].specifier.contains("6.5.7")
+    assert {"ipykernel", "matplotlib"} <= set(notebook)
+    assert "matplotlib" in wants("plot")
+    assert {"dataframe", "distributed"} <= wants("dask")["dask"].extras
+    assert {"sphinx", "furo", "myst-parser", "myst-nb"} <= set(wants("docs"))
