@@ -27,6 +27,8 @@ extensions = [
 ]
 
 # The example notebooks are pages, rendered from the outputs stored in them: never executed.
+# docs/examples is a symbolic link to ../notebooks (Sphinx reads only files under docs/), so the
+# notebooks stay where nbval and JupyterLab find them.
 nb_execution_mode = "off"
 # Widgets (progress bars, the JobsPanel) would need a widget manager from a CDN to show: show
 # their text form instead, so the pages load nothing from the network either.
