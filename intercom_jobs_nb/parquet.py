@@ -52,16 +52,21 @@ def _atomic(target: Path, write: Callable[[object], None]) -> Path:
     return target
 
 
+def _fixed_type(dtype: Any) -> Any:
+    """The Parquet type of a result column of this dtype, if pyarrow's reading may differ."""
+    if dtype == "category" or isinstance(dtype, pd.CategoricalDtype):
+        return pa.dictionary(pa.int32(), pa.large_string())
+    if isinstance(dtype, str) and dtype == UTC_TIME:
+        return pa.timestamp("ns", tz="UTC")
+    return None
+
+
 #: The Arrow type of each result column whose type pyarrow cannot tell from every frame: a
 #: categorical with no value (every row a success: ``error_code``) would otherwise be a
-#: dictionary of nulls, read back as ``object``; the times, UTC nanoseconds. The others follow
+#: dictionary of nulls, read back as ``object``; times are UTC nanoseconds. The others follow
 #: from their dtypes.
 ARROW_TYPES: dict[str, Any] = {
-    name: pa.dictionary(pa.int32(), pa.large_string())
-    if dtype == "category" or isinstance(dtype, pd.CategoricalDtype)
-    else pa.timestamp("ns", tz="UTC")
-    for name, dtype in DTYPES.items()
-    if dtype == "category" or isinstance(dtype, pd.CategoricalDtype) or dtype == UTC_TIME
+    name: _fixed_type(dtype) for name, dtype in DTYPES.items() if _fixed_type(dtype) is not None
 }
 
 

@@ -56,18 +56,21 @@ __all__ = [
     "STRING",
     "frame_rows",
     "user_columns",
+    "typed",
+    "records_frame",
 ]
 
 
 class Column(NamedTuple):
     """How one column of a kind of row is kept, declared once on the row's field (``field:
-    Annotated[type, Column(...)]``, as `Row` does); every list of columns is read from these
-    declarations (`columns_of`): the frame's dtypes, the Arrow blocks, the checkpoint's table,
-    the columns `export_csv` escapes."""
+    Annotated[type, Column(...)]``, as `Row`, ``ledger.EnqueueRow`` and ``tickets.TicketRow``
+    do); every list of columns is read from these declarations (`columns_of`): the frame's
+    dtypes, the Arrow blocks, the checkpoint's and the ledger's tables, the columns
+    `export_csv` escapes."""
 
     #: Its DataFrame dtype; None: not a column of the frame (read by the code that builds it).
     dtype: Any
-    #: The Arrow type a sealed block holds it as (`Row`'s columns only); text by default.
+    #: The Arrow type a sealed block holds it as (`Row`'s columns only: other rows have none).
     arrow: Any = None
     #: The NumPy type its frame column is built from, block by block; None: Arrow text or
     #: categories (``fetched_at``: seconds in the rows, nanoseconds in the frame).
@@ -112,6 +115,7 @@ FINAL_STATUSES = frozenset({"success", "failed"})
 STATUS_DTYPE = pd.CategoricalDtype(list(STATUSES))
 #: Text columns are Arrow strings whatever pandas' default (pyarrow is a dependency).
 STRING = pd.StringDtype("pyarrow")
+#: A time: UNIX seconds in the rows (None for none), UTC times in the frame.
 UTC_TIME = "datetime64[ns, UTC]"
 _TEXT = Column(STRING, pa.large_string())  # what pandas' string[pyarrow] holds: no conversion
 _INTERCOM_TEXT = _TEXT._replace(intercom_text=True)
@@ -169,6 +173,21 @@ def utc_from_seconds(seconds: pd.Series) -> pd.Series:
     values = seconds.astype("float64")
     missing = values.isna()
     return pd.to_datetime(values.mask(missing, 0.0), unit="s", utc=True).mask(missing)
+
+
+def typed(values: pd.Series, dtype: Any) -> pd.Series:
+    """A column of plain values (None for missing; times as UNIX seconds) in its declared dtype."""
+    if isinstance(dtype, str) and dtype == UTC_TIME:
+        return utc_from_seconds(values)
+    return values.astype(dtype)
+
+
+def records_frame(rows: Sequence[tuple], row_type: type) -> pd.DataFrame:
+    """Rows of a kind other than `Row` (an enqueue's, a ticket's) as a DataFrame of the columns
+    their type declares (a `Column` with a dtype), named by `Column.label`, each in its dtype."""
+    plain = pd.DataFrame.from_records(rows, columns=row_type._fields)  # type: ignore[attr-defined]
+    declared = [c for c in columns_of(row_type) if c.dtype is not None]
+    return pd.DataFrame({c.label: typed(plain[c.name], c.dtype) for c in declared})
 
 
 def job_row(

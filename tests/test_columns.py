@@ -1,6 +1,6 @@
 """One column declaration: each result column is declared once, on its field of `Row`, and every
 list of columns (the frame's dtypes, the Arrow blocks, the checkpoint's table, Parquet, the CSV's
-escaping) follows from it."""
+escaping) follows from it; enqueue and ticket rows declare theirs the same way."""
 
 from __future__ import annotations
 
@@ -19,6 +19,9 @@ import intercom_jobs_nb
 from intercom_jobs_nb import frames, parquet
 from intercom_jobs_nb import rows as R
 from intercom_jobs_nb.checkpoint import Checkpoint
+from intercom_jobs_nb.enqueue import ENQUEUE_COLUMNS
+from intercom_jobs_nb.ledger import ENQUEUE_STATUSES, ENQUEUED, NOT_SENT, Body, EnqueueRow, Ledger
+from intercom_jobs_nb.tickets import TICKET_COLUMNS, TicketRow
 
 
 def sample_rows() -> list[R.Row]:
@@ -133,3 +136,57 @@ def test_a_column_added_to_the_declaration_alone_reaches_every_output(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert "note reached the frame, the checkpoint, the CSV and Parquet" in done.stdout
+
+
+# -- the enqueue and ticket rows declare their columns the same way -----------------------------
+
+
+def test_an_enqueue_row_declares_the_frames_columns_and_the_ledgers(tmp_path):
+    sent = EnqueueRow.of("k1", ENQUEUED, job_id="7", request_id="r", at=1_700_000_000.0)
+    frame = R.records_frame([sent, EnqueueRow.of("k2", NOT_SENT)], EnqueueRow)
+    assert tuple(frame.columns) == ENQUEUE_COLUMNS
+    assert "final" not in frame.columns  # it follows from the status
+    assert list(frame["enqueue_status"].cat.categories) == list(ENQUEUE_STATUSES)
+    assert str(frame["enqueued_at"].dt.tz) == "UTC" and frame["key"].dtype == "string"
+    path = tmp_path / "ledger.sqlite"
+    with Ledger(str(path), "https://api.intercom.io") as ledger:
+        ledger.intend("k1", Body.of({"title": "x"}))
+        ledger.record(sent)
+        assert ledger.rows() == {"k1": sent}
+    db = sqlite3.connect(path)
+    try:
+        table = [name for _, name, *_ in db.execute("PRAGMA table_info(keys)")]
+    finally:
+        db.close()
+    assert table[: len(ENQUEUE_COLUMNS)] == list(ENQUEUE_COLUMNS)
+
+
+def test_a_ticket_row_declares_the_columns_fetch_tickets_adds_with_their_dtypes():
+    read = TicketRow(
+        resource_id="5",
+        ticket_id="T-5",
+        ticket_state="submitted",
+        ticket_state_label="Submitted",
+        ticket_type="Bug",
+        ticket_open=True,
+        ticket_created_at=1_700_000_000.0,
+        ticket_updated_at=None,
+        admin_assignee_id=None,
+        team_assignee_id="t",
+        attributes={"size": 3},
+        http_status=200,
+        error_code=None,
+        error_message=None,
+        final=True,
+    )
+    frame = R.records_frame([read], TicketRow)
+    assert tuple(frame.columns) == TICKET_COLUMNS
+    assert "ticket_http_status" in TICKET_COLUMNS and "http_status" not in TICKET_COLUMNS
+    expected = {
+        "ticket_state": "category",
+        "ticket_open": "boolean",
+        "ticket_http_status": "Int16",
+        "ticket_error_message": "string",
+    }
+    assert {name: str(frame[name].dtype) for name in expected} == expected
+    assert str(frame["ticket_created_at"].dt.tz) == "UTC"
