@@ -175,6 +175,12 @@ def utc_from_seconds(seconds: pd.Series) -> pd.Series:
     return pd.to_datetime(values.mask(missing, 0.0), unit="s", utc=True).mask(missing)
 
 
+# Rows are built by keyword (a column added cannot shift another's value), through `Row.__new__`
+# itself: calling the class with keywords goes through ``type.__call__``, which first packs them
+# into a dict (some 450 ns a row more, on the path of every answer).
+_new_row = Row.__new__
+
+
 def typed(values: pd.Series, dtype: Any) -> pd.Series:
     """A column of plain values (None for missing; times as UNIX seconds) in its declared dtype."""
     if isinstance(dtype, str) and dtype == UTC_TIME:
@@ -203,7 +209,8 @@ def job_row(
     fetched_at: float,
 ) -> Row:
     """A job's answer (``status`` one of `STATUSES`)."""
-    return Row(
+    return _new_row(
+        Row,
         job_id=job_id,
         status=status,
         resource_type=resource_type,
@@ -231,7 +238,8 @@ def error_row(
     attempts: int = 0,
 ) -> Row:
     """A fetch that failed; final unless `codes.is_transient`."""
-    return Row(
+    return _new_row(
+        Row,
         job_id=job_id,
         status=None,
         resource_type=None,
@@ -250,7 +258,8 @@ def error_row(
 
 def unasked_row(job_id: str) -> Row:
     """A placeholder for an id not asked yet (never final)."""
-    return Row(
+    return _new_row(
+        Row,
         job_id=job_id,
         status=None,
         resource_type=None,
