@@ -29,17 +29,21 @@ import pandas as pd
 from .errors import CheckpointError, ConfigurationError
 from .locking import WriterLock, describe_run, this_run
 from .options import __version__
-from .rows import COLUMNS, Row, to_frame
+from .rows import COLUMNS, DECLARED, Row, to_frame
 
 __all__ = ["Checkpoint", "WorkspaceFile", "damaged", "SCHEMA_VERSION", "row_from_db", "SELECT_ROWS"]
 
 #: Version of the file layout. 1: before 0.2 (no workspace); 2: workspace-bound, ``final`` a
 #: column of the rows; 3: rows keyed by (workspace, job_id), each workspace bound to its own.
 SCHEMA_VERSION = "3"
+#: A row's key in the checkpoint. A run of one workspace stores its rows under the workspace ''
+#: (a key column cannot be NULL), read back as None.
+_KEY = ("workspace", "job_id")
+_BLANK_AS_NONE = "workspace"
+# Rows are written and read by column name: the table's own column order does not matter.
 _NAMES = ", ".join(COLUMNS)
-# A run of one workspace stores its rows under the workspace '' (a key column cannot be NULL).
-_PLACEHOLDERS = ", ".join(["?"] * (len(COLUMNS) - 1) + ["coalesce(?, '')"])
-_SELECT = ", ".join(c if c != "workspace" else "nullif(workspace, '')" for c in COLUMNS)
+_PLACEHOLDERS = ", ".join("coalesce(?, '')" if c == _BLANK_AS_NONE else "?" for c in COLUMNS)
+_SELECT = ", ".join(f"nullif({c}, '')" if c == _BLANK_AS_NONE else c for c in COLUMNS)
 
 
 def _inspect(path: Path, tables: frozenset[str], noun: str) -> dict[str, str]:
@@ -345,12 +349,11 @@ class Checkpoint(WorkspaceFile):
 
     KIND = "checkpoint"
     TABLES = {
-        "jobs": (
-            f"job_id TEXT NOT NULL, {', '.join(c for c in COLUMNS[1:] if c != 'workspace')}, "
-            "workspace TEXT NOT NULL, PRIMARY KEY (workspace, job_id)"
+        "jobs": ", ".join(
+            [f"{c.name} {c.sql}".rstrip() for c in DECLARED] + [f"PRIMARY KEY ({', '.join(_KEY)})"]
         )
     }
-    assert COLUMNS[0] == "job_id" and COLUMNS[-1] == "workspace"
+    assert all(c.sql is not None for c in DECLARED)  # every result column is kept
 
     def __enter__(self) -> Checkpoint:
         return self
@@ -383,7 +386,7 @@ class Checkpoint(WorkspaceFile):
 
     def rows(self) -> dict[tuple[str | None, str], Row]:
         """Every saved row, by (workspace, job id); the workspace is None in a run of one."""
-        rows = (row_from_db(values) for values in self._db.execute(f"SELECT {_SELECT} FROM jobs"))
+        rows = (row_from_db(values) for values in self._db.execute(SELECT_ROWS))
         return {(row.workspace, row.job_id): row for row in rows}
 
     def frame(self) -> pd.DataFrame:

@@ -88,7 +88,7 @@ from .options import (
     Secret,
 )
 from .parquet import ARROW_TYPES, with_string_storage
-from .rows import DTYPES, REQUIRED_COLUMNS, to_frame, user_columns
+from .rows import DTYPES, OPEN_CATEGORIES, REQUIRED_COLUMNS, to_frame, user_columns
 
 __all__ = ["fetch_jobs", "wait_for_jobs", "to_parquet", "WORKSPACE"]
 
@@ -103,11 +103,7 @@ _ORDER = "__ij_order__"  # the row's place in the input, to keep its order in th
 _RESULT_COLUMNS = REQUIRED_COLUMNS
 # The result columns' categoricals whose categories depend on the rows (not ``workspace``,
 # whose categories are the workspaces of ``tokens``).
-_OPEN_CATEGORIES = [
-    name
-    for name, dtype in DTYPES.items()
-    if isinstance(dtype, str) and dtype == "category" and name != WORKSPACE
-]
+_OPEN_CATEGORIES = [name for name in OPEN_CATEGORIES if name != WORKSPACE]
 
 
 # -- checks, on the client: nothing is sent, nothing computed ------------------------------------

@@ -46,7 +46,16 @@ from . import codes as C
 from . import textfiles
 from .engine import Run
 from .errors import ConfigurationError
-from .ledger import ENQUEUED, NOT_SENT, REJECTED, UNKNOWN, Body, EnqueueRow, Ledger
+from .ledger import (
+    ENQUEUE_STATUSES,
+    ENQUEUED,
+    NOT_SENT,
+    REJECTED,
+    UNKNOWN,
+    Body,
+    EnqueueRow,
+    Ledger,
+)
 from .options import (
     DEFAULT_API_VERSION,
     DEFAULT_MAX_RPS,
@@ -60,7 +69,7 @@ from .options import (
 )
 from .pacing import BLOCKED, STOPPED, Pacer
 from .progress import Snapshot
-from .rows import utc_from_seconds
+from .rows import columns_of, records_frame
 from .transport import (
     MAX_MESSAGE,
     Client,
@@ -93,23 +102,14 @@ _FIELD_COLUMNS = {
     "ticket_attributes._default_title_": "title",
     "ticket_attributes._default_description_": "description",
 }
-#: The columns `enqueue_tickets` adds to the input rows.
-ENQUEUE_COLUMNS = (
-    "key",
-    "job_id",
-    "enqueue_status",
-    "enqueue_error_code",
-    "enqueue_error_message",
-    "enqueue_request_id",
-    "enqueued_at",
-)
+#: The columns `enqueue_tickets` adds to the input rows (declared by `EnqueueRow`).
+ENQUEUE_COLUMNS = tuple(c.label for c in columns_of(EnqueueRow) if c.dtype is not None)
 _CONTACT_COLUMNS = (
     ("contact_id", "id"),
     ("contact_external_id", "external_id"),
     ("contact_email", "email"),
 )
 _ATTR = "attr:"
-_KINDS = (ENQUEUED, REJECTED, UNKNOWN, NOT_SENT)
 
 
 def _value(value: Any) -> Any:
@@ -374,7 +374,7 @@ class EnqueueWork:
     """The enqueues of one call (the engine's `Work`)."""
 
     desc = "enqueued"
-    kinds: tuple[str, ...] = _KINDS
+    kinds: tuple[str, ...] = ENQUEUE_STATUSES
 
     def __init__(
         self,
@@ -410,17 +410,7 @@ class EnqueueWork:
             row if row is not None else EnqueueRow.of(key, NOT_SENT)
             for key, row in zip(self.keys, rows, strict=True)
         ]
-        out = pd.DataFrame.from_records(filled, columns=EnqueueRow._fields).drop(columns="final")
-        out["enqueue_status"] = pd.Categorical(out["enqueue_status"], categories=list(_KINDS))
-        out["enqueued_at"] = utc_from_seconds(out["enqueued_at"])
-        for column in (
-            "job_id",
-            "enqueue_error_code",
-            "enqueue_error_message",
-            "enqueue_request_id",
-            "key",
-        ):
-            out[column] = out[column].astype("string")
+        out = records_frame(filled, EnqueueRow)
         base = self.input.reset_index(drop=True)
         base = base.drop(columns=[c for c in ENQUEUE_COLUMNS if c in base.columns])
         return pd.concat([base, out], axis=1)

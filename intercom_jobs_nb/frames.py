@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import ConfigurationError
-from .rows import to_frame
+from .rows import DECLARED, to_frame
 
 __all__ = [
     "summarize",
@@ -89,15 +89,9 @@ def join_jobs(
 
 
 # Result columns whose text comes from Intercom (or a server posing as it): the only ones
-# `export_csv` escapes. Never ``job_id`` (the user's own ids) nor the user's columns.
-INTERCOM_TEXT_COLUMNS = (
-    "error_message",
-    "resource_url",
-    "url",
-    "request_id",
-    "resource_id",
-    "resource_type",
-)
+# `export_csv` escapes (their `Column` says ``intercom_text``). Never ``job_id`` (the user's own
+# ids) nor the user's columns.
+INTERCOM_TEXT_COLUMNS = tuple(c.name for c in DECLARED if c.intercom_text)
 
 
 def _escape_formulas(df: pd.DataFrame) -> pd.DataFrame:

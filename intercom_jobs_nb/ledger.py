@@ -29,31 +29,49 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
+
+import pandas as pd
 
 from .checkpoint import WorkspaceFile
 from .errors import CheckpointError
+from .rows import UTC_TIME, Column, columns_of
 
-__all__ = ["Ledger", "Body", "EnqueueRow", "ENQUEUED", "REJECTED", "UNKNOWN", "NOT_SENT", "SENDING"]
+__all__ = [
+    "Ledger",
+    "Body",
+    "EnqueueRow",
+    "ENQUEUED",
+    "REJECTED",
+    "UNKNOWN",
+    "NOT_SENT",
+    "SENDING",
+    "ENQUEUE_STATUSES",
+]
 
 ENQUEUED = "enqueued"  # Intercom answered a job
 REJECTED = "rejected"  # refused, by Intercom (400) or before sending (no contact...)
 UNKNOWN = "unknown"  # may have reached Intercom, no clear answer: never resent by itself
 NOT_SENT = "not_sent"  # the run stopped (or was held back) before sending it
 SENDING = "sending"  # in the ledger only: the intent, written before the request leaves
+#: The outcomes a row of `enqueue_tickets` can have.
+ENQUEUE_STATUSES = (ENQUEUED, REJECTED, UNKNOWN, NOT_SENT)
+_TEXT = Column("string")
 
 
 class EnqueueRow(NamedTuple):
-    """One key's enqueue outcome."""
+    """One key's enqueue outcome. Each field declares its column (`rows.Column`): in the frame
+    of `enqueue_tickets` (its dtype) and in the ledger (its SQL)."""
 
-    key: str
-    job_id: str | None
-    enqueue_status: str
-    enqueue_error_code: str | None
-    enqueue_error_message: str | None
-    enqueue_request_id: str | None
-    enqueued_at: float | None
-    final: bool  # False only for not_sent: a later call sends it
+    key: Annotated[str, _TEXT._replace(sql="TEXT PRIMARY KEY")]
+    job_id: Annotated[str | None, _TEXT]
+    enqueue_status: Annotated[str, Column(pd.CategoricalDtype(list(ENQUEUE_STATUSES)))]
+    enqueue_error_code: Annotated[str | None, _TEXT]
+    enqueue_error_message: Annotated[str | None, _TEXT]
+    enqueue_request_id: Annotated[str | None, _TEXT]
+    enqueued_at: Annotated[float | None, Column(UTC_TIME)]
+    #: False only for not_sent (a later call sends it): follows from the status, kept nowhere.
+    final: Annotated[bool, Column(None, sql=None)]
 
     @classmethod
     def of(
@@ -67,10 +85,21 @@ class EnqueueRow(NamedTuple):
         request_id: str | None = None,
         at: float | None = None,
     ) -> EnqueueRow:
-        return cls(key, job_id, status, code, message, request_id, at, status != NOT_SENT)
+        return cls(
+            key=key,
+            job_id=job_id,
+            enqueue_status=status,
+            enqueue_error_code=code,
+            enqueue_error_message=message,
+            enqueue_request_id=request_id,
+            enqueued_at=at,
+            final=status != NOT_SENT,
+        )
 
 
-_FIELDS = EnqueueRow._fields[:-1]  # what the ledger stores (final follows from the status)
+_STORED = tuple(c for c in columns_of(EnqueueRow) if c.sql is not None)
+_FIELDS = tuple(c.name for c in _STORED)  # what the ledger stores of a row
+_ANSWER = tuple(name for name in _FIELDS if name != "key")  # what an answer sets
 
 
 class Body(NamedTuple):
@@ -113,8 +142,7 @@ class Ledger(WorkspaceFile):
     #: 1: before fingerprints; 2: each key's body fingerprint and field hashes.
     SCHEMA = "2"
     TABLES = {
-        "keys": "key TEXT PRIMARY KEY, "
-        + ", ".join(_FIELDS[1:])
+        "keys": ", ".join(f"{c.name} {c.sql}".rstrip() for c in _STORED)
         + ", sent_count INTEGER NOT NULL DEFAULT 0, body_fingerprint TEXT, body_fields TEXT"
     }
     SYNCHRONOUS = "FULL"
@@ -188,10 +216,8 @@ class Ledger(WorkspaceFile):
             self.forget(row.key)
             return
         self._commit(
-            "UPDATE keys SET "
-            + ", ".join(f"{name} = ?" for name in _FIELDS[1:])
-            + " WHERE key = ?",
-            (*row[1:-1], row.key),
+            "UPDATE keys SET " + ", ".join(f"{name} = ?" for name in _ANSWER) + " WHERE key = ?",
+            (*(getattr(row, name) for name in _ANSWER), row.key),
         )
 
     def rows(self) -> dict[str, EnqueueRow]:
@@ -218,20 +244,13 @@ class Ledger(WorkspaceFile):
                     "nothing is sent"
                 ) from None
         found = {}
-        for values in stored:
-            row = EnqueueRow.of(
-                values[0],
-                values[2],
-                job_id=values[1],
-                code=values[3],
-                message=values[4],
-                request_id=values[5],
-                at=values[6],
-            )
+        for *values, fingerprint, fields in stored:
+            record = dict(zip(_FIELDS, values, strict=True))
+            row = EnqueueRow.of(record["key"], record["enqueue_status"])._replace(**record)
             body = None
-            if values[7] is not None:
-                body = Body(values[7], json.loads(values[8] or "{}"))
-            found[values[0]] = (row, body)
+            if fingerprint is not None:
+                body = Body(fingerprint, json.loads(fields or "{}"))
+            found[row.key] = (row, body)
         return found
 
     @property

@@ -24,15 +24,9 @@ import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
 from .checkpoint import SCHEMA_VERSION, SELECT_ROWS, Checkpoint, _inspect, row_from_db
 from .errors import ConfigurationError
-from .rows import DTYPES, to_frame
+from .rows import DTYPES, OPEN_CATEGORIES, UTC_TIME, to_frame
 
 __all__ = ["export_parquet", "checkpoint_to_parquet", "arrow_schema", "ARROW_TYPES"]
-
-# The categoricals whose categories depend on the data (``status``'s are fixed; note that
-# ``STATUS_DTYPE == "category"`` is true in pandas, hence the ``isinstance``).
-_OPEN_CATEGORIES = tuple(
-    name for name, dtype in DTYPES.items() if isinstance(dtype, str) and dtype == "category"
-)
 
 
 def _target(path: str | os.PathLike) -> Path:
@@ -58,16 +52,21 @@ def _atomic(target: Path, write: Callable[[object], None]) -> Path:
     return target
 
 
+def _fixed_type(dtype: Any) -> Any:
+    """The Parquet type of a result column of this dtype, if pyarrow's reading may differ."""
+    if dtype == "category" or isinstance(dtype, pd.CategoricalDtype):
+        return pa.dictionary(pa.int32(), pa.large_string())
+    if isinstance(dtype, str) and dtype == UTC_TIME:
+        return pa.timestamp("ns", tz="UTC")
+    return None
+
+
 #: The Arrow type of each result column whose type pyarrow cannot tell from every frame: a
 #: categorical with no value (every row a success: ``error_code``) would otherwise be a
-#: dictionary of nulls, read back as ``object``. The others follow from their dtypes.
+#: dictionary of nulls, read back as ``object``; times are UTC nanoseconds. The others follow
+#: from their dtypes.
 ARROW_TYPES: dict[str, Any] = {
-    **{
-        name: pa.dictionary(pa.int32(), pa.large_string())
-        for name, dtype in DTYPES.items()
-        if dtype == "category" or isinstance(dtype, pd.CategoricalDtype)
-    },
-    "fetched_at": pa.timestamp("ns", tz="UTC"),
+    name: _fixed_type(dtype) for name, dtype in DTYPES.items() if _fixed_type(dtype) is not None
 }
 
 
@@ -167,7 +166,7 @@ def _batches(db: sqlite3.Connection, batch_rows: int) -> Iterator[pd.DataFrame]:
             value
             for (value,) in db.execute(f"SELECT DISTINCT {name} FROM jobs WHERE {name} IS NOT NULL")
         )
-        for name in _OPEN_CATEGORIES
+        for name in OPEN_CATEGORIES
     }
     cursor = db.execute(f"{SELECT_ROWS} ORDER BY workspace, job_id")
     first = True

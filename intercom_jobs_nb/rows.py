@@ -7,15 +7,17 @@ constructors here, so the one rule for ``final`` is applied once, when the answe
 - a failed fetch is final unless `codes.is_transient` says asking again may succeed;
 - a row for an id not asked yet (`unasked_row`) is not final.
 
-Where a change goes: a new column is a field of `Row` and an entry of `DTYPES` (the checkpoint
-and the frames follow from `COLUMNS`); bump ``checkpoint.SCHEMA_VERSION`` with it.
+Where a change goes: a new column is one field of `Row`, which declares its `Column` (dtype,
+Arrow type, whether it is Intercom's text, its type in the checkpoint): the frames, the Arrow
+blocks, the checkpoint's table, Parquet and the CSV's escaping follow from `DECLARED`. Bump
+``checkpoint.SCHEMA_VERSION`` with it, with the SQL that adds it to older files.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple, get_type_hints
 
 import numpy as np
 import pandas as pd
@@ -28,6 +30,9 @@ from .errors import ConfigurationError
 
 __all__ = [
     "Row",
+    "Column",
+    "columns_of",
+    "DECLARED",
     "COLUMNS",
     "REQUIRED_COLUMNS",
     "OPTIONAL_COLUMNS",
@@ -35,7 +40,9 @@ __all__ = [
     "STATUSES",
     "FINAL_STATUSES",
     "DTYPES",
+    "OPEN_CATEGORIES",
     "STATUS_DTYPE",
+    "UTC_TIME",
     "job_row",
     "error_row",
     "unasked_row",
@@ -49,56 +56,110 @@ __all__ = [
     "STRING",
     "frame_rows",
     "user_columns",
+    "typed",
+    "records_frame",
 ]
 
 
-class Row(NamedTuple):
-    """One job's result. ``status`` is None when the job could not be read (see
-    ``error_code``); ``final`` says whether asking again could change the row."""
+class Column(NamedTuple):
+    """How one column of a kind of row is kept, declared once on the row's field (``field:
+    Annotated[type, Column(...)]``, as `Row`, ``ledger.EnqueueRow`` and ``tickets.TicketRow``
+    do); every list of columns is read from these declarations (`columns_of`): the frame's
+    dtypes, the Arrow blocks, the checkpoint's and the ledger's tables, the columns
+    `export_csv` escapes."""
 
-    job_id: str
-    status: str | None
-    resource_type: str | None
-    resource_id: str | None
-    resource_url: str | None
-    url: str | None
-    http_status: int | None
-    error_code: str | None
-    error_message: str | None
-    request_id: str | None
-    attempts: int
-    fetched_at: float | None  # UNIX seconds, local clock
-    final: bool
-    workspace: str | None = None  # the workspace's name in a run of many (`tokens=`)
+    #: Its DataFrame dtype; None: not a column of the frame (read by the code that builds it).
+    dtype: Any
+    #: The Arrow type a sealed block holds it as (`Row`'s columns only: other rows have none).
+    arrow: Any = None
+    #: The NumPy type its frame column is built from, block by block; None: Arrow text or
+    #: categories (``fetched_at``: seconds in the rows, nanoseconds in the frame).
+    numpy: Any = None
+    #: Text that comes from Intercom (or a server posing as it): `export_csv` escapes it.
+    intercom_text: bool = False
+    #: Its type and constraints in the SQLite file that stores such rows ("": values as given);
+    #: None: not stored there.
+    sql: str | None = ""
+    #: In a frame only when some row has a value (``workspace``: a run of one has none).
+    optional: bool = False
+    #: Its name in a frame, when not the field's (a ticket's ``http_status`` is the frame's
+    #: ``ticket_http_status``).
+    frame_name: str | None = None
+    #: The field's name; filled by `columns_of`.
+    name: str = ""
+
+    @property
+    def label(self) -> str:
+        """The column's name in a frame."""
+        return self.frame_name or self.name
 
 
-COLUMNS: tuple[str, ...] = Row._fields
+def columns_of(row_type: type) -> tuple[Column, ...]:
+    """The `Column` declared on each field of a row type (a ``NamedTuple``), in field order.
+
+    Raises:
+        TypeError: a field declares no `Column`.
+    """
+    hints = get_type_hints(row_type, include_extras=True)
+    found = []
+    for name in row_type._fields:  # type: ignore[attr-defined]
+        declared = [m for m in getattr(hints[name], "__metadata__", ()) if isinstance(m, Column)]
+        if len(declared) != 1:
+            raise TypeError(f"{row_type.__name__}.{name} must declare one Column (Annotated)")
+        found.append(declared[0]._replace(name=name))
+    return tuple(found)
+
+
 STATUSES = ("pending", "success", "failed")
 FINAL_STATUSES = frozenset({"success", "failed"})
 STATUS_DTYPE = pd.CategoricalDtype(list(STATUSES))
 #: Text columns are Arrow strings whatever pandas' default (pyarrow is a dependency).
 STRING = pd.StringDtype("pyarrow")
-DTYPES: dict[str, Any] = {
-    "job_id": STRING,
-    "status": STATUS_DTYPE,
-    "resource_type": "category",
-    "resource_id": STRING,
-    "resource_url": STRING,
-    "url": STRING,
-    "http_status": "Int16",
-    "error_code": "category",
-    "error_message": STRING,
-    "request_id": STRING,
-    "attempts": "Int16",
-    "fetched_at": "datetime64[ns, UTC]",
-    "final": "bool",
-    "workspace": "category",
-}
-assert tuple(DTYPES) == COLUMNS
+#: A time: UNIX seconds in the rows (None for none), UTC times in the frame.
+UTC_TIME = "datetime64[ns, UTC]"
+_TEXT = Column(STRING, pa.large_string())  # what pandas' string[pyarrow] holds: no conversion
+_INTERCOM_TEXT = _TEXT._replace(intercom_text=True)
+_INT16 = Column("Int16", pa.int16(), np.int16)
+_CATEGORY = Column("category", pa.large_string())
+
+
+class Row(NamedTuple):
+    """One job's result. ``status`` is None when the job could not be read (see
+    ``error_code``); ``final`` says whether asking again could change the row.
+
+    Each field declares its column once (`Column`): a new column is one field here (and a
+    bump of ``checkpoint.SCHEMA_VERSION``, with the SQL that brings older files to it).
+    """
+
+    job_id: Annotated[str, _TEXT._replace(sql="TEXT NOT NULL")]
+    status: Annotated[str | None, Column(STATUS_DTYPE, pa.large_string())]
+    resource_type: Annotated[str | None, _CATEGORY._replace(intercom_text=True)]
+    resource_id: Annotated[str | None, _INTERCOM_TEXT]
+    resource_url: Annotated[str | None, _INTERCOM_TEXT]
+    url: Annotated[str | None, _INTERCOM_TEXT]
+    http_status: Annotated[int | None, _INT16]
+    error_code: Annotated[str | None, _CATEGORY]
+    error_message: Annotated[str | None, _INTERCOM_TEXT]
+    request_id: Annotated[str | None, _INTERCOM_TEXT]
+    attempts: Annotated[int, _INT16]
+    #: UNIX seconds, local clock
+    fetched_at: Annotated[float | None, Column(UTC_TIME, pa.float64(), np.int64)]
+    final: Annotated[bool, Column("bool", pa.bool_(), np.bool_)]
+    #: The workspace's name in a run of many (`tokens=`).
+    workspace: Annotated[str | None, _CATEGORY._replace(sql="TEXT NOT NULL", optional=True)] = None
+
+
+#: The declaration of each result column, in order.
+DECLARED: tuple[Column, ...] = columns_of(Row)
+COLUMNS: tuple[str, ...] = Row._fields
+DTYPES: dict[str, Any] = {c.name: c.dtype for c in DECLARED}
 #: Columns a frame has only when some row has a value (a run of one workspace has none).
-OPTIONAL_COLUMNS = frozenset({"workspace"})
+OPTIONAL_COLUMNS = frozenset(c.name for c in DECLARED if c.optional)
 REQUIRED_COLUMNS = tuple(c for c in COLUMNS if c not in OPTIONAL_COLUMNS)
 FINAL_INDEX = COLUMNS.index("final")
+#: The categoricals whose categories come from the rows (``status``'s are fixed; note that
+#: ``STATUS_DTYPE == "category"`` is true in pandas, hence the ``isinstance``).
+OPEN_CATEGORIES = tuple(n for n, d in DTYPES.items() if isinstance(d, str) and d == "category")
 
 
 def utc_from_seconds(seconds: pd.Series) -> pd.Series:
@@ -114,6 +175,27 @@ def utc_from_seconds(seconds: pd.Series) -> pd.Series:
     return pd.to_datetime(values.mask(missing, 0.0), unit="s", utc=True).mask(missing)
 
 
+# Rows are built by keyword (a column added cannot shift another's value), through `Row.__new__`
+# itself: calling the class with keywords goes through ``type.__call__``, which first packs them
+# into a dict (some 450 ns a row more, on the path of every answer).
+_new_row = Row.__new__
+
+
+def typed(values: pd.Series, dtype: Any) -> pd.Series:
+    """A column of plain values (None for missing; times as UNIX seconds) in its declared dtype."""
+    if isinstance(dtype, str) and dtype == UTC_TIME:
+        return utc_from_seconds(values)
+    return values.astype(dtype)
+
+
+def records_frame(rows: Sequence[tuple], row_type: type) -> pd.DataFrame:
+    """Rows of a kind other than `Row` (an enqueue's, a ticket's) as a DataFrame of the columns
+    their type declares (a `Column` with a dtype), named by `Column.label`, each in its dtype."""
+    plain = pd.DataFrame.from_records(rows, columns=row_type._fields)  # type: ignore[attr-defined]
+    declared = [c for c in columns_of(row_type) if c.dtype is not None]
+    return pd.DataFrame({c.label: typed(plain[c.name], c.dtype) for c in declared})
+
+
 def job_row(
     job_id: str,
     status: str,
@@ -127,20 +209,21 @@ def job_row(
     fetched_at: float,
 ) -> Row:
     """A job's answer (``status`` one of `STATUSES`)."""
-    return Row(
-        job_id,
-        status,
-        resource_type,
-        resource_id,
-        resource_url,
-        url,
-        200,
-        None,
-        None,
-        request_id,
-        attempts,
-        fetched_at,
-        status in FINAL_STATUSES,
+    return _new_row(
+        Row,
+        job_id=job_id,
+        status=status,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        resource_url=resource_url,
+        url=url,
+        http_status=200,
+        error_code=None,
+        error_message=None,
+        request_id=request_id,
+        attempts=attempts,
+        fetched_at=fetched_at,
+        final=status in FINAL_STATUSES,
     )
 
 
@@ -155,26 +238,42 @@ def error_row(
     attempts: int = 0,
 ) -> Row:
     """A fetch that failed; final unless `codes.is_transient`."""
-    return Row(
-        job_id,
-        None,
-        None,
-        None,
-        None,
-        url,
-        http_status,
-        code,
-        message,
-        request_id,
-        attempts,
-        time.time(),
-        not C.is_transient(http_status, code),
+    return _new_row(
+        Row,
+        job_id=job_id,
+        status=None,
+        resource_type=None,
+        resource_id=None,
+        resource_url=None,
+        url=url,
+        http_status=http_status,
+        error_code=code,
+        error_message=message,
+        request_id=request_id,
+        attempts=attempts,
+        fetched_at=time.time(),
+        final=not C.is_transient(http_status, code),
     )
 
 
 def unasked_row(job_id: str) -> Row:
     """A placeholder for an id not asked yet (never final)."""
-    return Row(job_id, None, None, None, None, None, None, None, None, None, 0, None, False)
+    return _new_row(
+        Row,
+        job_id=job_id,
+        status=None,
+        resource_type=None,
+        resource_id=None,
+        resource_url=None,
+        url=None,
+        http_status=None,
+        error_code=None,
+        error_message=None,
+        request_id=None,
+        attempts=0,
+        fetched_at=None,
+        final=False,
+    )
 
 
 # -- rows <-> DataFrame -------------------------------------------------------------------------
@@ -185,18 +284,7 @@ def unasked_row(job_id: str) -> Row:
 # same Arrow buffers (pandas' ``string[pyarrow]``, no copy); the others are converted once.
 
 BLOCK = 8192
-_ARROW: dict[str, Any] = {
-    name: (
-        pa.bool_()
-        if name == "final"
-        else pa.float64()
-        if name == "fetched_at"
-        else pa.int16()
-        if dtype == "Int16"
-        else pa.large_string()  # what pandas' string[pyarrow] holds: no conversion
-    )
-    for name, dtype in DTYPES.items()
-}
+_ARROW: dict[str, Any] = {c.name: c.arrow for c in DECLARED}
 # Our blocks live in the C library's allocator: Arrow's default (mimalloc) keeps freed pages,
 # which for a run of a million rows costs about 150 bytes a row of resident memory more.
 POOL = pa.system_memory_pool()
@@ -205,6 +293,8 @@ _CATEGORIES = frozenset(
     for name, dtype in DTYPES.items()
     if isinstance(dtype, pd.CategoricalDtype) or dtype == "category"
 )
+#: Columns kept as UNIX seconds in the rows and as times in the frame.
+_TIMES = frozenset(n for n, d in DTYPES.items() if isinstance(d, str) and d == UTC_TIME)
 Block = list  # one Arrow array per column of COLUMNS
 
 
@@ -240,7 +330,7 @@ def unseal(block: Block) -> list[Row]:
     return [Row._make(values) for values in zip(*(a.to_pylist() for a in block), strict=True)]
 
 
-_NUMPY = {"final": np.bool_, "fetched_at": np.int64, "http_status": np.int16, "attempts": np.int16}
+_NUMPY = {c.name: c.numpy for c in DECLARED if c.numpy is not None}
 
 
 def _pandas(name: str, chunks: list[Any]) -> Any:
@@ -274,13 +364,13 @@ def _pandas(name: str, chunks: list[Any]) -> Any:
                 missing = c.is_null().to_numpy(zero_copy_only=False)
                 mask[at : at + len(c)] = missing
                 part = np.where(missing, 0, part)
-            if name == "fetched_at":
+            if name in _TIMES:
                 part = part * 1e9
             values[at : at + len(c)] = part
             at += len(c)
-        if name == "final":
+        if dtype == "bool":
             return values
-        if name == "fetched_at":
+        if name in _TIMES:
             values[mask] = np.iinfo(np.int64).min  # NaT
             return pd.arrays.DatetimeArray._from_sequence(  # type: ignore[attr-defined]
                 values.view("datetime64[ns]"), dtype=dtype
@@ -460,22 +550,19 @@ def frame_rows(df: pd.DataFrame) -> list[Row]:
         raise ConfigurationError(
             f"not a jobs DataFrame (from fetch_jobs): it lacks the columns {missing}"
         )
-    fetched = df["fetched_at"]
-    epoch: Sequence[float | None]
-    if not fetched.isna().any():
-        epoch = (fetched.astype("int64") / 1e9).tolist()
-    else:
-        epoch = [None if pd.isna(t) else t.timestamp() for t in fetched]
-    lists = [
-        df[c].astype(object).where(df[c].notna(), None).tolist()
-        for c in COLUMNS[: COLUMNS.index("fetched_at")]
-    ]
-    finals = df["final"].astype(bool).tolist()
-    if "workspace" in df.columns:
-        workspaces = df["workspace"].astype(object).where(df["workspace"].notna(), None).tolist()
-    else:
-        workspaces = [None] * len(df)
-    return [
-        Row(*(col[i] for col in lists), epoch[i], finals[i], workspaces[i])  # type: ignore[call-arg]
-        for i in range(len(df))
-    ]
+    values = {name: _row_values(df, name) for name in COLUMNS}
+    return [Row._make(row) for row in zip(*(values[name] for name in COLUMNS), strict=True)]
+
+
+def _row_values(df: pd.DataFrame, name: str) -> list[Any]:
+    """One column of a frame as `Row` holds it: None for missing, times as UNIX seconds."""
+    if name not in df.columns:  # an optional column
+        return [None] * len(df)
+    column = df[name]
+    if name in _TIMES:
+        if not column.isna().any():
+            return (column.astype("int64") / 1e9).tolist()
+        return [None if pd.isna(t) else t.timestamp() for t in column]
+    if DTYPES[name] == "bool":
+        return column.astype(bool).tolist()
+    return column.astype(object).where(column.notna(), None).tolist()

@@ -12,7 +12,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
 import pandas as pd
 
@@ -34,7 +34,7 @@ from .options import (
 )
 from .pacing import Pacer
 from .progress import Snapshot
-from .rows import utc_from_seconds
+from .rows import UTC_TIME, Column, columns_of, typed
 from .transport import (
     MAX_FIELD,
     Answer,
@@ -53,61 +53,55 @@ MAX_ATTRIBUTES = 200  # attributes kept per ticket
 _ATTR = "attr:"
 
 
+_TEXT = Column("string")
+_TIME = Column(UTC_TIME)
+_NOT_A_COLUMN = Column(None)  # read by the code that spreads the tickets over the rows
+
+
 class TicketRow(NamedTuple):
     """One ticket as read (or why it could not be). ``http_status``, ``error_code`` and
-    ``final`` are named as the engine's retries expect."""
+    ``final`` are named as the engine's retries expect. Each field declares the column
+    `fetch_tickets` adds for it (`rows.Column`), if any."""
 
-    resource_id: str
-    ticket_id: str | None
-    ticket_state: str | None
-    ticket_state_label: str | None
-    ticket_type: str | None
-    ticket_open: bool | None
-    ticket_created_at: float | None
-    ticket_updated_at: float | None
-    admin_assignee_id: str | None
-    team_assignee_id: str | None
-    attributes: dict[str, Any] | None
-    http_status: int | None
-    error_code: str | None
-    error_message: str | None
-    final: bool
+    resource_id: Annotated[str, _NOT_A_COLUMN]
+    ticket_id: Annotated[str | None, _TEXT]
+    ticket_state: Annotated[str | None, Column("category")]
+    ticket_state_label: Annotated[str | None, _TEXT]
+    ticket_type: Annotated[str | None, _TEXT]
+    ticket_open: Annotated[bool | None, Column("boolean")]
+    ticket_created_at: Annotated[float | None, _TIME]
+    ticket_updated_at: Annotated[float | None, _TIME]
+    admin_assignee_id: Annotated[str | None, _TEXT]
+    team_assignee_id: Annotated[str | None, _TEXT]
+    attributes: Annotated[dict[str, Any] | None, _NOT_A_COLUMN]  # the ``attr:<name>`` columns
+    http_status: Annotated[int | None, Column("Int16", frame_name="ticket_http_status")]
+    error_code: Annotated[str | None, Column("category", frame_name="ticket_error_code")]
+    error_message: Annotated[str | None, _TEXT._replace(frame_name="ticket_error_message")]
+    final: Annotated[bool, _NOT_A_COLUMN]
 
 
+_DECLARED = tuple(c for c in columns_of(TicketRow) if c.dtype is not None)
 #: The columns `fetch_tickets` adds (before the ``attr:<name>`` ones).
-TICKET_COLUMNS = (
-    "ticket_id",
-    "ticket_state",
-    "ticket_state_label",
-    "ticket_type",
-    "ticket_open",
-    "ticket_created_at",
-    "ticket_updated_at",
-    "admin_assignee_id",
-    "team_assignee_id",
-    "ticket_http_status",
-    "ticket_error_code",
-    "ticket_error_message",
-)
+TICKET_COLUMNS = tuple(c.label for c in _DECLARED)
 
 
 def _failed(resource_id: str, code: str, message: str, http_status: int | None = None) -> TicketRow:
     return TicketRow(
-        resource_id,
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-        http_status,
-        code,
-        message,
-        not C.is_transient(http_status, code),
+        resource_id=resource_id,
+        ticket_id=None,
+        ticket_state=None,
+        ticket_state_label=None,
+        ticket_type=None,
+        ticket_open=None,
+        ticket_created_at=None,
+        ticket_updated_at=None,
+        admin_assignee_id=None,
+        team_assignee_id=None,
+        attributes=None,
+        http_status=http_status,
+        error_code=code,
+        error_message=message,
+        final=not C.is_transient(http_status, code),
     )
 
 
@@ -155,21 +149,21 @@ def read_ticket(resource_id: str, answer: Answer, options: Options) -> TicketRow
         kind = kind if isinstance(kind, dict) else {}
         is_open = body.get("open")
         return TicketRow(
-            resource_id,
-            text_field(body.get("ticket_id"), 128),
-            text_field(state.get("category"), 128),
-            text_field(state.get("internal_label"), 256),
-            text_field(kind.get("name"), 256),
-            is_open if isinstance(is_open, bool) else None,
-            _time(body.get("created_at")),
-            _time(body.get("updated_at")),
-            text_field(body.get("admin_assignee_id"), 128),
-            text_field(body.get("team_assignee_id"), 128),
-            _attributes(body.get("ticket_attributes")),
-            200,
-            None,
-            None,
-            True,
+            resource_id=resource_id,
+            ticket_id=text_field(body.get("ticket_id"), 128),
+            ticket_state=text_field(state.get("category"), 128),
+            ticket_state_label=text_field(state.get("internal_label"), 256),
+            ticket_type=text_field(kind.get("name"), 256),
+            ticket_open=is_open if isinstance(is_open, bool) else None,
+            ticket_created_at=_time(body.get("created_at")),
+            ticket_updated_at=_time(body.get("updated_at")),
+            admin_assignee_id=text_field(body.get("admin_assignee_id"), 128),
+            team_assignee_id=text_field(body.get("team_assignee_id"), 128),
+            attributes=_attributes(body.get("ticket_attributes")),
+            http_status=200,
+            error_code=None,
+            error_message=None,
+            final=True,
         )
     code, message, _ = read_error(answer, body, options)
     return _failed(resource_id, code, message, status)
@@ -206,7 +200,8 @@ class TicketCheckpoint(WorkspaceFile):
     def rows(self) -> dict[str, TicketRow]:
         """The saved tickets that will not change, by id."""
         cursor = self._db.execute("SELECT row FROM tickets WHERE final = 1")
-        return {row.resource_id: row for row in (TicketRow(*json.loads(r)) for (r,) in cursor)}
+        # A row is stored as the JSON list of its fields, in their order.
+        return {row.resource_id: row for row in (TicketRow._make(json.loads(r)) for (r,) in cursor)}
 
     def __enter__(self) -> TicketCheckpoint:
         return self
@@ -260,42 +255,15 @@ def _ticket_columns(tickets: pd.DataFrame, wanted: pd.Series) -> pd.DataFrame:
             rows.append({})
             continue
         ticket = by_id.loc[resource_id]
-        record = {
-            "ticket_id": ticket["ticket_id"],
-            "ticket_state": ticket["ticket_state"],
-            "ticket_state_label": ticket["ticket_state_label"],
-            "ticket_type": ticket["ticket_type"],
-            "ticket_open": ticket["ticket_open"],
-            "ticket_created_at": ticket["ticket_created_at"],
-            "ticket_updated_at": ticket["ticket_updated_at"],
-            "admin_assignee_id": ticket["admin_assignee_id"],
-            "team_assignee_id": ticket["team_assignee_id"],
-            "ticket_http_status": ticket["http_status"],
-            "ticket_error_code": ticket["error_code"],
-            "ticket_error_message": ticket["error_message"],
-        }
+        record = {c.label: ticket[c.name] for c in _DECLARED}
         for name, value in (ticket["attributes"] or {}).items():
             record[_ATTR + name] = value
         rows.append(record)
     out = pd.DataFrame.from_records(rows, index=range(len(rows)))
-    for column in TICKET_COLUMNS:
-        if column not in out.columns:
-            out[column] = None
-    for column in ("ticket_created_at", "ticket_updated_at"):
-        out[column] = utc_from_seconds(out[column])
-    for column in (
-        "ticket_id",
-        "ticket_state_label",
-        "ticket_type",
-        "admin_assignee_id",
-        "team_assignee_id",
-        "ticket_error_message",
-    ):
-        out[column] = out[column].astype("string")
-    for column in ("ticket_state", "ticket_error_code"):
-        out[column] = out[column].astype("category")
-    out["ticket_open"] = out["ticket_open"].astype("boolean")
-    out["ticket_http_status"] = out["ticket_http_status"].astype("Int16")
+    for column in _DECLARED:
+        if column.label not in out.columns:
+            out[column.label] = None
+        out[column.label] = typed(out[column.label], column.dtype)
     attrs = [c for c in out.columns if c not in TICKET_COLUMNS]
     return out[[*TICKET_COLUMNS, *attrs]]
 

@@ -13,8 +13,8 @@ import pytest
 
 import intercom_jobs_nb as ij
 from intercom_jobs_nb import engine
-from intercom_jobs_nb.checkpoint import Checkpoint
-from intercom_jobs_nb.rows import Row
+from intercom_jobs_nb.checkpoint import SCHEMA_VERSION, Checkpoint
+from intercom_jobs_nb.rows import job_row
 
 
 def test_a_resumed_run_asks_for_no_final_job(mixed_sandbox, opts, tmp_path):
@@ -144,7 +144,17 @@ def test_refresh_with_checkpoint_saves_what_it_asked_again(mixed_sandbox, opts, 
 
 def test_a_write_cut_short_by_ctrl_c_can_be_written_again(final_sandbox, tmp_path):
     rows = [
-        Row(job_id, "success", "ticket", "1", None, None, 200, None, None, None, 1, 0.0, True)
+        job_row(
+            job_id,
+            "success",
+            resource_type="ticket",
+            resource_id="1",
+            resource_url=None,
+            url=None,
+            request_id=None,
+            attempts=1,
+            fetched_at=0.0,
+        )
         for job_id in final_sandbox.job_ids[:3]
     ]
 
@@ -254,6 +264,80 @@ def test_a_file_that_is_not_a_checkpoint_is_refused_and_left_exactly_as_it_was(
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.db"]  # no -wal, -shm, -journal
     assert final_sandbox.stats["requests"] == 0
+
+
+# -- a checkpoint of this schema made before the columns were declared once ---------------------
+
+#: The jobs table of schema 3, as the code before `rows.Column` wrote it (hand-listed columns,
+#: ``job_id`` first and ``workspace`` last).
+SCHEMA_3_JOBS = (
+    "CREATE TABLE jobs (job_id TEXT NOT NULL, status, resource_type, resource_id, resource_url, "
+    "url, http_status, error_code, error_message, request_id, attempts, fetched_at, final, "
+    "workspace TEXT NOT NULL, PRIMARY KEY (workspace, job_id)) WITHOUT ROWID"
+)
+
+
+def test_a_new_checkpoint_has_schema_3s_table_exactly(tmp_path):
+    """A new column bumps the schema version; until then, files are laid out as before."""
+    assert SCHEMA_VERSION == "3"  # a new schema: give its table here, and its upgrade a test
+    path = tmp_path / "jobs.sqlite"
+    Checkpoint(path, "https://api.intercom.io").close()
+    db = sqlite3.connect(path)
+    try:
+        (made,) = db.execute("SELECT sql FROM sqlite_master WHERE name = 'jobs'").fetchone()
+    finally:
+        db.close()
+    assert made == SCHEMA_3_JOBS
+
+
+def test_a_checkpoint_written_by_the_previous_code_opens_and_its_rows_read_back(tmp_path):
+    path = tmp_path / "jobs.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+    db.execute(SCHEMA_3_JOBS)
+    db.executemany(
+        "INSERT INTO meta VALUES (?, ?)",
+        [
+            ("kind", "checkpoint"),
+            ("base_url", "https://api.intercom.io"),
+            ("schema", "3"),
+            ("written_by", "0.4.0"),
+            ("workspace", "abc123"),
+        ],
+    )
+    db.executemany(  # by position, in the table's own order
+        "INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            ("1", "success", "ticket", "5001", None, "u1", 200, None, None, "r1", 1, 1.7e9, 1, ""),
+            ("2", None, None, None, None, None, 503, "server_error", "down", None, 3, 1.7e9, 0, ""),
+        ],
+    )
+    db.commit()
+    db.close()
+    with Checkpoint(path, "https://api.intercom.io") as checkpoint:
+        checkpoint.bind("abc123")
+        saved = checkpoint.rows()
+        assert saved[(None, "1")] == job_row(
+            "1",
+            "success",
+            resource_type="ticket",
+            resource_id="5001",
+            resource_url=None,
+            url="u1",
+            request_id="r1",
+            attempts=1,
+            fetched_at=1.7e9,
+        )
+        failed = saved[(None, "2")]
+        assert (failed.http_status, failed.error_code, failed.error_message) == (
+            503,
+            "server_error",
+            "down",
+        )
+        assert failed.final is False and failed.workspace is None and failed.attempts == 3
+        checkpoint.write([failed._replace(attempts=4)])  # and it is written to as before
+        assert checkpoint.rows()[(None, "2")].attempts == 4
+        assert checkpoint.frame()["job_id"].tolist() == ["1", "2"]
 
 
 # -- a checkpoint of another schema version -----------------------------------------------------

@@ -122,7 +122,19 @@ def test_blocks_with_different_dictionaries_share_one_set_of_categories(small_bl
 
 def test_values_of_other_types_from_a_users_frame_are_read_as_pandas_would():
     odd = R.Row(
-        "7", "success", "ticket", 42, None, None, 200.0, None, None, None, 1.0, time.time(), True
+        job_id="7",
+        status="success",
+        resource_type="ticket",
+        resource_id=42,
+        resource_url=None,
+        url=None,
+        http_status=200.0,
+        error_code=None,
+        error_message=None,
+        request_id=None,
+        attempts=1.0,
+        fetched_at=time.time(),
+        final=True,
     )
     df = R.to_frame([odd])
     assert df["resource_id"].iloc[0] == "42" and df["http_status"].iloc[0] == 200
