@@ -36,8 +36,7 @@ import json
 import math
 import os
 from collections import Counter
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -47,23 +46,12 @@ from . import textfiles
 from .engine import Run
 from .errors import ConfigurationError
 from .ledger import ENQUEUED, NOT_SENT, REJECTED, UNKNOWN, Body, EnqueueRow, Ledger
-from .options import (
-    DEFAULT_API_VERSION,
-    DEFAULT_MAX_RPS,
-    DEFAULT_MAX_WORKERS,
-    DEFAULT_PROGRESS,
-    DEFAULT_REGION,
-    DEFAULT_RETRIES,
-    DEFAULT_TIMEOUT,
-    Options,
-    Secret,
-)
+from .options import Options
 from .pacing import BLOCKED, STOPPED, Pacer
-from .progress import Snapshot
 from .rows import utc_from_seconds
 from .transport import (
     MAX_MESSAGE,
-    Client,
+    Channel,
     Fatal,
     Stopped,
     TransportFailure,
@@ -72,6 +60,11 @@ from .transport import (
     read_error,
     text_field,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .options import ClientOptions
 
 __all__ = [
     "enqueue_tickets",
@@ -286,7 +279,7 @@ def _body(record: dict[Any, Any], attrs: list[str], default_type: Any) -> dict[s
     return body
 
 
-def send_enqueue(client: Client, gate: Pacer, key: str, body: bytes) -> EnqueueRow:
+def send_enqueue(client: Channel, gate: Pacer, key: str, body: bytes) -> EnqueueRow:
     """POST one body: retried only when Intercom certainly did not take it (see the module).
 
     Raises:
@@ -392,7 +385,7 @@ class EnqueueWork:
     def outcome(row: EnqueueRow) -> str:
         return row.enqueue_status
 
-    def ask(self, client: Client, gate: Pacer, index: int) -> EnqueueRow:
+    def ask(self, client: Channel, gate: Pacer, index: int) -> EnqueueRow:
         key, body = self.keys[index], self.bodies[index]
         assert body is not None  # rows without a body are rejected before the passes
         encoded, fingerprint = body
@@ -433,15 +426,7 @@ def enqueue_tickets(
     ticket_type_id: str | int | None = None,
     key: str | None = None,
     resend_unknown: bool = False,
-    token: str | Secret | None = None,
-    region: str = DEFAULT_REGION,
-    base_url: str | None = None,
-    api_version: str | None = DEFAULT_API_VERSION,
-    timeout: float = DEFAULT_TIMEOUT,
-    retries: int = DEFAULT_RETRIES,
-    max_workers: int = DEFAULT_MAX_WORKERS,
-    max_rps: float | None = DEFAULT_MAX_RPS,
-    progress: bool | Callable[[Snapshot], Any] = DEFAULT_PROGRESS,
+    **options: Unpack[ClientOptions],
 ) -> pd.DataFrame:
     """Create a ticket for each row (``POST /tickets/enqueue``), never two for one key.
 
@@ -458,8 +443,8 @@ def enqueue_tickets(
         key: the column that holds each row's key, if it is not named ``key``.
         resend_unknown: send again the keys whose earlier request may or may not have created
             a ticket (``unknown``); check them in Intercom first.
-        token, region, base_url, api_version, timeout, retries, max_workers, max_rps, progress:
-            as in `fetch_jobs`.
+        **options: the options of `fetch_jobs` (``token``, ``region``, ``base_url``...; one
+            workspace).
 
     Returns:
         The input rows plus ``key``, ``job_id``, ``enqueue_status`` (``enqueued``,
@@ -481,18 +466,32 @@ def enqueue_tickets(
         >>> out = ij.enqueue_tickets(rows, ledger="tickets.sqlite", ticket_type_id="88")
         ...                                                           # doctest: +SKIP
     """
-    token = Secret.wrap(token)
-    options = Options.build(
-        token=token,
-        region=region,
-        base_url=base_url,
-        api_version=api_version,
-        timeout=timeout,
-        retries=retries,
-        max_workers=max_workers,
-        max_rps=max_rps,
-        progress=progress,
-    )
+    from .client import Client  # the client's method calls `enqueue`, below
+
+    with Client(**options) as client:
+        return client.enqueue_tickets(
+            rows,
+            ledger=ledger,
+            ticket_type_id=ticket_type_id,
+            key=key,
+            resend_unknown=resend_unknown,
+        )
+
+
+def enqueue(
+    rows: Any,
+    options: Options,
+    *,
+    ledger: str | os.PathLike,
+    ticket_type_id: str | int | None = None,
+    key: str | None = None,
+    resend_unknown: bool = False,
+) -> pd.DataFrame:
+    """`enqueue_tickets` with checked options (`Client.enqueue_tickets`)."""
+    if options.tokens is not None and len(options.tokens) > 1:
+        raise ConfigurationError(
+            "enqueue_tickets is for one workspace at a time: call it per workspace with its token"
+        )
     frame, keys, bodies = ticket_bodies(rows, ticket_type_id=ticket_type_id, key=key)
     encoded = [
         (json.dumps(b, separators=(",", ":")).encode(), Body.of(b)) if isinstance(b, dict) else None

@@ -1,6 +1,6 @@
 """Transport: one job's status over HTTP, with retries, turned into one `Row`.
 
-Each worker thread owns a `Client`: one keep-alive connection of the standard library's
+Each worker thread owns a `Connection`: one keep-alive connection of the standard library's
 `http.client` (the headers encoded once per client), or, through a proxy from the environment, a
 urllib3 `ProxyManager` pool. On urllib3 (which wraps http.client) a job cost about 1.5 times
 the client CPU, on requests about 3.4 times (``benchmarks/bench_throughput.py``; the README's
@@ -24,7 +24,8 @@ problem (``TransportFailure.configuration``), never retried.
 
 Where a change goes: a new kind of answer is a branch of `read_job`; what is retried, and how
 often, is `ask`; what counts as transient is ``codes.is_transient``; what the environment may
-set (proxy, CAs) is `check_connection`.
+set (proxy, CAs) is `check_connection`. This is the network; ``transports.py`` is the interface
+a run sends through (`Channel`), and `MockTransport`.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ import time
 import weakref
 import zlib
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import urlsplit
 
 import urllib3
@@ -67,7 +68,8 @@ __all__ = [
     "parse_json",
     "text_field",
     "MAX_MESSAGE",
-    "Client",
+    "Connection",
+    "Channel",
     "Watchdog",
     "Stopped",
     "Fatal",
@@ -579,8 +581,20 @@ class _Headers(dict[str, str]):
 Report = Callable[["TransportFailure | None"], None]  # a request's outcome: None, answered
 
 
-class Client:
-    """One worker's connection to Intercom. Create it in the thread that uses it.
+class Channel(Protocol):
+    """A worker's way to send one request at a time: the network's `Connection`, or a
+    ``transports.Routed`` to the options' ``transport``."""
+
+    options: Options
+
+    def request(self, method: str, path: str, body: bytes | None = None) -> Answer: ...
+
+    def close(self) -> None: ...
+
+
+class Connection:
+    """One worker's connection to Intercom over the network. Create it in the thread that
+    uses it.
 
     Without a proxy (always so for loopback) the connection is the standard library's
     `http.client`, kept alive, with the request's headers encoded once: the leanest of the
@@ -1046,7 +1060,7 @@ Failed = Callable[[str, str, int], Any]  # (code, message, attempts) -> a failur
 
 
 def ask(
-    client: Client, gate: Pacer, key: str, path: str, read: Reader, failed: Failed | None = None
+    client: Channel, gate: Pacer, key: str, path: str, read: Reader, failed: Failed | None = None
 ) -> Any:
     """Ask ``path`` until the answer is final, pending, or the retries are spent.
 
@@ -1084,7 +1098,7 @@ def ask(
             )
         attempts += 1
         try:
-            answer = client.get(path)
+            answer = client.request("GET", path)
         except TransportFailure as failure:
             gate.release()
             if gate.stop.is_set():  # cut by the run stopping: not this job's failure
@@ -1107,7 +1121,7 @@ def ask(
             raise Stopped
 
 
-def fetch_row(client: Client, gate: Pacer, job_id: str) -> Row:
+def fetch_row(client: Channel, gate: Pacer, job_id: str) -> Row:
     """One job's row (see `ask`)."""
     # Checked where the URL is made, whatever path the id came by (refresh of an edited frame,
     # the panel...): an id that is not a plain token would change where the token is sent.
@@ -1128,7 +1142,7 @@ def fetch_row(client: Client, gate: Pacer, job_id: str) -> Row:
     return ask(client, gate, job_id, path, read)
 
 
-def identify(client: Client, gate: Pacer) -> str:
+def identify(client: Channel, gate: Pacer) -> str:
     """The workspace (Intercom's ``app.id_code``) the token belongs to, from ``GET /me``.
 
     Raises:
