@@ -47,15 +47,17 @@ from .engine import Run
 from .errors import ConfigurationError
 from .ledger import ENQUEUED, NOT_SENT, REJECTED, UNKNOWN, Body, EnqueueRow, Ledger
 from .options import Options
-from .pacing import BLOCKED, STOPPED, Pacer
+from .pacing import Pacer
 from .rows import utc_from_seconds
 from .transport import (
     MAX_MESSAGE,
+    Answer,
     Channel,
     Fatal,
+    Policy,
     Stopped,
     TransportFailure,
-    backoff,
+    ask,
     parse_json,
     read_error,
     text_field,
@@ -279,88 +281,92 @@ def _body(record: dict[Any, Any], attrs: list[str], default_type: Any) -> dict[s
     return body
 
 
+def _not_sent_yet(row: EnqueueRow) -> bool:
+    """An enqueue is sent again only while its row is ``not_sent`` (a 429, or a failure before
+    the request left): anything else may have made a ticket."""
+    return not row.final
+
+
+#: Enqueues: never twice a request that may have reached Intercom.
+ENQUEUE_POLICY = Policy(resend=False, transient=_not_sent_yet)
+
+
+def read_enqueue(key: str, answer: Answer, options: Options) -> EnqueueRow:
+    """One answer to a key's ``POST /tickets/enqueue`` as its row.
+
+    Raises:
+        Fatal: the token or API version was rejected (the request was not processed).
+    """
+    status, at = answer.status, answer.received_at
+    parsed = parse_json(answer.body) if answer.problem is None else None
+    header_id = text_field(answer.headers.get("X-Request-Id"), 128)
+    if status == 200:
+        job_id = text_field(parsed.get("id"), 128) if isinstance(parsed, dict) else None
+        if job_id and isinstance(parsed, dict) and parsed.get("type") in (None, "job"):
+            return EnqueueRow.of(key, ENQUEUED, job_id=job_id, request_id=header_id, at=at)
+        return EnqueueRow.of(
+            key,
+            UNKNOWN,
+            code=C.INVALID_RESPONSE,
+            request_id=header_id,
+            message="Intercom answered 200 but not with a job; a ticket may have been created",
+            at=at,
+        )
+    code, message, request_id = read_error(answer, parsed, options)
+    message = message[:MAX_MESSAGE]
+    if status == 429:  # not processed: sent again (`ask` waits for the window) while it may
+        return EnqueueRow.of(
+            key, NOT_SENT, code=code, request_id=request_id, message=message, at=at
+        )
+    if 400 <= status < 500:
+        return EnqueueRow.of(
+            key, REJECTED, code=code, message=message, request_id=request_id, at=at
+        )
+    return EnqueueRow.of(
+        key,
+        UNKNOWN,
+        code=code,
+        message=f"{message}: the request may have been processed; check before resend_unknown=True",
+        request_id=request_id,
+        at=at,
+    )
+
+
+def _unanswered(key: str, failure: TransportFailure) -> EnqueueRow:
+    """The row of a POST that got no answer: ``not_sent`` when it certainly never left, else
+    ``unknown``."""
+    if not failure.sent:
+        return EnqueueRow.of(key, NOT_SENT, code=failure.code, message=failure.message)
+    return EnqueueRow.of(
+        key,
+        UNKNOWN,
+        code=failure.code,
+        message=(
+            f"{failure.message}; the request may have reached Intercom and created a "
+            "ticket: check before resend_unknown=True"
+        ),
+    )
+
+
 def send_enqueue(client: Channel, gate: Pacer, key: str, body: bytes) -> EnqueueRow:
-    """POST one body: retried only when Intercom certainly did not take it (see the module).
+    """POST one body through the one retry loop (`transport.ask`), with `ENQUEUE_POLICY`:
+    sent again only when Intercom certainly did not take it (see the module).
 
     Raises:
         Stopped: the run is stopping and the request was not sent.
         Fatal: the token or API version was rejected (the request was not processed).
     """
-    retries = client.options.retries
-    attempts = 0
-    while True:
-        go = gate.acquire()
-        if go == STOPPED or gate.stop.is_set():
-            if go != STOPPED:
-                gate.release()
-            raise Stopped
-        if go == BLOCKED:
-            return EnqueueRow.of(
-                key,
-                NOT_SENT,
-                code=C.RATE_LIMIT_EXCEEDED,
-                message="not sent: Intercom's rate limit allowed nothing for "
-                "several windows; call again later",
-            )
-        attempts += 1
-        try:
-            answer = client.request("POST", ENQUEUE_PATH, body)
-        except TransportFailure as failure:
-            gate.release()
-            if not failure.sent:
-                if (
-                    attempts <= retries
-                    and not failure.configuration  # the same certificate again: no use
-                    and not gate.stop.wait(backoff(attempts))
-                ):
-                    continue
-                return EnqueueRow.of(key, NOT_SENT, code=failure.code, message=failure.message)
-            return EnqueueRow.of(
-                key,
-                UNKNOWN,
-                code=failure.code,
-                message=(
-                    f"{failure.message}; the request may have reached Intercom and created a "
-                    "ticket: check before resend_unknown=True"
-                ),
-            )
-        gate.release(answer.headers, answer.received_at, answer.status)
-        status, at = answer.status, answer.received_at
-        parsed = parse_json(answer.body) if answer.problem is None else None
-        header_id = text_field(answer.headers.get("X-Request-Id"), 128)
-        if status == 200:
-            job_id = text_field(parsed.get("id"), 128) if isinstance(parsed, dict) else None
-            if job_id and isinstance(parsed, dict) and parsed.get("type") in (None, "job"):
-                return EnqueueRow.of(key, ENQUEUED, job_id=job_id, request_id=header_id, at=at)
-            return EnqueueRow.of(
-                key,
-                UNKNOWN,
-                code=C.INVALID_RESPONSE,
-                request_id=header_id,
-                message="Intercom answered 200 but not with a job; a ticket may have been created",
-                at=at,
-            )
-        code, message, request_id = read_error(answer, parsed, client.options)
-        message = message[:MAX_MESSAGE]
-        if status == 429:
-            if attempts <= retries:
-                continue  # not processed: the gate holds every worker until the window resets
-            return EnqueueRow.of(
-                key, NOT_SENT, code=code, request_id=request_id, message=message, at=at
-            )
-        if 400 <= status < 500:
-            return EnqueueRow.of(
-                key, REJECTED, code=code, message=message, request_id=request_id, at=at
-            )
-        return EnqueueRow.of(
-            key,
-            UNKNOWN,
-            code=code,
-            message=f"{message}: the request may have been processed; check before "
-            "resend_unknown=True",
-            request_id=request_id,
-            at=at,
-        )
+    options = client.options
+
+    def read(answer: Answer, attempts: int) -> EnqueueRow:
+        return read_enqueue(key, answer, options)
+
+    def failed(failure: TransportFailure, attempts: int) -> EnqueueRow:
+        return _unanswered(key, failure)
+
+    return ask(
+        client, gate, key, ENQUEUE_PATH, read, failed, ENQUEUE_POLICY, method="POST", body=body
+    )
 
 
 class EnqueueWork:

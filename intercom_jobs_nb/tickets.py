@@ -27,6 +27,7 @@ from .transport import (
     MAX_FIELD,
     Answer,
     Channel,
+    TransportFailure,
     ask,
     parse_json,
     read_error,
@@ -225,8 +226,8 @@ class TicketsWork:
         def read(answer: Answer, attempts: int) -> TicketRow:
             return read_ticket(resource_id, answer, options)
 
-        def failed(code: str, message: str, attempts: int) -> TicketRow:
-            return _failed(resource_id, code, message)
+        def failed(failure: TransportFailure, attempts: int) -> TicketRow:
+            return _failed(resource_id, failure.code, failure.message)
 
         checked, problem = check_job_id(resource_id)  # the same rule as job ids
         if problem or checked != resource_id:
