@@ -11,13 +11,12 @@ The public API, in one place::
     df = ij.refresh(df)                           # ask again only what may still change
     df = ij.fetch_jobs(frame, tokens={"acme": "env:ACME_TOKEN", ...})  # many workspaces
     with ij.Client(region="eu") as client:        # the options once, for many calls
-        df = client.wait_for_jobs(client.enqueue_tickets(rows, ledger="t.sqlite")["job_id"])
+        df = client.wait_for_jobs(client.enqueue_tickets(rows, ledger="t.sqlite"))
     ij.MockTransport(handler)                     # answers from a function: tests, offline
 
-Every call that talks to Intercom takes the same keyword-only options, `ClientOptions`:
-``token`` (default: the ``INTERCOM_TOKEN`` environment variable), ``tokens`` (one per
-workspace, for a frame with a ``workspace`` column), ``region``, ``base_url``, ``api_version``,
-``timeout``, ``retries``, ``max_workers``, ``max_rps``, ``progress`` and ``transport``.
+Every call that talks to Intercom takes the same keyword-only options, `ClientOptions` (each
+one's default and meaning: ``help(ij.ClientOptions)``), e.g. ``token`` (default: the
+``INTERCOM_TOKEN`` environment variable), ``region``, ``base_url``, ``timeout``, ``transport``.
 
 The modules behind it, a concern each: ``rows`` (the result row and its one ``final`` rule),
 ``codes`` (every error code), ``options`` (every option, its default and check, and the

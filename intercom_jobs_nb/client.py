@@ -19,7 +19,7 @@ from . import codes as C
 from . import errors as E
 from .engine import from_frame, run
 from .ids import JobIds, check_job_id, read_job_ids
-from .options import DEFAULT_POLL_INTERVAL, Options
+from .options import DEFAULT_POLL_INTERVAL, Options, hide_token
 from .rows import REQUIRED_COLUMNS
 
 if TYPE_CHECKING:
@@ -40,11 +40,10 @@ class Client:
     """A client for Intercom's job statuses and tickets, with its options checked once.
 
     Args:
-        **options: the `ClientOptions`: ``token`` (default: `get_token`), ``tokens`` (many
-            workspaces), ``region``, ``base_url``, ``api_version``, ``timeout``, ``retries``,
-            ``max_workers``, ``max_rps``, ``progress``, ``transport`` (None: the network; an
-            `ij.MockTransport` answers from a function). Defaults and meanings:
-            ``intercom_jobs_nb.options.OPTIONS``.
+        **options: the `ClientOptions` (each one's default and meaning:
+            ``help(ij.ClientOptions)``), e.g. ``token`` (default: `get_token`), ``region``,
+            ``base_url``, ``timeout``, ``transport`` (None: the network; an `ij.MockTransport`
+            answers from a function).
 
     Use it as a context manager (or call `close`): closing closes its transport.
 
@@ -62,6 +61,7 @@ class Client:
     """
 
     def __init__(self, **options: Unpack[ClientOptions]) -> None:
+        hide_token(options)
         self.options = Options.build(**options)
         self._closed = False
 
@@ -88,8 +88,11 @@ class Client:
         self.close()
 
     def __repr__(self) -> str:
-        via = "" if self.options.transport is None else f", transport={self.options.transport!r}"
-        return f"Client(base_url={self.options.base_url!r}{via})"
+        options = getattr(self, "options", None)  # a traceback may show one not made yet
+        if options is None:
+            return "Client(not made)"
+        via = "" if options.transport is None else f", transport={options.transport!r}"
+        return f"Client(base_url={options.base_url!r}{via})"
 
     def _open(self) -> Options:
         if self._closed:

@@ -46,7 +46,7 @@ from . import textfiles
 from .engine import Run
 from .errors import ConfigurationError
 from .ledger import ENQUEUED, NOT_SENT, REJECTED, UNKNOWN, Body, EnqueueRow, Ledger
-from .options import Options
+from .options import Options, hide_token
 from .pacing import Pacer
 from .rows import utc_from_seconds
 from .transport import (
@@ -472,6 +472,7 @@ def enqueue_tickets(
         >>> out = ij.enqueue_tickets(rows, ledger="tickets.sqlite", ticket_type_id="88")
         ...                                                           # doctest: +SKIP
     """
+    hide_token(options)
     from .client import Client  # the client's method calls `enqueue`, below
 
     with Client(**options) as client:

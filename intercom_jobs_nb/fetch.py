@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from .client import Client
+from .options import hide_token
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -31,14 +32,13 @@ def fetch_jobs(
             .txt (one id a line) or .csv (a ``job_id`` column, else the first) file.
         checkpoint: a SQLite file; rows are saved as they arrive and jobs already final there
             are not asked for again.
-        **options: the `ClientOptions` of `Client`: ``token`` (default: the ``INTERCOM_TOKEN``
+        **options: the `ClientOptions` of `Client` (each one's default and meaning:
+            ``help(ij.ClientOptions)``), e.g. ``token`` (default: the ``INTERCOM_TOKEN``
             environment variable), ``tokens`` (a token per workspace), ``region`` (``"us"``,
             ``"eu"`` or ``"au"``), ``base_url`` (overrides ``region``, e.g. a `Sandbox`'s),
-            ``api_version``, ``timeout`` (seconds for one answer), ``retries`` (further tries
-            after a passing failure: 5xx, timeout, dropped connection, 429; a malformed answer
-            is asked at most twice), ``max_workers``, ``max_rps``, ``progress`` (True, False,
-            or a callable taking a `Snapshot`), ``transport`` (an `ij.MockTransport` answers
-            from a function).
+            ``timeout`` (seconds for one answer), ``retries`` (further tries after a passing
+            failure; a malformed answer is asked at most twice), ``transport`` (an
+            `ij.MockTransport` answers from a function).
 
     Returns:
         A DataFrame in first-seen order with the columns ``job_id``, ``status``,
@@ -65,6 +65,7 @@ def fetch_jobs(
         >>> with ij.Sandbox() as sb:                                  # doctest: +SKIP
         ...     df = ij.fetch_jobs(sb.job_ids, token=sb.token, base_url=sb.base_url)
     """
+    hide_token(options)
     with Client(**options) as client:
         return client.fetch_jobs(ids, checkpoint=checkpoint)
 
@@ -83,5 +84,6 @@ def fetch_job(job_id: str | int, **options: Unpack[ClientOptions]) -> dict[str, 
         >>> ij.fetch_job("20")["status"]                              # doctest: +SKIP
         'success'
     """
+    hide_token(options)
     with Client(**options) as client:
         return client.fetch_job(job_id)

@@ -57,6 +57,7 @@ __all__ = [
     "OPTIONS",
     "Options",
     "check_option_names",
+    "hide_token",
     "check_base_url",
     "is_loopback",
     "get_token",
@@ -324,11 +325,7 @@ class ClientOptions(TokenOptions, ConnectionOptions, RequestOptions, total=False
     """The keyword options of `Client` and of every call that talks to Intercom: one
     declaration, split in three parts only where a call takes some of them (`wait_for_jobs`
     names ``timeout`` ``request_timeout``; ``intercom_jobs_nb.dask`` takes ``tokens`` its own
-    way). What each one means, and its default: `OPTIONS`.
-
-    Example:
-        >>> def fetch_quietly(ids, **options: Unpack[ClientOptions]):  # doctest: +SKIP
-        ...     return ij.fetch_jobs(ids, progress=False, **options)
+    way). What each one means, and its default: `OPTIONS` (listed below).
     """
 
 
@@ -383,6 +380,32 @@ OPTIONS: dict[str, Option] = {
         "from a function (tests, offline notebooks)",
     ),
 }
+
+
+ClientOptions.__doc__ = (
+    f"""{ClientOptions.__doc__}
+    The options (name, default: meaning), from `OPTIONS`:
+
+"""
+    + "\n".join(
+        f"    - ``{name}``, default ``{option.default!r}``: {option.help}."
+        for name, option in OPTIONS.items()
+    )
+    + """
+
+    Example:
+        >>> def fetch_quietly(ids, **options: Unpack[ClientOptions]):  # doctest: +SKIP
+        ...     return ij.fetch_jobs(ids, progress=False, **options)
+"""
+)
+
+
+def hide_token(options: Any) -> None:
+    """Wrap the ``token`` of a call's keyword options in place, as the public calls do on their
+    first line: a verbose traceback (``%xmode Verbose``) then shows ``Secret('********')`` in
+    every frame, the public call's own ``options`` included."""
+    if options.get("token") is not None:
+        options["token"] = Secret.wrap(options["token"])
 
 
 def check_option_names(options: Mapping[str, Any], allowed: Any = ClientOptions) -> None:

@@ -40,6 +40,7 @@ from .options import (
     Secret,
     check_option_names,
     get_token,
+    hide_token,
     read_tokens,
 )
 from .panel_render import counts_text, number, table_columns
@@ -214,6 +215,7 @@ class PanelController:
         page_size: int = PAGE_SIZE,
         **options: Unpack[ClientOptions],
     ) -> None:
+        hide_token(options)
         check_option_names(options)
         if "progress" in options:
             raise TypeError("the panel shows its own progress: leave progress= out")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from .client import Client
-from .options import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT
+from .options import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, hide_token
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -44,6 +44,7 @@ def refresh(
     Example:
         >>> df = ij.refresh(df, token=token)                          # doctest: +SKIP
     """
+    hide_token(options)
     with Client(**options) as client:
         return client.refresh(df, checkpoint=checkpoint)
 
@@ -74,6 +75,7 @@ def wait_for_jobs(
         The DataFrame; jobs still pending at the timeout keep ``status == "pending"``, and
         ``df.attrs["timed_out"]`` says whether time ran out first.
     """
+    hide_token(options)
     with Client(timeout=request_timeout, **options) as client:
         return client.wait_for_jobs(
             ids_or_df,

@@ -20,7 +20,7 @@ from .checkpoint import WorkspaceFile
 from .engine import Run
 from .errors import CheckpointError, ConfigurationError, FetchInterrupted, RunAbortedError
 from .ids import check_job_id
-from .options import Options
+from .options import Options, hide_token
 from .pacing import Pacer
 from .rows import utc_from_seconds
 from .transport import (
@@ -318,6 +318,7 @@ def fetch_tickets(
         AuthenticationError, ApiVersionError, UnreachableError, FetchInterrupted,
             RunFailedError: ``.df`` has the tickets read so far (one row per ticket).
     """
+    hide_token(options)
     from .client import Client  # the client's method calls `tickets_for`, below
 
     with Client(**options) as client:

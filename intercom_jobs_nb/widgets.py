@@ -34,7 +34,7 @@ import ipywidgets as W
 import pandas as pd
 
 from .ids import ID_FILE_SUFFIXES
-from .options import REGIONS
+from .options import REGIONS, hide_token
 from .panel_controller import ALL, PAGE_SIZE, RANK_SORT, PanelController, parse_ids
 from .panel_render import note_html, status_html, summary_html, table_html
 from .plotting import _figure_key, _figure_png
@@ -105,6 +105,7 @@ class JobsPanel:
         export_path: str | os.PathLike = "jobs.csv",
         **options: Unpack[ClientOptions],
     ) -> None:
+        hide_token(options)
         self.controller = c = PanelController(job_ids, export_path=export_path, **options)
         self.base_url = base_url = c.base_url
         self._syncing = False  # set while the view writes widget values itself

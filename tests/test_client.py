@@ -345,3 +345,27 @@ def test_a_panel_runs_through_a_mock():
     controller.refresh(block=True)
     assert controller.state == "finished"
     assert controller.df["status"].tolist() == ["success", "success"]
+
+
+# -- the documentation's examples run as written -------------------------------------------------
+
+
+@pytest.mark.parametrize("module", ["intercom_jobs_nb.client", "intercom_jobs_nb.transports"])
+def test_the_docstring_examples_run(module):
+    import doctest
+    import importlib
+
+    found = doctest.testmod(
+        importlib.import_module(module), extraglobs={"ij": ij}, optionflags=doctest.ELLIPSIS
+    )
+    assert found.attempted > 0 and found.failed == 0
+
+
+def test_the_readme_example_runs():
+    def intercom(request):  # answers as Intercom would, from a function
+        job_id = request.path.rsplit("/", 1)[-1]
+        return {"id": job_id, "status": "failed" if job_id == "2" else "success"}
+
+    with ij.Client(token="test", transport=ij.MockTransport(intercom), progress=False) as client:
+        df = client.fetch_jobs(["1", "2", "3"])  # no server, no socket: the real engine
+    assert ij.summarize(df).loc[("status", "failed"), "count"] == 1
