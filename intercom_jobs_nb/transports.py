@@ -8,8 +8,8 @@ run (`Client`, `fetch_jobs`, the panel...) sends through the ``transport=`` opti
 - None, the default: the network (``transport.py``: a kept-alive connection per worker thread,
   with a watchdog on each answer's time, proxies and CAs from the environment);
 - `MockTransport(handler)`: answers from a plain function, as httpx's does: no socket, no
-  server. Users test their notebook code with it; this package's tests of the engine, pacing,
-  the panel and enqueues use it wherever the network itself is not the point.
+  server. Users test their notebook code with it; so do this package's tests where the network
+  itself is not the point (``tests/test_client.py``, the panel's table, enqueue's resend rules).
 
 Everything above the transport is the same whichever answers: pacing reads the rate-limit
 headers of a mock's answers, retries retry them, rows read them. A run through a transport of
