@@ -59,14 +59,9 @@ from .fetch import fetch_jobs
 from .frames import export_csv, summarize
 from .ids import JobIds, read_job_ids
 from .options import (
-    DEFAULT_MAX_RPS,
-    DEFAULT_MAX_WORKERS,
     DEFAULT_POLL_INTERVAL,
-    DEFAULT_PROGRESS,
-    DEFAULT_REGION,
-    DEFAULT_RETRIES,
-    DEFAULT_TIMEOUT,
     ENV_NAME,
+    OPTIONS,
     REGIONS,
     TOKEN_ENV,
     __version__,
@@ -283,7 +278,7 @@ def _unreachable(
 
 
 def _host(args: argparse.Namespace) -> str:
-    return str(args.base_url or REGIONS[args.region])
+    return str(args.base_url or REGIONS.get(str(args.region).lower(), args.region))
 
 
 def _unreachable_message(df: pd.DataFrame, args: argparse.Namespace) -> str:
@@ -308,7 +303,7 @@ def _fetch(args: argparse.Namespace, done: list[pd.DataFrame]) -> pd.DataFrame:
                 f"--workspaces needs a workspace column in {args.ids} (each job id's workspace)",
             )
     started = time.monotonic()
-    df = fetch_jobs(ids, timeout=args.timeout, checkpoint=args.checkpoint, **options)
+    df = fetch_jobs(ids, checkpoint=args.checkpoint, **options)
     done.append(df)
     if _unreachable(df):
         raise _Stop(EXIT_UNREACHABLE, _unreachable_message(df, args))
@@ -327,7 +322,7 @@ def _fetch(args: argparse.Namespace, done: list[pd.DataFrame]) -> pd.DataFrame:
         df,
         poll_interval=args.poll_interval,
         timeout=left,
-        request_timeout=args.timeout,
+        request_timeout=options.pop("timeout"),
         checkpoint=args.checkpoint,
         **options,
     )
@@ -362,15 +357,10 @@ def _interrupted(df: pd.DataFrame | None, args: argparse.Namespace, hint: str) -
 
 def _connection_options(args: argparse.Namespace) -> dict[str, Any]:
     """The options every call to Intercom takes, from the flags of `_add_connection_flags`
-    (``--timeout`` aside: `wait_for_jobs` names it ``request_timeout``)."""
-    return dict(
-        region=args.region,
-        base_url=args.base_url,
-        max_workers=args.max_workers,
-        max_rps=args.max_rps,
-        retries=args.retries,
-        progress=DEFAULT_PROGRESS and not args.no_progress,
-    )
+    (`wait_for_jobs` takes ``timeout`` as ``request_timeout``)."""
+    options = {name: getattr(args, name) for name in _FLAGGED}
+    options["progress"] = OPTIONS["progress"].default and not args.no_progress
+    return options
 
 
 def _complete(
@@ -442,7 +432,6 @@ def _enqueue(args: argparse.Namespace, done: list[pd.DataFrame]) -> pd.DataFrame
         ticket_type_id=args.ticket_type_id,
         key=args.key,
         resend_unknown=args.resend_unknown,
-        timeout=args.timeout,
         **options,
     )  # GET /me first (to bind the ledger): UnreachableError if it gets no answer at all
     done.append(df)
@@ -461,11 +450,12 @@ def _enqueue(args: argparse.Namespace, done: list[pd.DataFrame]) -> pd.DataFrame
         )
     if not (args.wait or args.tickets):
         return df
+    request_timeout = options.pop("timeout")
     df = wait_for_jobs(
         df,
         poll_interval=args.poll_interval,
         timeout=args.wait_timeout,
-        request_timeout=args.timeout,
+        request_timeout=request_timeout,
         **options,
     )
     done.append(df)
@@ -474,7 +464,7 @@ def _enqueue(args: argparse.Namespace, done: list[pd.DataFrame]) -> pd.DataFrame
     from .tickets import fetch_tickets  # imported only when asked for
 
     try:
-        return fetch_tickets(df, timeout=args.timeout, **options)
+        return fetch_tickets(df, timeout=request_timeout, **options)
     except (E.FetchInterrupted, E.RunAbortedError) as exc:
         exc.df = df  # its .df holds the tickets read so far; the rows so far are the jobs'
         raise
@@ -641,54 +631,29 @@ def _add_wait_flags(command: argparse.ArgumentParser, wait_help: str) -> None:
     )
 
 
+#: The options the command line takes as ``--flag VALUE``: those of `OPTIONS` with a metavar.
+_FLAGGED = [name for name, option in OPTIONS.items() if option.metavar is not None]
+
+
 def _add_connection_flags(command: argparse.ArgumentParser) -> None:
-    """The flags of every command that talks to Intercom (read by `_connection_options`)."""
-    command.add_argument(
-        "--region",
-        choices=sorted(REGIONS),
-        default=DEFAULT_REGION,
-        help="your workspace's Intercom region (default: %(default)s)",
-    )
-    command.add_argument(
-        "--base-url",
-        metavar="URL",
-        help="another API host, such as a sandbox's; overrides --region (default: the region's)",
-    )
-    command.add_argument(
-        "--max-workers",
-        type=int,
-        default=DEFAULT_MAX_WORKERS,
-        metavar="N",
-        help="requests in flight at most (default: %(default)s)",
-    )
-    command.add_argument(
-        "--max-rps",
-        type=float,
-        default=DEFAULT_MAX_RPS,
-        metavar="N",
-        help="cap on requests per second, to leave room for other integrations (default: "
-        + ("no cap)" if DEFAULT_MAX_RPS is None else "%(default)s)"),
-    )
-    command.add_argument(
-        "--timeout",
-        type=float,
-        default=DEFAULT_TIMEOUT,
-        metavar="S",
-        help="seconds to wait for one answer (default: %(default)s)",
-    )
-    command.add_argument(
-        "--retries",
-        type=int,
-        default=DEFAULT_RETRIES,
-        metavar="N",
-        help="further tries after a passing failure: timeout, dropped connection, 5xx, 429 "
-        "(default: %(default)s; enqueue resends only what certainly did not reach Intercom)",
-    )
+    """The flags of every command that talks to Intercom (read by `_connection_options`):
+    one per option of `OPTIONS` that has a ``metavar``, and ``--no-progress``. The token is
+    never a flag."""
+    for name in _FLAGGED:
+        option = OPTIONS[name]
+        default = option.default
+        command.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=option.parse or str,
+            default=default,
+            metavar=option.metavar,
+            help=f"{option.help} (default: " + ("none)" if default is None else "%(default)s)"),
+        )
     command.add_argument(
         "--no-progress",
         action="store_true",
         help="hide the progress bar (default: "
-        + ("shown on stderr)" if DEFAULT_PROGRESS else "hidden)"),
+        + ("shown on stderr)" if OPTIONS["progress"].default else "hidden)"),
     )
 
 

@@ -64,7 +64,7 @@ import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dask.dataframe as dd
 import numpy as np
@@ -75,22 +75,29 @@ from . import polling
 from .errors import ConfigurationError
 from .fetch import fetch_jobs as _fetch_jobs
 from .options import (
-    DEFAULT_API_VERSION,
-    DEFAULT_MAX_RPS,
-    DEFAULT_MAX_WORKERS,
     DEFAULT_POLL_INTERVAL,
-    DEFAULT_REGION,
-    DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
     ENV_NAME,
     ENV_PREFIX,
+    ConnectionOptions,
     Options,
+    RequestOptions,
     Secret,
+    check_option_names,
 )
 from .parquet import ARROW_TYPES, with_string_storage
 from .rows import DTYPES, OPEN_CATEGORIES, REQUIRED_COLUMNS, to_frame, user_columns
 
-__all__ = ["fetch_jobs", "wait_for_jobs", "to_parquet", "WORKSPACE"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+
+class DaskOptions(ConnectionOptions, RequestOptions, total=False):
+    """The options of `fetch_jobs` here: `ClientOptions` but the token's (``tokens`` is its own
+    argument, ``"env:NAME"`` only) and ``progress`` (a worker shows none)."""
+
+
+__all__ = ["fetch_jobs", "wait_for_jobs", "to_parquet", "WORKSPACE", "DaskOptions"]
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +148,14 @@ def _token_names(tokens: Any) -> dict[str, str]:
     return names
 
 
-def _check_options(**options: Any) -> None:
-    """Check the run's options as `Options.build` does, with a placeholder token."""
+def _check_options(allowed: Any, **options: Any) -> None:
+    """Check the run's options as `Options.build` does, with a placeholder token.
+
+    Raises:
+        TypeError: a keyword that is not one of ``allowed`` (a TypedDict of options).
+        ConfigurationError: a value that is not valid.
+    """
+    check_option_names(options, allowed)
     Options.build(token=Secret("placeholder"), progress=False, **options)
 
 
@@ -328,13 +341,7 @@ def fetch_jobs(
     ddf: dd.DataFrame | pd.DataFrame,
     *,
     tokens: Mapping[str, str],
-    region: str = DEFAULT_REGION,
-    base_url: str | None = None,
-    api_version: str | None = DEFAULT_API_VERSION,
-    timeout: float = DEFAULT_TIMEOUT,
-    retries: int = DEFAULT_RETRIES,
-    max_workers: int = DEFAULT_MAX_WORKERS,
-    max_rps: float | None = DEFAULT_MAX_RPS,
+    **options: Unpack[DaskOptions],
 ) -> dd.DataFrame:
     """The status of many jobs of many workspaces, as a lazy Dask DataFrame (one partition per
     workspace: one task, one in-process `intercom_jobs_nb.fetch.fetch_jobs`, one pacing gate).
@@ -344,8 +351,8 @@ def fetch_jobs(
             columns come back alongside the results.
         tokens: workspace -> ``"env:NAME"``: the token is read from the environment variable
             NAME on the worker that runs the workspace's task (never sent in the graph).
-        region, base_url, api_version, timeout, retries, max_workers, max_rps: as in
-            `intercom_jobs_nb.fetch_jobs`, for each workspace (``max_rps`` caps each one).
+        **options: `DaskOptions`, as in `intercom_jobs_nb.fetch_jobs`, for each workspace
+            (``max_rps`` caps each one).
 
     Returns:
         A Dask DataFrame: the columns of `intercom_jobs_nb.fetch_jobs`, the input's own,
@@ -363,17 +370,8 @@ def fetch_jobs(
         >>> out = ijd.fetch_jobs(df, tokens={"acme": "env:INTERCOM_TOKEN_ACME"})
         >>> out.compute()                                             # doctest: +SKIP
     """
-    options = dict(
-        region=region,
-        base_url=base_url,
-        api_version=api_version,
-        timeout=timeout,
-        retries=retries,
-        max_workers=max_workers,
-        max_rps=max_rps,
-    )
-    _check_options(**options)
-    return _results(ddf, tokens, False, options)
+    _check_options(DaskOptions, **options)
+    return _results(ddf, tokens, False, dict(options))
 
 
 def wait_for_jobs(
@@ -383,12 +381,7 @@ def wait_for_jobs(
     poll_interval: float = DEFAULT_POLL_INTERVAL,
     timeout: float | None = None,
     request_timeout: float = DEFAULT_TIMEOUT,
-    region: str = DEFAULT_REGION,
-    base_url: str | None = None,
-    api_version: str | None = DEFAULT_API_VERSION,
-    retries: int = DEFAULT_RETRIES,
-    max_workers: int = DEFAULT_MAX_WORKERS,
-    max_rps: float | None = DEFAULT_MAX_RPS,
+    **options: Unpack[ConnectionOptions],
 ) -> dd.DataFrame:
     """`fetch_jobs`, then poll each workspace's jobs still pending until all are final or
     ``timeout`` passes (each workspace's own task: `intercom_jobs_nb.wait_for_jobs`).
@@ -405,17 +398,11 @@ def wait_for_jobs(
         isinstance(timeout, bool) or not (isinstance(timeout, (int, float)) and timeout >= 0)
     ):
         raise ConfigurationError(f"timeout must be >= 0 seconds or None, got {timeout!r}")
-    options = dict(
-        region=region,
-        base_url=base_url,
-        api_version=api_version,
-        retries=retries,
-        max_workers=max_workers,
-        max_rps=max_rps,
-    )
-    _check_options(timeout=request_timeout, **options)
-    options.update(poll_interval=poll_interval, timeout=timeout, request_timeout=request_timeout)
-    return _results(ddf, tokens, True, options)
+    _check_options(ConnectionOptions, **options)
+    _check_options(RequestOptions, timeout=request_timeout)
+    run: dict[str, Any] = dict(options)
+    run.update(poll_interval=poll_interval, timeout=timeout, request_timeout=request_timeout)
+    return _results(ddf, tokens, True, run)
 
 
 class _ParquetEngine(ArrowDatasetEngine):

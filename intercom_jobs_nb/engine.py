@@ -3,7 +3,7 @@ the CLI.
 
 A run is a list of distinct ids, the rows already known for some of them (from an input frame or
 a checkpoint), and passes: each pass asks every id whose row is missing or not final, with
-``max_workers`` threads (each its own `transport.Client`) sharing one `Pacer` and one
+``max_workers`` threads (each its own connection: `transports.connect`) sharing one `Pacer` and one
 `Watchdog`. The calling thread only reads the rows the workers queue: it counts them, shows
 progress, hands them to the checkpoint in batches, and stays responsive to Ctrl-C. A single pass
 is `fetch_jobs` and `refresh`; passes every ``poll_interval`` seconds until every row is final
@@ -36,7 +36,7 @@ from . import errors as E
 from .checkpoint import Checkpoint
 from .ids import JobIds, workspace_names
 from .options import Options
-from .pacing import Pacer, PaceStatus, shared_gate
+from .pacing import Pacer, PaceStatus, RateGate, shared_gate
 from .progress import JOB_OUTCOMES, Progress, job_outcome
 from .rows import (
     DTYPES,
@@ -50,7 +50,7 @@ from .rows import (
     with_extra,
 )
 from .transport import (
-    Client,
+    Channel,
     Fatal,
     Route,
     Stopped,
@@ -60,6 +60,7 @@ from .transport import (
     fetch_row,
     identify,
 )
+from .transports import connect
 
 __all__ = [
     "Run",
@@ -96,6 +97,15 @@ UNREACHABLE_WITHIN = 10.0
 
 
 Key = tuple[str | None, str]  # (workspace, job_id): a job's identity (workspace None: one)
+
+
+def _gate(options: Options) -> RateGate:
+    """The pacing gate of a run's lane: the process's one per token and host over the network
+    (`shared_gate`); a run through a transport of its own (a `MockTransport`) has its own,
+    so a mock's answers never hold back a real run of the same token."""
+    if options.transport is not None:
+        return RateGate(max_rps=options.max_rps)
+    return shared_gate(options.token.reveal(), options.base_url, options.max_rps)
 
 
 def from_frame(df: pd.DataFrame) -> tuple[JobIds, dict[Key, Row]]:
@@ -137,7 +147,7 @@ class Work(Protocol):
         """The progress bucket of a row."""
         ...
 
-    def ask(self, client: Client, gate: Pacer, index: int) -> Any:
+    def ask(self, client: Channel, gate: Pacer, index: int) -> Any:
         """The row of item ``index`` (called in a worker thread)."""
         ...
 
@@ -167,7 +177,7 @@ class JobsWork:
         lanes = self.lanes
         return (None if lanes is None else lanes[index], self.ids[index])
 
-    def ask(self, client: Client, gate: Pacer, index: int) -> Row:
+    def ask(self, client: Channel, gate: Pacer, index: int) -> Row:
         row = fetch_row(client, gate, self.ids[index])
         lanes = self.lanes
         return row if lanes is None else row._replace(workspace=lanes[index])
@@ -319,23 +329,22 @@ class Run:
             name: options if name is None or tokens is None else options.for_token(tokens[name])
             for name in names
         }
-        self.gates = {
-            name: Pacer(shared_gate(o.token.reveal(), o.base_url, o.max_rps), self.stop)
-            for name, o in self.lane_options.items()
-        }
+        self.gates = {name: Pacer(_gate(o), self.stop) for name, o in self.lane_options.items()}
         self.gate = next(iter(self.gates.values()))  # the gate of a run of one workspace
         # The environment's proxy and CA bundle, checked before any request (a mistake there
         # is a ConfigurationError naming the variable, not a row per job).
-        self.reach = Reach(options.base_url, check_connection(options), self._stop_sending)
+        way = check_connection(options) if options.transport is None else Route(None, None)
+        self.reach = Reach(options.base_url, way, self._stop_sending)
         self._lane_codes: np.ndarray | None = None
         self.watchdog = Watchdog()
         self.batch: list[Any] = []
         self.progress: Progress | None = None
 
-    def client(self, lane: str | None = None) -> Client:
-        """A client for the calling thread (to ask something before the passes), of a lane."""
+    def client(self, lane: str | None = None) -> Channel:
+        """A connection for the calling thread (to ask something before the passes), of a
+        lane."""
         options = self.lane_options[lane] if lane is not None else self.options
-        return Client(options, self.watchdog, self.reach.report)
+        return connect(options, self.watchdog, self.reach.report)
 
     def identify(self, lane: str | None = None) -> str:
         """The workspace a lane's token belongs to (``GET /me``), asked from the calling
@@ -529,7 +538,7 @@ class Run:
             client = None
             gate = self.gates[lane]
             try:
-                client = Client(self.lane_options[lane], self.watchdog, self.reach.report)
+                client = connect(self.lane_options[lane], self.watchdog, self.reach.report)
                 while not stop.is_set():
                     if not room.acquire(timeout=STOP_POLL):
                         continue

@@ -36,8 +36,7 @@ import json
 import math
 import os
 from collections import Counter
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -56,31 +55,27 @@ from .ledger import (
     EnqueueRow,
     Ledger,
 )
-from .options import (
-    DEFAULT_API_VERSION,
-    DEFAULT_MAX_RPS,
-    DEFAULT_MAX_WORKERS,
-    DEFAULT_PROGRESS,
-    DEFAULT_REGION,
-    DEFAULT_RETRIES,
-    DEFAULT_TIMEOUT,
-    Options,
-    Secret,
-)
-from .pacing import BLOCKED, STOPPED, Pacer
-from .progress import Snapshot
+from .options import Options, hide_token
+from .pacing import Pacer
 from .rows import columns_of, records_frame
 from .transport import (
     MAX_MESSAGE,
-    Client,
+    Answer,
+    Channel,
     Fatal,
+    Policy,
     Stopped,
     TransportFailure,
-    backoff,
+    ask,
     parse_json,
     read_error,
     text_field,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .options import ClientOptions
 
 __all__ = [
     "enqueue_tickets",
@@ -286,88 +281,92 @@ def _body(record: dict[Any, Any], attrs: list[str], default_type: Any) -> dict[s
     return body
 
 
-def send_enqueue(client: Client, gate: Pacer, key: str, body: bytes) -> EnqueueRow:
-    """POST one body: retried only when Intercom certainly did not take it (see the module).
+def _not_sent_yet(row: EnqueueRow) -> bool:
+    """An enqueue is sent again only while its row is ``not_sent`` (a 429, or a failure before
+    the request left): anything else may have made a ticket."""
+    return not row.final
+
+
+#: Enqueues: never twice a request that may have reached Intercom.
+ENQUEUE_POLICY = Policy(resend=False, transient=_not_sent_yet)
+
+
+def read_enqueue(key: str, answer: Answer, options: Options) -> EnqueueRow:
+    """One answer to a key's ``POST /tickets/enqueue`` as its row.
+
+    Raises:
+        Fatal: the token or API version was rejected (the request was not processed).
+    """
+    status, at = answer.status, answer.received_at
+    parsed = parse_json(answer.body) if answer.problem is None else None
+    header_id = text_field(answer.headers.get("X-Request-Id"), 128)
+    if status == 200:
+        job_id = text_field(parsed.get("id"), 128) if isinstance(parsed, dict) else None
+        if job_id and isinstance(parsed, dict) and parsed.get("type") in (None, "job"):
+            return EnqueueRow.of(key, ENQUEUED, job_id=job_id, request_id=header_id, at=at)
+        return EnqueueRow.of(
+            key,
+            UNKNOWN,
+            code=C.INVALID_RESPONSE,
+            request_id=header_id,
+            message="Intercom answered 200 but not with a job; a ticket may have been created",
+            at=at,
+        )
+    code, message, request_id = read_error(answer, parsed, options)
+    message = message[:MAX_MESSAGE]
+    if status == 429:  # not processed: sent again (`ask` waits for the window) while it may
+        return EnqueueRow.of(
+            key, NOT_SENT, code=code, request_id=request_id, message=message, at=at
+        )
+    if 400 <= status < 500:
+        return EnqueueRow.of(
+            key, REJECTED, code=code, message=message, request_id=request_id, at=at
+        )
+    return EnqueueRow.of(
+        key,
+        UNKNOWN,
+        code=code,
+        message=f"{message}: the request may have been processed; check before resend_unknown=True",
+        request_id=request_id,
+        at=at,
+    )
+
+
+def _unanswered(key: str, failure: TransportFailure) -> EnqueueRow:
+    """The row of a POST that got no answer: ``not_sent`` when it certainly never left, else
+    ``unknown``."""
+    if not failure.sent:
+        return EnqueueRow.of(key, NOT_SENT, code=failure.code, message=failure.message)
+    return EnqueueRow.of(
+        key,
+        UNKNOWN,
+        code=failure.code,
+        message=(
+            f"{failure.message}; the request may have reached Intercom and created a "
+            "ticket: check before resend_unknown=True"
+        ),
+    )
+
+
+def send_enqueue(client: Channel, gate: Pacer, key: str, body: bytes) -> EnqueueRow:
+    """POST one body through the one retry loop (`transport.ask`), with `ENQUEUE_POLICY`:
+    sent again only when Intercom certainly did not take it (see the module).
 
     Raises:
         Stopped: the run is stopping and the request was not sent.
         Fatal: the token or API version was rejected (the request was not processed).
     """
-    retries = client.options.retries
-    attempts = 0
-    while True:
-        go = gate.acquire()
-        if go == STOPPED or gate.stop.is_set():
-            if go != STOPPED:
-                gate.release()
-            raise Stopped
-        if go == BLOCKED:
-            return EnqueueRow.of(
-                key,
-                NOT_SENT,
-                code=C.RATE_LIMIT_EXCEEDED,
-                message="not sent: Intercom's rate limit allowed nothing for "
-                "several windows; call again later",
-            )
-        attempts += 1
-        try:
-            answer = client.request("POST", ENQUEUE_PATH, body)
-        except TransportFailure as failure:
-            gate.release()
-            if not failure.sent:
-                if (
-                    attempts <= retries
-                    and not failure.configuration  # the same certificate again: no use
-                    and not gate.stop.wait(backoff(attempts))
-                ):
-                    continue
-                return EnqueueRow.of(key, NOT_SENT, code=failure.code, message=failure.message)
-            return EnqueueRow.of(
-                key,
-                UNKNOWN,
-                code=failure.code,
-                message=(
-                    f"{failure.message}; the request may have reached Intercom and created a "
-                    "ticket: check before resend_unknown=True"
-                ),
-            )
-        gate.release(answer.headers, answer.received_at, answer.status)
-        status, at = answer.status, answer.received_at
-        parsed = parse_json(answer.body) if answer.problem is None else None
-        header_id = text_field(answer.headers.get("X-Request-Id"), 128)
-        if status == 200:
-            job_id = text_field(parsed.get("id"), 128) if isinstance(parsed, dict) else None
-            if job_id and isinstance(parsed, dict) and parsed.get("type") in (None, "job"):
-                return EnqueueRow.of(key, ENQUEUED, job_id=job_id, request_id=header_id, at=at)
-            return EnqueueRow.of(
-                key,
-                UNKNOWN,
-                code=C.INVALID_RESPONSE,
-                request_id=header_id,
-                message="Intercom answered 200 but not with a job; a ticket may have been created",
-                at=at,
-            )
-        code, message, request_id = read_error(answer, parsed, client.options)
-        message = message[:MAX_MESSAGE]
-        if status == 429:
-            if attempts <= retries:
-                continue  # not processed: the gate holds every worker until the window resets
-            return EnqueueRow.of(
-                key, NOT_SENT, code=code, request_id=request_id, message=message, at=at
-            )
-        if 400 <= status < 500:
-            return EnqueueRow.of(
-                key, REJECTED, code=code, message=message, request_id=request_id, at=at
-            )
-        return EnqueueRow.of(
-            key,
-            UNKNOWN,
-            code=code,
-            message=f"{message}: the request may have been processed; check before "
-            "resend_unknown=True",
-            request_id=request_id,
-            at=at,
-        )
+    options = client.options
+
+    def read(answer: Answer, attempts: int) -> EnqueueRow:
+        return read_enqueue(key, answer, options)
+
+    def failed(failure: TransportFailure, attempts: int) -> EnqueueRow:
+        return _unanswered(key, failure)
+
+    return ask(
+        client, gate, key, ENQUEUE_PATH, read, failed, ENQUEUE_POLICY, method="POST", body=body
+    )
 
 
 class EnqueueWork:
@@ -392,7 +391,7 @@ class EnqueueWork:
     def outcome(row: EnqueueRow) -> str:
         return row.enqueue_status
 
-    def ask(self, client: Client, gate: Pacer, index: int) -> EnqueueRow:
+    def ask(self, client: Channel, gate: Pacer, index: int) -> EnqueueRow:
         key, body = self.keys[index], self.bodies[index]
         assert body is not None  # rows without a body are rejected before the passes
         encoded, fingerprint = body
@@ -423,15 +422,7 @@ def enqueue_tickets(
     ticket_type_id: str | int | None = None,
     key: str | None = None,
     resend_unknown: bool = False,
-    token: str | Secret | None = None,
-    region: str = DEFAULT_REGION,
-    base_url: str | None = None,
-    api_version: str | None = DEFAULT_API_VERSION,
-    timeout: float = DEFAULT_TIMEOUT,
-    retries: int = DEFAULT_RETRIES,
-    max_workers: int = DEFAULT_MAX_WORKERS,
-    max_rps: float | None = DEFAULT_MAX_RPS,
-    progress: bool | Callable[[Snapshot], Any] = DEFAULT_PROGRESS,
+    **options: Unpack[ClientOptions],
 ) -> pd.DataFrame:
     """Create a ticket for each row (``POST /tickets/enqueue``), never two for one key.
 
@@ -448,8 +439,8 @@ def enqueue_tickets(
         key: the column that holds each row's key, if it is not named ``key``.
         resend_unknown: send again the keys whose earlier request may or may not have created
             a ticket (``unknown``); check them in Intercom first.
-        token, region, base_url, api_version, timeout, retries, max_workers, max_rps, progress:
-            as in `fetch_jobs`.
+        **options: the options of `fetch_jobs` (``token``, ``region``, ``base_url``...; one
+            workspace).
 
     Returns:
         The input rows plus ``key``, ``job_id``, ``enqueue_status`` (``enqueued``,
@@ -471,18 +462,33 @@ def enqueue_tickets(
         >>> out = ij.enqueue_tickets(rows, ledger="tickets.sqlite", ticket_type_id="88")
         ...                                                           # doctest: +SKIP
     """
-    token = Secret.wrap(token)
-    options = Options.build(
-        token=token,
-        region=region,
-        base_url=base_url,
-        api_version=api_version,
-        timeout=timeout,
-        retries=retries,
-        max_workers=max_workers,
-        max_rps=max_rps,
-        progress=progress,
-    )
+    hide_token(options)
+    from .client import Client  # the client's method calls `enqueue`, below
+
+    with Client(**options) as client:
+        return client.enqueue_tickets(
+            rows,
+            ledger=ledger,
+            ticket_type_id=ticket_type_id,
+            key=key,
+            resend_unknown=resend_unknown,
+        )
+
+
+def enqueue(
+    rows: Any,
+    options: Options,
+    *,
+    ledger: str | os.PathLike,
+    ticket_type_id: str | int | None = None,
+    key: str | None = None,
+    resend_unknown: bool = False,
+) -> pd.DataFrame:
+    """`enqueue_tickets` with checked options (`Client.enqueue_tickets`)."""
+    if options.tokens is not None and len(options.tokens) > 1:
+        raise ConfigurationError(
+            "enqueue_tickets is for one workspace at a time: call it per workspace with its token"
+        )
     frame, keys, bodies = ticket_bodies(rows, ticket_type_id=ticket_type_id, key=key)
     encoded = [
         (json.dumps(b, separators=(",", ":")).encode(), Body.of(b)) if isinstance(b, dict) else None

@@ -1,7 +1,12 @@
-"""The options every call that talks to Intercom shares: defaults, checks, and the token's wrapper.
+"""The options every call that talks to Intercom shares: declared, defaulted and checked once.
 
-Every default is defined once, here (`DEFAULTS` and the ``DEFAULT_*`` names): the signatures of
-`fetch_jobs`, `refresh`, `wait_for_jobs`, `JobsPanel` and the CLI's flags read them.
+Each option is declared once, here: its type in `ClientOptions` (the ``**options`` of `Client`,
+`fetch_jobs`, `refresh`, `wait_for_jobs`, `enqueue_tickets`, `fetch_tickets`, the `JobsPanel`
+and ``intercom_jobs_nb.dask``, so editors complete and type-check each keyword), its default and
+meaning in `OPTIONS` (which the docstrings, the CLI's flags and the panel read), and its check in
+`Options.build`. Adding an option: a line in `ClientOptions`, a row in `OPTIONS`, a field and a
+check in `Options` (this file); the code that uses it; a test. The CLI gets a flag from the row's
+``metavar``.
 
 The token comes in by one door, `Secret.wrap`: surrounding whitespace (a token read from a file
 ends in a newline) is stripped, anything else outside visible ASCII is refused without echoing
@@ -11,6 +16,7 @@ line, so verbose tracebacks (``%xmode Verbose``) show ``Secret('********')``.
 
 from __future__ import annotations
 
+import difflib
 import getpass
 import ipaddress
 import os
@@ -19,10 +25,16 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict
 from urllib.parse import urlsplit
 
 from .errors import ConfigurationError, MissingTokenError
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .progress import Snapshot
+    from .transports import Transport
 
 __all__ = [
     "REGIONS",
@@ -37,7 +49,15 @@ __all__ = [
     "TOKEN_ENV",
     "USER_AGENT",
     "Secret",
+    "ClientOptions",
+    "RequestOptions",
+    "TokenOptions",
+    "ConnectionOptions",
+    "Option",
+    "OPTIONS",
     "Options",
+    "check_option_names",
+    "hide_token",
     "check_base_url",
     "is_loopback",
     "get_token",
@@ -274,6 +294,138 @@ def check_base_url(base_url: str) -> str:
     return base_url.rstrip("/")
 
 
+class ConnectionOptions(TypedDict, total=False):
+    """Where requests go and how they are paced (see `OPTIONS` for each one's meaning)."""
+
+    region: str
+    base_url: str | None
+    api_version: str | None
+    retries: int
+    max_workers: int
+    max_rps: float | None
+    transport: Transport | None
+
+
+class RequestOptions(TypedDict, total=False):
+    """How long one answer may take (`wait_for_jobs` calls it ``request_timeout``: its own
+    ``timeout`` is the whole wait's)."""
+
+    timeout: float
+
+
+class TokenOptions(TypedDict, total=False):
+    """Whose requests they are, and how a run shows its progress."""
+
+    token: str | Secret | None
+    tokens: Mapping[str, str | Secret] | None
+    progress: bool | Callable[[Snapshot], Any]
+
+
+class ClientOptions(TokenOptions, ConnectionOptions, RequestOptions, total=False):
+    """The keyword options of `Client` and of every call that talks to Intercom: one
+    declaration, split in three parts only where a call takes some of them (`wait_for_jobs`
+    names ``timeout`` ``request_timeout``; ``intercom_jobs_nb.dask`` takes ``tokens`` its own
+    way). What each one means, and its default: `OPTIONS` (listed below).
+    """
+
+
+class Option(NamedTuple):
+    """One option: its default, what it means (one line, for docstrings, the CLI's help and
+    the panel), and, for those the command line takes, the flag's placeholder and type."""
+
+    default: Any
+    help: str
+    metavar: str | None = None  # the CLI's --flag takes a value shown so; None: not a value flag
+    parse: Callable[[str], Any] | None = None  # the flag's argparse type
+
+
+#: Every option in `ClientOptions`: default and meaning. The CLI makes a ``--flag`` of each one
+#: with a ``metavar`` (``progress``: ``--no-progress``); the token is never a flag.
+OPTIONS: dict[str, Option] = {
+    "token": Option(
+        None,
+        "an Intercom access token, an ij.Secret, or 'env:NAME' (default: get_token(): "
+        f"{TOKEN_ENV}, a .env file, Colab's secrets)",
+    ),
+    "tokens": Option(
+        None,
+        "many workspaces: {workspace: token}, with ids that have a workspace column",
+    ),
+    "region": Option(DEFAULT_REGION, "your workspace's Intercom region", "|".join(REGIONS)),
+    "base_url": Option(None, "another API host, such as a sandbox's; overrides region", "URL"),
+    "api_version": Option(
+        DEFAULT_API_VERSION, "sent as the Intercom-Version header (None: none)", "V"
+    ),
+    "timeout": Option(DEFAULT_TIMEOUT, "seconds to wait for one answer", "S", float),
+    "retries": Option(
+        DEFAULT_RETRIES,
+        "further tries after a passing failure: timeout, dropped connection, 5xx, 429 "
+        "(enqueues resend only what certainly did not reach Intercom)",
+        "N",
+        int,
+    ),
+    "max_workers": Option(DEFAULT_MAX_WORKERS, "requests in flight at most", "N", int),
+    "max_rps": Option(
+        DEFAULT_MAX_RPS,
+        "cap on requests per second, to leave room for other integrations",
+        "N",
+        float,
+    ),
+    "progress": Option(
+        DEFAULT_PROGRESS, "True for a progress bar, False for none, or a callable taking a Snapshot"
+    ),
+    "transport": Option(
+        None,
+        "where requests go: None for the network, or an ij.MockTransport(handler) that answers "
+        "from a function (tests, offline notebooks)",
+    ),
+}
+
+
+ClientOptions.__doc__ = (
+    f"""{ClientOptions.__doc__}
+    The options (name, default: meaning), from `OPTIONS`:
+
+"""
+    + "\n".join(
+        f"    - ``{name}``, default ``{option.default!r}``: {option.help}."
+        for name, option in OPTIONS.items()
+    )
+    + """
+
+    Example:
+        >>> def fetch_quietly(ids, **options: Unpack[ClientOptions]):  # doctest: +SKIP
+        ...     return ij.fetch_jobs(ids, progress=False, **options)
+"""
+)
+
+
+def hide_token(options: Any) -> None:
+    """Wrap the ``token`` of a call's keyword options in place, as the public calls do on their
+    first line: a verbose traceback (``%xmode Verbose``) then shows ``Secret('********')`` in
+    every frame, the public call's own ``options`` included."""
+    if options.get("token") is not None:
+        options["token"] = Secret.wrap(options["token"])
+
+
+def check_option_names(options: Mapping[str, Any], allowed: Any = ClientOptions) -> None:
+    """Refuse a keyword that is not an option (of the TypedDict ``allowed``), naming the
+    nearest one.
+
+    Raises:
+        TypeError: as Python does for an unexpected keyword, with a suggestion.
+    """
+    known = allowed.__optional_keys__ | allowed.__required_keys__
+    for name in options:
+        if name not in known:
+            near = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            raise TypeError(
+                f"unexpected keyword argument {name!r}{hint} (the options are "
+                f"{', '.join(sorted(known))})"
+            )
+
+
 @dataclass(frozen=True)
 class Options:
     """Checked settings for one run. Build with `Options.build(...)`."""
@@ -289,21 +441,30 @@ class Options:
     #: Many workspaces: a token per workspace name (``token`` is then the first of them).
     tokens: Mapping[str, Secret] | None = field(default=None, repr=False)
 
+    #: Where requests go: None for the network, else a `Transport` (``ij.MockTransport``).
+    transport: Transport | None = None
+
     @classmethod
-    def build(
-        cls,
-        *,
-        token: str | Secret | None = None,
-        region: str = DEFAULT_REGION,
-        base_url: str | None = None,
-        api_version: str | None = DEFAULT_API_VERSION,
-        timeout: float = DEFAULT_TIMEOUT,
-        retries: int = DEFAULT_RETRIES,
-        max_workers: int = DEFAULT_MAX_WORKERS,
-        max_rps: float | None = DEFAULT_MAX_RPS,
-        progress: bool | Callable[..., Any] = DEFAULT_PROGRESS,
-        tokens: Mapping[str, str | Secret] | None = None,
-    ) -> Options:
+    def build(cls, **options: Unpack[ClientOptions]) -> Options:
+        """Checked options from `ClientOptions` keywords (`OPTIONS` gives the defaults).
+
+        Raises:
+            TypeError: a keyword that is not an option (the nearest one is named).
+            ConfigurationError: a value that is not valid (the token is never shown).
+            MissingTokenError: no token given, and `get_token` finds none.
+        """
+        check_option_names(options)
+        given: dict[str, Any] = {name: option.default for name, option in OPTIONS.items()}
+        given.update(options)
+        token, tokens, region, base_url = (
+            given["token"],
+            given["tokens"],
+            given["region"],
+            given["base_url"],
+        )
+        api_version, timeout, retries = given["api_version"], given["timeout"], given["retries"]
+        max_workers, max_rps, progress = given["max_workers"], given["max_rps"], given["progress"]
+        transport = given["transport"]
         lanes = None
         if tokens is not None:
             if token is not None:
@@ -349,6 +510,11 @@ class Options:
             )
         if not (isinstance(progress, bool) or callable(progress)):
             raise ConfigurationError("progress must be True, False or a callable")
+        if transport is not None and not callable(getattr(transport, "handle", None)):
+            raise ConfigurationError(
+                "transport must be None (the network) or a Transport, such as "
+                f"ij.MockTransport(handler); got {type(transport).__name__}"
+            )
         return cls(
             token=secret,
             base_url=base_url,
@@ -359,6 +525,7 @@ class Options:
             max_rps=max_rps,
             progress=progress,
             tokens=lanes,
+            transport=transport,
         )
 
     def for_token(self, token: Secret) -> Options:

@@ -22,7 +22,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pandas as pd
 
@@ -33,22 +33,25 @@ from .frames import export_csv, is_final
 from .ids import ID_FILE_SUFFIXES, JobIds, read_ids_file, read_job_ids
 from .options import (
     DEFAULT_API_VERSION,
-    DEFAULT_MAX_RPS,
-    DEFAULT_MAX_WORKERS,
     DEFAULT_REGION,
-    DEFAULT_RETRIES,
-    DEFAULT_TIMEOUT,
     REGIONS,
     TOKEN_ENV,
     Options,
     Secret,
+    check_option_names,
     get_token,
+    hide_token,
     read_tokens,
 )
 from .panel_render import counts_text, number, table_columns
 from .plotting import outcomes
 from .progress import Snapshot
 from .rows import frame_rows, to_frame, unasked_row
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .options import ClientOptions
 
 __all__ = [
     "PanelController",
@@ -189,14 +192,14 @@ class PanelController:
 
     Args:
         job_ids: the ids to start with (anything `fetch_jobs` takes), kept exactly.
-        region: ``"us"``, ``"eu"`` or ``"au"``.
-        base_url: send requests here instead of a region (e.g. a `Sandbox`'s ``base_url``).
-        token: an access token; default: one typed later, else `get_token` (no prompt).
-        tokens: many workspaces: ``{workspace: token}``, with ids that have a workspace each
-            (a DataFrame or .csv with a ``workspace`` column); then no token is typed.
         export_path: where Export writes its CSV.
-        api_version, timeout, retries, max_workers, max_rps: as in `fetch_jobs`.
         page_size: rows of the jobs table on a page.
+        **options: the options of `fetch_jobs` but ``progress`` (the panel shows its own):
+            ``token`` (default: one typed later, else `get_token`, no prompt), ``tokens``
+            (many workspaces, with ids that have a workspace each: a DataFrame or .csv with a
+            ``workspace`` column; then no token is typed), ``region``, ``base_url`` (e.g. a
+            `Sandbox`'s), ``api_version``, ``timeout``, ``retries``, ``max_workers``,
+            ``max_rps``, ``transport``.
 
     Example:
         >>> c = PanelController(sb.job_ids, base_url=sb.base_url, token=sb.token)  # doctest: +SKIP
@@ -208,19 +211,19 @@ class PanelController:
         self,
         job_ids: Any = None,
         *,
-        region: str = DEFAULT_REGION,
-        base_url: str | None = None,
-        token: str | Secret | None = None,
-        tokens: Mapping[str, str | Secret] | None = None,
         export_path: str | os.PathLike = "jobs.csv",
-        api_version: str | None = DEFAULT_API_VERSION,
-        timeout: float = DEFAULT_TIMEOUT,
-        retries: int = DEFAULT_RETRIES,
-        max_workers: int = DEFAULT_MAX_WORKERS,
-        max_rps: float | None = DEFAULT_MAX_RPS,
         page_size: int = PAGE_SIZE,
+        **options: Unpack[ClientOptions],
     ) -> None:
-        token = Secret.wrap(token)
+        hide_token(options)
+        check_option_names(options)
+        if "progress" in options:
+            raise TypeError("the panel shows its own progress: leave progress= out")
+        rest: dict[str, Any] = dict(options)
+        token = Secret.wrap(rest.pop("token", None))
+        tokens = rest.pop("tokens", None)
+        region = rest.pop("region", DEFAULT_REGION)
+        base_url = rest.pop("base_url", None)
         if tokens is not None and token is not None:
             raise E.ConfigurationError(
                 "pass token= (one workspace) or tokens= (one per workspace), not both"
@@ -229,13 +232,7 @@ class PanelController:
         self._tokens: dict[str, Secret] | None = None if tokens is None else read_tokens(tokens)
         self.region = region if region in REGIONS else DEFAULT_REGION
         self.base_url = base_url
-        self.options: dict[str, Any] = {
-            "api_version": api_version,
-            "timeout": timeout,
-            "retries": retries,
-            "max_workers": max_workers,
-            "max_rps": max_rps,
-        }
+        self.options: dict[str, Any] = rest  # the other options, for each run
         self.export_path = str(export_path)
         self.page_size = page_size
         self.df: pd.DataFrame | None = None
@@ -734,7 +731,9 @@ class PanelController:
             return False
         except (E.IntercomJobsError, _Unreachable) as exc:
             text, detail = explain(
-                exc, where=self.where, api_version=self.options.get("api_version")
+                exc,
+                where=self.where,
+                api_version=self.options.get("api_version", DEFAULT_API_VERSION),
             )
             self._set("error", text + kept, detail)
             return False

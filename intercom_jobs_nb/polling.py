@@ -9,51 +9,30 @@ engine (``engine.py``); a row already final is never asked for again.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from . import errors as E
-from .engine import from_frame, run
-from .ids import read_job_ids
-from .options import (
-    DEFAULT_API_VERSION,
-    DEFAULT_MAX_RPS,
-    DEFAULT_MAX_WORKERS,
-    DEFAULT_POLL_INTERVAL,
-    DEFAULT_PROGRESS,
-    DEFAULT_REGION,
-    DEFAULT_RETRIES,
-    DEFAULT_TIMEOUT,
-    Options,
-    Secret,
-)
-from .progress import Snapshot
-from .rows import REQUIRED_COLUMNS
-from .tickets import fetch_tickets
+from .client import Client
+from .options import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, hide_token
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .options import ClientOptions, ConnectionOptions, TokenOptions
+
+    class WaitOptions(TokenOptions, ConnectionOptions, total=False):
+        """`ClientOptions` but ``timeout``: `wait_for_jobs` calls it ``request_timeout``."""
+
 
 __all__ = ["refresh", "wait_for_jobs"]
-
-
-def _is_jobs_frame(source: Any) -> bool:
-    return isinstance(source, pd.DataFrame) and set(REQUIRED_COLUMNS) <= set(source.columns)
 
 
 def refresh(
     df: pd.DataFrame,
     *,
     checkpoint: str | os.PathLike | None = None,
-    token: str | Secret | None = None,
-    tokens: Mapping[str, str | Secret] | None = None,
-    region: str = DEFAULT_REGION,
-    base_url: str | None = None,
-    api_version: str | None = DEFAULT_API_VERSION,
-    timeout: float = DEFAULT_TIMEOUT,
-    retries: int = DEFAULT_RETRIES,
-    max_workers: int = DEFAULT_MAX_WORKERS,
-    max_rps: float | None = DEFAULT_MAX_RPS,
-    progress: bool | Callable[[Snapshot], Any] = DEFAULT_PROGRESS,
+    **options: Unpack[ClientOptions],
 ) -> pd.DataFrame:
     """A new DataFrame in which only the rows that may change were asked for again.
 
@@ -65,26 +44,9 @@ def refresh(
     Example:
         >>> df = ij.refresh(df, token=token)                          # doctest: +SKIP
     """
-    token = Secret.wrap(token)
-    if not isinstance(df, pd.DataFrame) or "job_id" not in df.columns:
-        raise E.ConfigurationError(
-            "refresh needs a DataFrame with a job_id column (from fetch_jobs, wait_for_jobs or "
-            "enqueue_tickets)"
-        )
-    options = Options.build(
-        token=token,
-        region=region,
-        base_url=base_url,
-        api_version=api_version,
-        timeout=timeout,
-        retries=retries,
-        max_workers=max_workers,
-        max_rps=max_rps,
-        progress=progress,
-        tokens=tokens,
-    )
-    job_ids, known = from_frame(df) if _is_jobs_frame(df) else (read_job_ids(df), {})
-    return run(job_ids, options, known=known, checkpoint=checkpoint)
+    hide_token(options)
+    with Client(**options) as client:
+        return client.refresh(df, checkpoint=checkpoint)
 
 
 def wait_for_jobs(
@@ -95,15 +57,7 @@ def wait_for_jobs(
     checkpoint: str | os.PathLike | None = None,
     request_timeout: float = DEFAULT_TIMEOUT,
     tickets: bool = False,
-    token: str | Secret | None = None,
-    tokens: Mapping[str, str | Secret] | None = None,
-    region: str = DEFAULT_REGION,
-    base_url: str | None = None,
-    api_version: str | None = DEFAULT_API_VERSION,
-    retries: int = DEFAULT_RETRIES,
-    max_workers: int = DEFAULT_MAX_WORKERS,
-    max_rps: float | None = DEFAULT_MAX_RPS,
-    progress: bool | Callable[[Snapshot], Any] = DEFAULT_PROGRESS,
+    **options: Unpack[WaitOptions],
 ) -> pd.DataFrame:
     """Fetch, then poll only the jobs still pending until all are final or ``timeout`` passes.
 
@@ -115,64 +69,18 @@ def wait_for_jobs(
         request_timeout: seconds for one answer (``timeout`` of `fetch_jobs`; here ``timeout``
             is the whole wait's).
         tickets: then fetch the ticket behind every successful job (`fetch_tickets`).
-        token, region, base_url, api_version, retries, max_workers, max_rps, progress: as in
-            `fetch_jobs`.
+        **options: the other options of `fetch_jobs` (``token``, ``region``, ``base_url``...).
 
     Returns:
         The DataFrame; jobs still pending at the timeout keep ``status == "pending"``, and
         ``df.attrs["timed_out"]`` says whether time ran out first.
     """
-    token = Secret.wrap(token)
-    if isinstance(poll_interval, bool) or not (
-        isinstance(poll_interval, (int, float)) and 0 <= poll_interval < 1e6
-    ):
-        raise E.ConfigurationError(f"poll_interval must be >= 0 seconds, got {poll_interval!r}")
-    if timeout is not None and (
-        isinstance(timeout, bool) or not (isinstance(timeout, (int, float)) and timeout >= 0)
-    ):
-        raise E.ConfigurationError(f"timeout must be >= 0 seconds or None, got {timeout!r}")
-    options = Options.build(
-        token=token,
-        region=region,
-        base_url=base_url,
-        api_version=api_version,
-        timeout=request_timeout,
-        retries=retries,
-        max_workers=max_workers,
-        max_rps=max_rps,
-        progress=progress,
-        tokens=tokens,
-    )
-    if tickets and options.tokens is not None:  # said before anything is asked
-        raise E.ConfigurationError(
-            "tickets=True is for one workspace: wait for many with tokens=, then call "
-            "fetch_tickets per workspace with its token"
+    hide_token(options)
+    with Client(timeout=request_timeout, **options) as client:
+        return client.wait_for_jobs(
+            ids_or_df,
+            poll_interval=poll_interval,
+            timeout=timeout,
+            checkpoint=checkpoint,
+            tickets=tickets,
         )
-    if _is_jobs_frame(ids_or_df):
-        job_ids, known = from_frame(ids_or_df)
-    else:
-        job_ids, known = read_job_ids(ids_or_df), {}
-    df = run(
-        job_ids,
-        options,
-        known=known,
-        checkpoint=checkpoint,
-        until_final=True,
-        poll_interval=poll_interval,
-        timeout=timeout,
-    )
-    if tickets:
-        timed_out = df.attrs.get("timed_out", False)
-        df = fetch_tickets(
-            df,
-            token=options.token,
-            base_url=options.base_url,
-            api_version=api_version,
-            timeout=request_timeout,
-            retries=retries,
-            max_workers=max_workers,
-            max_rps=max_rps,
-            progress=progress,
-        )
-        df.attrs["timed_out"] = timed_out
-    return df

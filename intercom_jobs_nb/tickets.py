@@ -11,8 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Callable
-from typing import Annotated, Any, NamedTuple
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import pandas as pd
 
@@ -21,29 +20,24 @@ from .checkpoint import WorkspaceFile
 from .engine import Run
 from .errors import CheckpointError, ConfigurationError, FetchInterrupted, RunAbortedError
 from .ids import check_job_id
-from .options import (
-    DEFAULT_API_VERSION,
-    DEFAULT_MAX_RPS,
-    DEFAULT_MAX_WORKERS,
-    DEFAULT_PROGRESS,
-    DEFAULT_REGION,
-    DEFAULT_RETRIES,
-    DEFAULT_TIMEOUT,
-    Options,
-    Secret,
-)
+from .options import Options, hide_token
 from .pacing import Pacer
-from .progress import Snapshot
 from .rows import UTC_TIME, Column, columns_of, typed
 from .transport import (
     MAX_FIELD,
     Answer,
-    Client,
+    Channel,
+    TransportFailure,
     ask,
     parse_json,
     read_error,
     text_field,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .options import ClientOptions
 
 __all__ = ["fetch_tickets", "TICKET_COLUMNS", "TICKET_NOT_FOUND", "MAX_ATTRIBUTES"]
 
@@ -220,15 +214,15 @@ class TicketsWork:
     def outcome(row: TicketRow) -> str:
         return "errors" if row.error_code is not None else "read"
 
-    def ask(self, client: Client, gate: Pacer, index: int) -> TicketRow:
+    def ask(self, client: Channel, gate: Pacer, index: int) -> TicketRow:
         resource_id = self.resource_ids[index]
         options = client.options
 
         def read(answer: Answer, attempts: int) -> TicketRow:
             return read_ticket(resource_id, answer, options)
 
-        def failed(code: str, message: str, attempts: int) -> TicketRow:
-            return _failed(resource_id, code, message)
+        def failed(failure: TransportFailure, attempts: int) -> TicketRow:
+            return _failed(resource_id, failure.code, failure.message)
 
         checked, problem = check_job_id(resource_id)  # the same rule as job ids
         if problem or checked != resource_id:
@@ -271,16 +265,8 @@ def _ticket_columns(tickets: pd.DataFrame, wanted: pd.Series) -> pd.DataFrame:
 def fetch_tickets(
     df: pd.DataFrame,
     *,
-    token: str | Secret | None = None,
-    region: str = DEFAULT_REGION,
-    base_url: str | None = None,
-    api_version: str | None = DEFAULT_API_VERSION,
-    timeout: float = DEFAULT_TIMEOUT,
-    retries: int = DEFAULT_RETRIES,
-    max_workers: int = DEFAULT_MAX_WORKERS,
-    max_rps: float | None = DEFAULT_MAX_RPS,
-    progress: bool | Callable[[Snapshot], Any] = DEFAULT_PROGRESS,
     checkpoint: str | os.PathLike | None = None,
+    **options: Unpack[ClientOptions],
 ) -> pd.DataFrame:
     """The ticket behind every successful job, as columns added to ``df``.
 
@@ -300,7 +286,17 @@ def fetch_tickets(
         AuthenticationError, ApiVersionError, UnreachableError, FetchInterrupted,
             RunFailedError: ``.df`` has the tickets read so far (one row per ticket).
     """
-    token = Secret.wrap(token)
+    hide_token(options)
+    from .client import Client  # the client's method calls `tickets_for`, below
+
+    with Client(**options) as client:
+        return client.fetch_tickets(df, checkpoint=checkpoint)
+
+
+def tickets_for(
+    df: pd.DataFrame, options: Options, *, checkpoint: str | os.PathLike | None = None
+) -> pd.DataFrame:
+    """`fetch_tickets` with checked options (`Client.fetch_tickets`)."""
     if not isinstance(df, pd.DataFrame) or not {"status", "resource_id"} <= set(df.columns):
         raise ConfigurationError(
             "fetch_tickets needs the frame of fetch_jobs or wait_for_jobs (status, resource_id)"
@@ -311,17 +307,10 @@ def fetch_tickets(
             "its workspace): call it per workspace, e.g. df[df['workspace'] == 'acme'] with "
             "that workspace's token"
         )
-    options = Options.build(
-        token=token,
-        region=region,
-        base_url=base_url,
-        api_version=api_version,
-        timeout=timeout,
-        retries=retries,
-        max_workers=max_workers,
-        max_rps=max_rps,
-        progress=progress,
-    )
+    if options.tokens is not None and len(options.tokens) > 1:
+        raise ConfigurationError(
+            "fetch_tickets is for one workspace at a time: call it per workspace with its token"
+        )
     succeeded = (df["status"] == "success").fillna(False) & df["resource_id"].notna()
     if "resource_type" in df.columns:
         kind = df["resource_type"].astype(object)

@@ -1,6 +1,6 @@
 """Transport: one job's status over HTTP, with retries, turned into one `Row`.
 
-Each worker thread owns a `Client`: one keep-alive connection of the standard library's
+Each worker thread owns a `Connection`: one keep-alive connection of the standard library's
 `http.client` (the headers encoded once per client), or, through a proxy from the environment, a
 urllib3 `ProxyManager` pool. On urllib3 (which wraps http.client) a job cost about 1.5 times
 the client CPU, on requests about 3.4 times (``benchmarks/bench_throughput.py``; the README's
@@ -23,8 +23,10 @@ paths; anything after is ambiguous. A certificate that does not verify is a conf
 problem (``TransportFailure.configuration``), never retried.
 
 Where a change goes: a new kind of answer is a branch of `read_job`; what is retried, and how
-often, is `ask`; what counts as transient is ``codes.is_transient``; what the environment may
-set (proxy, CAs) is `check_connection`.
+often, is `ask` (the one retry loop, of reads and enqueues alike) and its `Policy`; what counts
+as transient is ``codes.is_transient``; what the environment may set (proxy, CAs) is
+`check_connection`. This module is the network; ``transports.py`` is the interface a run sends
+through, and `MockTransport`.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ import time
 import weakref
 import zlib
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import urlsplit
 
 import urllib3
@@ -67,13 +69,16 @@ __all__ = [
     "parse_json",
     "text_field",
     "MAX_MESSAGE",
-    "Client",
+    "Connection",
+    "Channel",
     "Watchdog",
     "Stopped",
     "Fatal",
     "fetch_row",
     "identify",
     "ask",
+    "Policy",
+    "READ",
     "check_connection",
     "route",
     "Route",
@@ -579,8 +584,20 @@ class _Headers(dict[str, str]):
 Report = Callable[["TransportFailure | None"], None]  # a request's outcome: None, answered
 
 
-class Client:
-    """One worker's connection to Intercom. Create it in the thread that uses it.
+class Channel(Protocol):
+    """A worker's way to send one request at a time: the network's `Connection`, or a
+    ``transports.Routed`` to the options' ``transport``."""
+
+    options: Options
+
+    def request(self, method: str, path: str, body: bytes | None = None) -> Answer: ...
+
+    def close(self) -> None: ...
+
+
+class Connection:
+    """One worker's connection to Intercom over the network. Create it in the thread that
+    uses it.
 
     Without a proxy (always so for loopback) the connection is the standard library's
     `http.client`, kept alive, with the request's headers encoded once: the leanest of the
@@ -1042,31 +1059,73 @@ def backoff(attempt: int) -> float:
 
 
 Reader = Callable[[Answer, int], Any]
-Failed = Callable[[str, str, int], Any]  # (code, message, attempts) -> a failure row
+Failed = Callable[["TransportFailure", int], Any]  # (failure, attempts) -> a failure row
+BLOCKED_MESSAGE = (
+    "not sent: Intercom's rate limit allowed no request for several windows in a row; ask "
+    "again later"
+)
+
+
+def _read_again(row: Any) -> bool:
+    """A status read is asked again when it failed for a passing reason (``final`` False and
+    an error): a pending job is an answer, asked again by the next pass, not here."""
+    return not row.final and row.error_code is not None
+
+
+class Policy(NamedTuple):
+    """What the one retry loop, `ask`, may send again.
+
+    Attributes:
+        resend: whether a request that may have reached the server may be sent again. A read
+            (a job's status, a ticket, ``GET /me``): yes. A POST that creates a ticket: no,
+            never twice; its failure after sending is then final (``unknown``), and a run
+            stopping keeps the row the request got, so that the ledger records it.
+        transient: whether a row is worth asking again (while the retries last).
+    """
+
+    resend: bool
+    transient: Callable[[Any], bool]
+
+
+#: Status reads: anything that failed for a passing reason is asked again.
+READ = Policy(resend=True, transient=_read_again)
 
 
 def ask(
-    client: Client, gate: Pacer, key: str, path: str, read: Reader, failed: Failed | None = None
+    client: Channel,
+    gate: Pacer,
+    key: str,
+    path: str,
+    read: Reader,
+    failed: Failed | None = None,
+    policy: Policy = READ,
+    *,
+    method: str = "GET",
+    body: bytes | None = None,
 ) -> Any:
-    """Ask ``path`` until the answer is final, pending, or the retries are spent.
+    """Send ``method path`` until the row is final for ``policy``, or the retries are spent:
+    the one retry loop of status reads, tickets, ``GET /me`` and enqueues.
 
     ``read`` turns an answer into a row, ``failed`` makes the row of a request that got no
-    answer (default: a job-status error row); a row has ``final``, ``error_code`` and
-    ``http_status``.
+    answer (from its `TransportFailure`; default: a job-status error row); a row has ``final``.
 
     429s wait for the window (the gate holds every worker); other transient failures back off
-    with jitter; a malformed answer is asked for at most `MALFORMED_TRIES` times.
+    with jitter; a malformed answer is asked for at most `MALFORMED_TRIES` times; a
+    certificate that does not verify is never asked again. What is transient, and whether a
+    request that may have been sent is sent again, is ``policy``'s.
 
     Raises:
-        Stopped: the run is stopping.
+        Stopped: the run is stopping (and, for a request that may not be resent, nothing was
+            sent).
         Fatal: the answer stops the whole run.
     """
     options = client.options
-    url = options.base_url + path
+    retries = options.retries
     if failed is None:
+        url = options.base_url + path
 
-        def failed(code: str, message: str, attempts: int) -> Row:
-            return error_row(key, url, code, message, attempts=attempts)
+        def failed(failure: TransportFailure, attempts: int) -> Row:
+            return error_row(key, url, failure.code, failure.message, attempts=attempts)
 
     attempts = malformed = 0
     while True:
@@ -1077,37 +1136,38 @@ def ask(
             raise Stopped
         if go == BLOCKED:
             return failed(
-                C.RATE_LIMIT_EXCEEDED,
-                "not sent: Intercom's rate limit allowed no request for several windows in a "
-                "row; ask again later (ij.refresh)",
-                attempts,
+                TransportFailure(C.RATE_LIMIT_EXCEEDED, BLOCKED_MESSAGE, sent=False), attempts
             )
         attempts += 1
+        status = None
         try:
-            answer = client.get(path)
+            answer = client.request(method, path, body)
         except TransportFailure as failure:
             gate.release()
-            if gate.stop.is_set():  # cut by the run stopping: not this job's failure
+            if gate.stop.is_set() and policy.resend:  # cut by the run stopping: asked again
                 raise Stopped from None
-            row = failed(failure.code, failure.message, attempts)
+            row = failed(failure, attempts)
             if failure.configuration:  # asking again meets the same certificate
                 return row
         else:
             gate.release(answer.headers, answer.received_at, answer.status)
+            status = answer.status
             row = read(answer, attempts)
-        if row.final or row.error_code is None or attempts > options.retries:
+        if not policy.transient(row) or attempts > retries:
             return row
-        if row.http_status == 429:
+        if status == 429:
             continue  # the gate holds every worker until the window resets
-        if row.error_code == C.INVALID_RESPONSE:
+        if getattr(row, "error_code", None) == C.INVALID_RESPONSE:
             malformed += 1
             if malformed >= MALFORMED_TRIES:
                 return row
         if gate.stop.wait(backoff(attempts)):
-            raise Stopped
+            if policy.resend:
+                raise Stopped
+            return row
 
 
-def fetch_row(client: Client, gate: Pacer, job_id: str) -> Row:
+def fetch_row(client: Channel, gate: Pacer, job_id: str) -> Row:
     """One job's row (see `ask`)."""
     # Checked where the URL is made, whatever path the id came by (refresh of an edited frame,
     # the panel...): an id that is not a plain token would change where the token is sent.
@@ -1128,7 +1188,7 @@ def fetch_row(client: Client, gate: Pacer, job_id: str) -> Row:
     return ask(client, gate, job_id, path, read)
 
 
-def identify(client: Client, gate: Pacer) -> str:
+def identify(client: Channel, gate: Pacer) -> str:
     """The workspace (Intercom's ``app.id_code``) the token belongs to, from ``GET /me``.
 
     Raises:

@@ -27,27 +27,22 @@ from __future__ import annotations
 import datetime
 import html
 import os
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as W
 import pandas as pd
 
 from .ids import ID_FILE_SUFFIXES
-from .options import (
-    DEFAULT_API_VERSION,
-    DEFAULT_MAX_RPS,
-    DEFAULT_MAX_WORKERS,
-    DEFAULT_REGION,
-    DEFAULT_RETRIES,
-    DEFAULT_TIMEOUT,
-    REGIONS,
-    Secret,
-)
+from .options import REGIONS, hide_token
 from .panel_controller import ALL, PAGE_SIZE, RANK_SORT, PanelController, parse_ids
 from .panel_render import note_html, status_html, summary_html, table_html
 from .plotting import _figure_key, _figure_png
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .options import ClientOptions
 
 __all__ = ["JobsPanel", "parse_ids", "TABLE_ROWS"]
 
@@ -84,16 +79,16 @@ class JobsPanel:
     Args:
         job_ids: the ids to prefill (anything `fetch_jobs` takes: a list, Series, DataFrame with
             ``job_id``, or a .txt/.csv path); kept exactly.
-        region: ``"us"``, ``"eu"`` or ``"au"`` (the initial choice of the region selector).
-        base_url: send requests here instead of a region (e.g. a `Sandbox`'s ``base_url``).
-        token: an access token; default: the one typed into the panel, else ``INTERCOM_TOKEN``.
-        tokens: many workspaces, as in `fetch_jobs`: ``{workspace: token}`` (each a token, an
-            `ij.Secret` or ``"env:NAME"``), with ``job_ids`` a DataFrame (or .csv) that has a
-            ``workspace`` column. Each workspace has its own rate-limit gate; the status shows
-            each one's progress, the table its workspace. The Token field and the ids box are
-            then read-only: ids change by uploading a .csv with both columns.
         export_path: the initial path of the CSV export.
-        api_version, timeout, retries, max_workers, max_rps: as in `fetch_jobs`.
+        **options: the options of `fetch_jobs` but ``progress`` (the panel shows its own).
+            ``region`` is the initial choice of the region selector; ``base_url`` sends requests
+            elsewhere (e.g. a `Sandbox`'s); ``token`` defaults to the one typed into the panel,
+            else ``INTERCOM_TOKEN``; ``tokens`` is many workspaces, as in `fetch_jobs`:
+            ``{workspace: token}`` (each a token, an `ij.Secret` or ``"env:NAME"``), with
+            ``job_ids`` a DataFrame (or .csv) that has a ``workspace`` column. Each workspace has
+            its own rate-limit gate; the status shows each one's progress, the table its
+            workspace. The Token field and the ids box are then read-only: ids change by
+            uploading a .csv with both columns.
 
     Example:
         >>> panel = ij.JobsPanel(["1001", "1002"])     # doctest: +SKIP
@@ -107,31 +102,12 @@ class JobsPanel:
         self,
         job_ids: Any = None,
         *,
-        region: str = DEFAULT_REGION,
-        base_url: str | None = None,
-        token: str | Secret | None = None,
-        tokens: Mapping[str, str | Secret] | None = None,
         export_path: str | os.PathLike = "jobs.csv",
-        api_version: str | None = DEFAULT_API_VERSION,
-        timeout: float = DEFAULT_TIMEOUT,
-        retries: int = DEFAULT_RETRIES,
-        max_workers: int = DEFAULT_MAX_WORKERS,
-        max_rps: float | None = DEFAULT_MAX_RPS,
+        **options: Unpack[ClientOptions],
     ) -> None:
-        self.controller = c = PanelController(
-            job_ids,
-            region=region,
-            base_url=base_url,
-            token=token,
-            tokens=tokens,
-            export_path=export_path,
-            api_version=api_version,
-            timeout=timeout,
-            retries=retries,
-            max_workers=max_workers,
-            max_rps=max_rps,
-        )
-        self.base_url = base_url
+        hide_token(options)
+        self.controller = c = PanelController(job_ids, export_path=export_path, **options)
+        self.base_url = base_url = c.base_url
         self._syncing = False  # set while the view writes widget values itself
         wide = {"description_width": "initial"}
 

@@ -1,6 +1,8 @@
 """Enqueue: `ij.enqueue_tickets` creates one ticket per row and never two for one key.
 
-Every test talks to a real `ij.Sandbox` over loopback sockets. The per-key count of tickets
+What is sent again (the one retry loop's `ENQUEUE_POLICY`) is first specified with a
+`MockIntercom` answering from a function, with no socket. Every other test talks to a real
+`ij.Sandbox` over loopback sockets. The per-key count of tickets
 comes from the sandbox (``count_tickets(by="row_key")``: each row carries its key in an
 ``attr:row_key`` ticket attribute), the number of requests from its stats, and what was
 sent from the ledger (``Ledger(path, base_url)``). The last test kills a real subprocess
@@ -19,6 +21,7 @@ import time
 
 import pandas as pd
 import pytest
+from mock_intercom import MockIntercom, error
 from ticket_rows import keyed_rows
 
 import intercom_jobs_nb as ij
@@ -67,6 +70,104 @@ def closed_port_url():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+# -- what is sent again: the policy, answered by a function ---------------------------------------
+
+
+def enqueue_through(answers, tmp_path, **options):
+    """Enqueue three keyed rows through a MockIntercom whose enqueue answers come from
+    ``answers(key, tries)`` (``tries``: that key's POSTs so far, this one included)."""
+    tries: dict[str, int] = {}
+
+    def answer(body):
+        key = body["ticket_attributes"]["row_key"]
+        tries[key] = tries.get(key, 0) + 1
+        return answers(key, tries[key])
+
+    intercom = MockIntercom(enqueue=answer)
+    options = {"retries": 2, "progress": False, "max_workers": 1, **options}
+    out = ij.enqueue_tickets(
+        keyed_rows(3),
+        ledger=tmp_path / "ledger.sqlite",
+        ticket_type_id=TYPE,
+        token="mock-token",
+        transport=intercom.transport,
+        **options,
+    )
+    return out, tries
+
+
+def job(key):
+    return {"type": "job", "id": f"j-{key}"}
+
+
+def test_policy_a_429_is_sent_again_and_makes_one_job(tmp_path):
+    def answers(key, tries):
+        return error(429, "rate_limit_exceeded") if key == "k0" and tries == 1 else job(key)
+
+    out, tries = enqueue_through(answers, tmp_path)
+    assert out["enqueue_status"].tolist() == ["enqueued"] * 3
+    assert out["job_id"].tolist() == ["j-k0", "j-k1", "j-k2"]
+    assert tries == {"k0": 2, "k1": 1, "k2": 1}
+
+
+def test_policy_429s_past_the_retries_leave_the_key_not_sent(tmp_path):
+    def answers(key, tries):
+        return error(429, "rate_limit_exceeded") if key == "k1" else job(key)
+
+    out, tries = enqueue_through(answers, tmp_path, retries=1)
+    assert out["enqueue_status"].tolist() == ["enqueued", "not_sent", "enqueued"]
+    assert tries["k1"] == 2
+
+
+def test_policy_a_timeout_after_sending_is_unknown_and_never_sent_again(tmp_path):
+    def answers(key, tries):
+        if key == "k0":
+            raise TimeoutError("no answer")
+        return job(key)
+
+    out, tries = enqueue_through(answers, tmp_path)
+    assert out["enqueue_status"].tolist() == ["unknown", "enqueued", "enqueued"]
+    assert out.loc[0, "enqueue_error_code"] == "timeout"
+    assert "may have reached Intercom" in out.loc[0, "enqueue_error_message"]
+    assert tries["k0"] == 1
+
+
+def test_policy_a_failure_before_sending_is_tried_again_then_not_sent(tmp_path):
+    def answers(key, tries):
+        if key == "k2":
+            raise ConnectionRefusedError("refused")
+        return job(key)
+
+    out, tries = enqueue_through(answers, tmp_path)
+    assert out["enqueue_status"].tolist() == ["enqueued", "enqueued", "not_sent"]
+    assert out.loc[2, "enqueue_error_code"] == "connection_error"
+    assert tries["k2"] == 3  # retries=2: three tries, none of which left
+
+
+def test_policy_a_server_error_or_an_answer_that_is_no_job_is_unknown_and_not_retried(tmp_path):
+    def answers(key, tries):
+        if key == "k0":
+            return error(503, "service_unavailable")
+        if key == "k1":
+            return {"type": "admin"}
+        return job(key)
+
+    out, tries = enqueue_through(answers, tmp_path)
+    assert out["enqueue_status"].tolist() == ["unknown", "unknown", "enqueued"]
+    assert out["enqueue_error_code"].tolist()[:2] == ["service_unavailable", "invalid_response"]
+    assert tries == {"k0": 1, "k1": 1, "k2": 1}
+
+
+def test_policy_a_400_is_rejected_and_not_retried(tmp_path):
+    def answers(key, tries):
+        return error(400, "parameter_invalid", "bad type") if key == "k1" else job(key)
+
+    out, tries = enqueue_through(answers, tmp_path)
+    assert out["enqueue_status"].tolist() == ["enqueued", "rejected", "enqueued"]
+    assert out.loc[1, "enqueue_error_message"] == "bad type"
+    assert tries["k1"] == 1
 
 
 # -- rows and bodies ---------------------------------------------------------------------------

@@ -29,6 +29,21 @@ def test_every_exception_descends_from_one_base():
 
 
 def test_public_functions_take_options_as_keywords_only():
-    for function in (ij.fetch_jobs, ij.fetch_job, ij.wait_for_jobs, ij.refresh):
+    client = ij.Client(token="t")
+    for function in (
+        ij.fetch_jobs,
+        ij.fetch_job,
+        ij.wait_for_jobs,
+        ij.refresh,
+        ij.enqueue_tickets,
+        ij.fetch_tickets,
+        client.fetch_jobs,
+        client.fetch_job,
+        client.wait_for_jobs,
+        client.refresh,
+        client.enqueue_tickets,
+        client.fetch_tickets,
+    ):
         params = list(inspect.signature(function).parameters.values())
         assert all(p.kind in (p.KEYWORD_ONLY, p.VAR_KEYWORD) for p in params[1:]), function
+    assert all(p.kind is p.VAR_KEYWORD for p in inspect.signature(ij.Client).parameters.values())

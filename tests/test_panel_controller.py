@@ -1,5 +1,7 @@
 """The JobsPanel's controller, without widgets: runs in the calling thread (``block=True``)
-against a real sandbox, and what it says at each step."""
+and what it says at each step. Runs whose network is the point (a rejected token, an
+unreachable host, Stop cutting requests, the rate limit) go to a real sandbox; the table's view
+(paging, sorting, filters, find, export) to a `MockIntercom`, with no socket."""
 
 from __future__ import annotations
 
@@ -7,7 +9,9 @@ import socket
 import time
 
 import pytest
+from mock_intercom import MockIntercom, made_jobs
 
+import intercom_jobs_nb as ij
 from intercom_jobs_nb import errors as E
 from intercom_jobs_nb.panel_controller import ALL, NO_VALUE, PanelController, explain
 from intercom_jobs_nb.panel_render import status_html
@@ -44,14 +48,12 @@ class Recorder:
 
 
 @pytest.fixture
-def sandbox_1000():
-    with Sandbox(jobs=1000, seed=4, pending_share=0.2, failed_share=0.1, token=TOKEN) as sb:
-        yield sb
-
-
-@pytest.fixture
-def fetched(sandbox_1000):
-    c = controller(sandbox_1000, [*sandbox_1000.job_ids, "999999"], token=TOKEN)
+def fetched():
+    """A controller that fetched 1,000 jobs (a tenth failed, a fifth pending) and 999999, which
+    is not found, from a `MockIntercom`."""
+    jobs = made_jobs(1000)
+    transport = ij.MockTransport(MockIntercom(jobs))
+    c = PanelController([*jobs, "999999"], token=TOKEN, retries=0, transport=transport)
     assert c.refresh(block=True)
     assert c.state == "finished", c.message
     return c

@@ -226,7 +226,7 @@ def test_no_frame_of_a_verbose_traceback_holds_the_token(name):
     for frame in frames(caught.value):
         for local, value in frame.f_locals.items():
             assert SECRET not in repr(value), f"{frame.f_code.co_name}: {local}"
-    assert isinstance(frame_named(caught.value, name).f_locals["token"], ij.Secret)
+    assert isinstance(frame_named(caught.value, name).f_locals["options"]["token"], ij.Secret)
 
 
 def test_a_traceback_with_locals_of_a_rejected_token_does_not_show_it(final_sandbox):
@@ -237,7 +237,7 @@ def test_a_traceback_with_locals_of_a_rejected_token_does_not_show_it(final_sand
     text = "".join(
         traceback.TracebackException.from_exception(caught.value, capture_locals=True).format()
     )
-    assert "fetch_jobs" in text and "token = Secret('********')" in text
+    assert "fetch_jobs" in text and "'token': Secret('********')" in text
     assert SECRET not in text
 
 

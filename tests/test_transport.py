@@ -329,7 +329,7 @@ class _Raw:
 def _client(base_url: str, **overrides):
     options = Options.build(token="tok-0123456789", base_url=base_url, progress=False, **overrides)
     watchdog = transport.Watchdog()
-    return transport.Client(options, watchdog), watchdog
+    return transport.Connection(options, watchdog), watchdog
 
 
 def test_one_client_keeps_one_connection_alive_for_every_request():
