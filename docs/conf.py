@@ -53,6 +53,7 @@ autodoc_typehints = "description"
 autodoc_typehints_format = "short"
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
+napoleon_use_ivar = True  # Attributes: as fields, not entries that collide with autodoc's members
 
 html_theme = "furo"
 html_title = f"intercom-jobs-nb {release}"
