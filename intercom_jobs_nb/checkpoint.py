@@ -22,6 +22,7 @@ import os
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pandas as pd
@@ -102,7 +103,7 @@ def _not_ours(path: Path, noun: str, why: str) -> ConfigurationError:
 SELECT_ROWS = f"SELECT {_SELECT} FROM jobs"  # every row of a checkpoint, as `row_from_db` reads
 
 
-def row_from_db(values: tuple) -> Row:
+def row_from_db(values: tuple[Any, ...]) -> Row:
     """A row as the checkpoint stores it (``final`` as 0/1) back into a `Row`."""
     row = Row._make(values)
     return row._replace(final=bool(row.final))
@@ -140,7 +141,7 @@ class WorkspaceFile:
     #: An older schema this version reads -> the SQL that brings it to `SCHEMA`.
     UPGRADES: dict[str, str] = {}
 
-    def __init__(self, path: str | os.PathLike, base_url: str) -> None:
+    def __init__(self, path: str | os.PathLike[str], base_url: str) -> None:
         self.path = Path(path).expanduser()
         noun, shown = self.KIND, str(self.path)
         if not self.path.parent.is_dir():

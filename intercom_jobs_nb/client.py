@@ -127,13 +127,15 @@ class Client:
             raise E.job_error_for(record)
         return record
 
-    def fetch_jobs(self, ids: Any, *, checkpoint: str | os.PathLike | None = None) -> pd.DataFrame:
+    def fetch_jobs(
+        self, ids: Any, *, checkpoint: str | os.PathLike[str] | None = None
+    ) -> pd.DataFrame:
         """The status of many jobs, one row per distinct id (see `intercom_jobs_nb.fetch_jobs`
         for what ``ids`` may be, the columns and the exceptions)."""
         return run(read_job_ids(ids), self._open(), checkpoint=checkpoint)
 
     def refresh(
-        self, df: pd.DataFrame, *, checkpoint: str | os.PathLike | None = None
+        self, df: pd.DataFrame, *, checkpoint: str | os.PathLike[str] | None = None
     ) -> pd.DataFrame:
         """A new frame in which only the rows that may change were asked again (see
         `intercom_jobs_nb.refresh`)."""
@@ -152,7 +154,7 @@ class Client:
         *,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         timeout: float | None = None,
-        checkpoint: str | os.PathLike | None = None,
+        checkpoint: str | os.PathLike[str] | None = None,
         tickets: bool = False,
     ) -> pd.DataFrame:
         """Fetch, then poll the jobs still pending until all are final or ``timeout`` (seconds
@@ -197,7 +199,7 @@ class Client:
         self,
         rows: Any,
         *,
-        ledger: str | os.PathLike,
+        ledger: str | os.PathLike[str],
         ticket_type_id: str | int | None = None,
         key: str | None = None,
         resend_unknown: bool = False,
@@ -216,7 +218,7 @@ class Client:
         )
 
     def fetch_tickets(
-        self, df: pd.DataFrame, *, checkpoint: str | os.PathLike | None = None
+        self, df: pd.DataFrame, *, checkpoint: str | os.PathLike[str] | None = None
     ) -> pd.DataFrame:
         """The ticket behind every successful job, as columns added to ``df`` (see
         `intercom_jobs_nb.fetch_tickets`)."""

@@ -423,7 +423,7 @@ class _ParquetEngine(ArrowDatasetEngine):
         return with_string_storage(table, df)
 
 
-def to_parquet(ddf: dd.DataFrame, path: str | os.PathLike, **kwargs: Any) -> Path:
+def to_parquet(ddf: dd.DataFrame, path: str | os.PathLike[str], **kwargs: Any) -> Path:
     """Compute ``ddf`` (from `fetch_jobs` or `wait_for_jobs`) into a Parquet dataset, one folder
     per workspace (``workspace=acme/part.0.parquet``...), with the column types and values of
     `intercom_jobs_nb.export_parquet`. ``pd.read_parquet(path)`` reads it back whole, the

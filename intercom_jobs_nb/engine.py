@@ -648,7 +648,7 @@ def run(
     options: Options,
     *,
     known: Mapping[Key, Row] | None = None,
-    checkpoint: str | os.PathLike | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
     until_final: bool = False,
     poll_interval: float = 0.0,
     timeout: float | None = None,

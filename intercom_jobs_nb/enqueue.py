@@ -418,7 +418,7 @@ class EnqueueWork:
 def enqueue_tickets(
     rows: Any,
     *,
-    ledger: str | os.PathLike,
+    ledger: str | os.PathLike[str],
     ticket_type_id: str | int | None = None,
     key: str | None = None,
     resend_unknown: bool = False,
@@ -479,7 +479,7 @@ def enqueue(
     rows: Any,
     options: Options,
     *,
-    ledger: str | os.PathLike,
+    ledger: str | os.PathLike[str],
     ticket_type_id: str | int | None = None,
     key: str | None = None,
     resend_unknown: bool = False,

@@ -21,7 +21,7 @@ __all__ = ["fetch_job", "fetch_jobs"]
 def fetch_jobs(
     ids: Any,
     *,
-    checkpoint: str | os.PathLike | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
     **options: Unpack[ClientOptions],
 ) -> pd.DataFrame:
     """Fetch the status of many jobs into a DataFrame, one row per distinct id.

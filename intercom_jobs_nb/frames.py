@@ -130,7 +130,9 @@ def _escape_formulas(df: pd.DataFrame) -> pd.DataFrame:
     return df.assign(**changed) if changed else df
 
 
-def export_csv(df: pd.DataFrame, path: str | os.PathLike, *, escape_formulas: bool = True) -> Path:
+def export_csv(
+    df: pd.DataFrame, path: str | os.PathLike[str], *, escape_formulas: bool = True
+) -> Path:
     """Write the DataFrame as CSV, atomically (a half-written file never replaces a good one).
 
     With ``escape_formulas`` (the default), a cell of Intercom's text (the columns in

@@ -424,7 +424,7 @@ def _from_arrow(values: pa.ChunkedArray, extra: pd.DataFrame | None) -> JobIds:
     return JobIds(ArrowIds(distinct), invalid, extra, duplicates)
 
 
-def read_ids_file(path: str | os.PathLike, *, name: str | None = None) -> JobIds:
+def read_ids_file(path: str | os.PathLike[str], *, name: str | None = None) -> JobIds:
     """The ids of a .txt or .csv file (the rules are `read_job_ids`'); ``name`` (default: the
     path) is what messages call the file, e.g. an uploaded file's own name.
 

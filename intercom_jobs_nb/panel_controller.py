@@ -211,7 +211,7 @@ class PanelController:
         self,
         job_ids: Any = None,
         *,
-        export_path: str | os.PathLike = "jobs.csv",
+        export_path: str | os.PathLike[str] = "jobs.csv",
         page_size: int = PAGE_SIZE,
         **options: Unpack[ClientOptions],
     ) -> None:
@@ -944,7 +944,7 @@ class PanelController:
 
     # -- export -------------------------------------------------------------------------
 
-    def export(self, path: str | os.PathLike | None = None) -> Path | None:
+    def export(self, path: str | os.PathLike[str] | None = None) -> Path | None:
         """Write the rows the table shows (every page, in its order) to a CSV; the note
         beside Export says where, or why not."""
         if path is not None:

@@ -29,7 +29,7 @@ from .rows import DTYPES, OPEN_CATEGORIES, UTC_TIME, to_frame
 __all__ = ["export_parquet", "checkpoint_to_parquet", "arrow_schema", "ARROW_TYPES"]
 
 
-def _target(path: str | os.PathLike) -> Path:
+def _target(path: str | os.PathLike[str]) -> Path:
     target = Path(path).expanduser().resolve()
     if target.is_dir():
         raise ConfigurationError(f"cannot write {str(target)!r}: it is a folder")
@@ -115,7 +115,7 @@ def _table(df: pd.DataFrame, schema: pa.Schema | None = None) -> pa.Table:
     return with_string_storage(table, df)
 
 
-def export_parquet(df: pd.DataFrame, path: str | os.PathLike) -> Path:
+def export_parquet(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     """Write the DataFrame as Parquet, atomically (a half-written file never replaces a good
     one), keeping its dtypes; ``pd.read_parquet`` gives the frame back. ``df`` is not changed.
 
@@ -185,8 +185,8 @@ def _batches(db: sqlite3.Connection, batch_rows: int) -> Iterator[pd.DataFrame]:
 
 
 def checkpoint_to_parquet(
-    checkpoint_path: str | os.PathLike,
-    parquet_path: str | os.PathLike,
+    checkpoint_path: str | os.PathLike[str],
+    parquet_path: str | os.PathLike[str],
     *,
     batch_rows: int = 100_000,
 ) -> Path:

@@ -31,7 +31,7 @@ __all__ = ["refresh", "wait_for_jobs"]
 def refresh(
     df: pd.DataFrame,
     *,
-    checkpoint: str | os.PathLike | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
     **options: Unpack[ClientOptions],
 ) -> pd.DataFrame:
     """A new DataFrame in which only the rows that may change were asked for again.
@@ -54,7 +54,7 @@ def wait_for_jobs(
     *,
     poll_interval: float = DEFAULT_POLL_INTERVAL,
     timeout: float | None = None,
-    checkpoint: str | os.PathLike | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
     request_timeout: float = DEFAULT_TIMEOUT,
     tickets: bool = False,
     **options: Unpack[WaitOptions],

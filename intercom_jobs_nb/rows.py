@@ -188,7 +188,7 @@ def typed(values: pd.Series, dtype: Any) -> pd.Series:
     return values.astype(dtype)
 
 
-def records_frame(rows: Sequence[tuple], row_type: type) -> pd.DataFrame:
+def records_frame(rows: Sequence[tuple[Any, ...]], row_type: type) -> pd.DataFrame:
     """Rows of a kind other than `Row` (an enqueue's, a ticket's) as a DataFrame of the columns
     their type declares (a `Column` with a dtype), named by `Column.label`, each in its dtype."""
     plain = pd.DataFrame.from_records(rows, columns=row_type._fields)  # type: ignore[attr-defined]
@@ -295,7 +295,7 @@ _CATEGORIES = frozenset(
 )
 #: Columns kept as UNIX seconds in the rows and as times in the frame.
 _TIMES = frozenset(n for n, d in DTYPES.items() if isinstance(d, str) and d == UTC_TIME)
-Block = list  # one Arrow array per column of COLUMNS
+Block = list[Any]  # one Arrow array per column of COLUMNS
 
 
 def _arrow(name: str, values: Sequence[Any]) -> Any:
@@ -342,7 +342,7 @@ def _pandas(name: str, chunks: list[Any]) -> Any:
         if isinstance(dtype, pd.CategoricalDtype):
             found = list(dtype.categories)
         where = {v: k for k, v in enumerate(found)}
-        codes = np.empty(
+        codes: np.ndarray[tuple[int], np.dtype[np.signedinteger[Any]]] = np.empty(
             sum(len(c) for c in chunks), dtype=np.int8 if len(found) < 128 else np.int32
         )
         at = 0
@@ -414,7 +414,7 @@ class RowStore:
         self.size = size
         self.final = np.zeros(size, dtype=bool)
         self.present = np.zeros(size, dtype=bool)
-        self._open: dict[int, list[Any]] = {}  # block number -> rows (None: not yet)
+        self._open: dict[int, list[Row | None]] = {}  # block number -> rows (None: not yet)
         self._empty: dict[int, int] = {}  # block number -> its slots still empty
         self._sealed: dict[int, Block] = {}
         self._over: dict[int, Row] = {}  # item -> the row replacing a sealed one
@@ -500,7 +500,7 @@ class RowStore:
 
 
 def to_frame(
-    rows: list, extra: pd.DataFrame | None = None, *, consume: bool = False
+    rows: list[Any], extra: pd.DataFrame | None = None, *, consume: bool = False
 ) -> pd.DataFrame:
     """Rows as a typed DataFrame, with the user's own columns (``extra``) after them.
 

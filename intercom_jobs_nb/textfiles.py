@@ -97,13 +97,13 @@ def decode(data: bytes, name: str, *, final: bool = True) -> str:
     return text
 
 
-def read_head(path: str | os.PathLike) -> bytes:
+def read_head(path: str | os.PathLike[str]) -> bytes:
     """The first `HEAD_BYTES` of a file."""
     with open(path, "rb") as file:
         return file.read(HEAD_BYTES)
 
 
-def read_text(path: str | os.PathLike, name: str | None = None) -> str:
+def read_text(path: str | os.PathLike[str], name: str | None = None) -> str:
     """A whole (small) file as text, by the rule above; ``name`` (default: the path) is what
     a refusal calls it."""
     return decode(Path(path).read_bytes(), str(path) if name is None else name)
@@ -115,7 +115,7 @@ def separator(first_line: str) -> str:
     return "\t" if first_line.count("\t") > first_line.count(",") else ","
 
 
-def read_table(path: str | os.PathLike, name: str | None = None) -> pd.DataFrame:
+def read_table(path: str | os.PathLike[str], name: str | None = None) -> pd.DataFrame:
     """A small table (a tickets or workspaces file) as text cells, by the rules above: its
     encoding, and its separator from its first line. Empty cells stay ``""``.
 
@@ -133,7 +133,7 @@ def read_table(path: str | os.PathLike, name: str | None = None) -> pd.DataFrame
     )
 
 
-def locate_bad_utf8(path: str | os.PathLike, name: str) -> None:
+def locate_bad_utf8(path: str | os.PathLike[str], name: str) -> None:
     """Raise the refusal of a file that a fast reader found is not UTF-8, with the line of
     its first bad byte (read in blocks: the file may be large)."""
     decoder = codecs.getincrementaldecoder("utf-8")("strict")

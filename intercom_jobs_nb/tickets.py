@@ -265,7 +265,7 @@ def _ticket_columns(tickets: pd.DataFrame, wanted: pd.Series) -> pd.DataFrame:
 def fetch_tickets(
     df: pd.DataFrame,
     *,
-    checkpoint: str | os.PathLike | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
     **options: Unpack[ClientOptions],
 ) -> pd.DataFrame:
     """The ticket behind every successful job, as columns added to ``df``.
@@ -294,7 +294,7 @@ def fetch_tickets(
 
 
 def tickets_for(
-    df: pd.DataFrame, options: Options, *, checkpoint: str | os.PathLike | None = None
+    df: pd.DataFrame, options: Options, *, checkpoint: str | os.PathLike[str] | None = None
 ) -> pd.DataFrame:
     """`fetch_tickets` with checked options (`Client.fetch_tickets`)."""
     if not isinstance(df, pd.DataFrame) or not {"status", "resource_id"} <= set(df.columns):

@@ -102,7 +102,7 @@ class JobsPanel:
         self,
         job_ids: Any = None,
         *,
-        export_path: str | os.PathLike = "jobs.csv",
+        export_path: str | os.PathLike[str] = "jobs.csv",
         **options: Unpack[ClientOptions],
     ) -> None:
         hide_token(options)
