@@ -318,7 +318,7 @@ def send_enqueue(client: Client, gate: Pacer, key: str, body: bytes) -> EnqueueR
                 if (
                     attempts <= retries
                     and not failure.configuration  # the same certificate again: no use
-                    and not gate.stop.wait(backoff(attempts))
+                    and not gate.clock.wait(gate.stop, backoff(attempts))
                 ):
                     continue
                 return EnqueueRow.of(key, NOT_SENT, code=failure.code, message=failure.message)
