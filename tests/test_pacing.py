@@ -11,6 +11,7 @@ import email.utils
 import threading
 
 import pytest
+from clocked import fetch_jobs_on
 
 import intercom_jobs_nb as ij
 from intercom_jobs_nb.clock import SYSTEM, FakeClock
@@ -25,7 +26,6 @@ from intercom_jobs_nb.pacing import (
     shared_gate,
 )
 from intercom_jobs_nb.sandbox import Sandbox
-from tests.clocked import fetch_jobs_on
 
 
 def served_429(sb) -> int:
