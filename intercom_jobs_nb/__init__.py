@@ -18,9 +18,10 @@ per workspace, for a frame with a ``workspace`` column).
 
 The modules behind it, a concern each: ``rows`` (the result row and its one ``final`` rule),
 ``codes`` (every error code), ``options`` (defaults and the token), ``ids`` (input),
-``transport`` (one request, bounded), ``pacing`` (the rate-limit gate), ``engine`` (the one run
-loop), ``checkpoint``, ``fetch`` and ``polling`` (the public calls), ``frames`` (analysis and
-CSV), ``parquet``, ``progress``, ``plotting``, ``panel_render``, ``panel_controller`` and
+``transport`` (one request, bounded), ``pacing`` (the rate-limit gate), ``clock`` (the time
+the gate and the engine wait through; a fake one for tests), ``engine`` (the one run loop),
+``checkpoint``, ``fetch`` and ``polling`` (the public calls), ``frames`` (analysis and CSV),
+``parquet``, ``progress``, ``plotting``, ``panel_render``, ``panel_controller`` and
 ``widgets`` (the JobsPanel), ``sandbox`` (a local Intercom), ``cli``, and ``dask`` (many
 workspaces on a cluster; the ``dask`` extra, imported only as ``intercom_jobs_nb.dask``).
 """
