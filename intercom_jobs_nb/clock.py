@@ -77,7 +77,9 @@ class FakeClock:
     time jumps to the earliest deadline of the threads waiting once the clock has not been
     read, nor a wait begun, for ``idle`` real seconds: every thread that had something to do has
     done it and waits. Each wait ends exactly at its deadline, so what a test sees of the time
-    (a window's reset, a backoff's length) does not depend on how busy the machine is.
+    (a window's reset, a backoff's length) does not depend on how busy the machine is. A thread
+    busy that long without reading the clock (a request on a loaded machine) may see the time
+    jump meanwhile, as a slow network would make it.
     Thread-safe: any number of workers may wait on it at once.
 
     Args:
@@ -87,7 +89,7 @@ class FakeClock:
 
     TICK = 0.002  # real seconds between two looks at the fake time by a waiting thread
 
-    def __init__(self, start: float = 1_800_000_000.0, *, idle: float = 0.002) -> None:
+    def __init__(self, start: float = 1_800_000_000.0, *, idle: float = 0.01) -> None:
         self._lock = threading.Lock()
         self._start = float(start)
         self._now = 0.0  # fake seconds since start

@@ -183,10 +183,11 @@ def test_a_slow_workspace_never_holds_another_back():
         assert sb.refused("acme") == 0 and sb.refused("globex") == 0
         windows = sb.stats["workspaces"]
     assert df["error_code"].isna().all() and len(df) == 50
-    # globex was served within acme's first window, while acme waited for three more.
+    # globex's 10 were served in one window, its own budget (not a share of acme's), while
+    # acme took four.
     served = {ws: [w["start"] for w in windows[ws] if w["served"]] for ws in ("acme", "globex")}
     assert len(served["acme"]) >= 4
-    assert served["globex"] == [served["acme"][0]], served
+    assert len(served["globex"]) == 1 and served["globex"][0] < served["acme"][-1], served
     # Progress per workspace: the last snapshot says each is done.
     assert dict(seen[-1].workspaces) == {"acme": (40, 40), "globex": (10, 10)}
 
