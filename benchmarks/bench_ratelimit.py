@@ -1,7 +1,7 @@
 """Pacing under a rate limit: how much of each window's budget fetch_jobs uses, and how few 429s.
 
     python benchmarks/bench_ratelimit.py            # 800 jobs, 100 requests per 2 s window, x3
-    python benchmarks/bench_ratelimit.py --quick    # smoke run: 90 jobs, 40 per 2 s window
+    python benchmarks/bench_ratelimit.py --quick    # smoke run: 45 jobs, 20 per 1 s window
 
 A sandbox (in a child process) allows ``--limit`` requests per ``--window``-second fixed window
 and answers 429 past it, with Intercom's ``X-RateLimit-Limit/Remaining/Reset`` headers and a
@@ -97,9 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--window", type=int, default=None)
     args = parser.parse_args(argv)
-    limit = args.limit or (40 if args.quick else 100)
-    window = args.window or 2
-    jobs = args.jobs or (90 if args.quick else 800)
+    limit = args.limit or (20 if args.quick else 100)
+    window = args.window or (1 if args.quick else 2)
+    jobs = args.jobs or (45 if args.quick else 800)
     print(
         f"bench_ratelimit: {jobs} jobs, sandbox allows {limit} requests per {window} s window "
         f"(separate process), fetch_jobs defaults; {machine()}"

@@ -1,11 +1,12 @@
 """Many workspaces: total throughput against the sum of their budgets, on one process and on Dask.
 
     python benchmarks/bench_workspaces.py            # 1, 2, 4, 8 workspaces, 2,000 jobs each
-    python benchmarks/bench_workspaces.py --quick    # 1, 2, 4 workspaces, 1,000 jobs each (2 min)
+    python benchmarks/bench_workspaces.py --quick    # 1, 2, 4 workspaces, 500 jobs each (1 min)
 
 A sandbox (in a child process) serves N workspaces, each with its own token, its own job
 outcomes and its own limit of 100 requests per 2 s window (Intercom's limit is per app per
-workspace). For each N, two runs, each started at the opening of a window:
+workspace; ``--quick``: 50 per 1 s, the same rate in windows half as long). For each N, two
+runs, each started at the opening of a window:
 
   (a) one process: one in-process ``ij.fetch_jobs`` per workspace, all at once in a thread
       pool (each its own token, so its own pacing gate);
@@ -42,6 +43,7 @@ from _common import RemoteSandbox, dask_cluster, machine, table, verdict
 import intercom_jobs_nb as ij
 
 LIMIT, WINDOW = 100, 2
+QUICK_LIMIT, QUICK_WINDOW = 50, 1  # --quick: as many windows, each half as long
 MODES = ("one process", "dask, 2 processes")
 
 
@@ -143,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a small smoke run")
     parser.add_argument("--jobs", type=int, default=None, help="jobs per workspace")
     args = parser.parse_args(argv)
+    if args.quick:  # every function reads the window from these two
+        global LIMIT, WINDOW
+        LIMIT, WINDOW = QUICK_LIMIT, QUICK_WINDOW
     sizes = [1, 2, 4] if args.quick else [1, 2, 4, 8]
     jobs = args.jobs or (10 * LIMIT if args.quick else 20 * LIMIT)
     threads = max(1, math.ceil(max(sizes) / 2))

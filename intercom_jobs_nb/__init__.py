@@ -22,7 +22,8 @@ The modules behind it, a concern each: ``rows`` (the result row and its one ``fi
 ``codes`` (every error code), ``options`` (every option, its default and check, and the
 token), ``ids`` (input), ``client`` (`Client`: the options once, a method per call),
 ``transports`` (the `Transport` interface and `MockTransport`), ``transport`` (the network: one
-request, bounded, with retries), ``pacing`` (the rate-limit gate), ``engine`` (the one run
+request, bounded, with retries), ``pacing`` (the rate-limit gate), ``clock``
+(the time the gate and the engine wait through; a fake one for tests), ``engine`` (the one run
 loop), ``checkpoint``, ``fetch`` and ``polling`` (the public calls), ``frames`` (analysis and
 CSV), ``parquet``, ``progress``, ``plotting``, ``panel_render``, ``panel_controller`` and
 ``widgets`` (the JobsPanel), ``sandbox`` (a local Intercom), ``cli``, and ``dask`` (many

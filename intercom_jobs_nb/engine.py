@@ -34,6 +34,7 @@ import pandas as pd
 from . import codes as C
 from . import errors as E
 from .checkpoint import Checkpoint
+from .clock import SYSTEM, Clock
 from .ids import JobIds, workspace_names
 from .options import Options
 from .pacing import Pacer, PaceStatus, RateGate, shared_gate
@@ -99,13 +100,13 @@ UNREACHABLE_WITHIN = 10.0
 Key = tuple[str | None, str]  # (workspace, job_id): a job's identity (workspace None: one)
 
 
-def _gate(options: Options) -> RateGate:
+def _gate(options: Options, clock: Clock) -> RateGate:
     """The pacing gate of a run's lane: the process's one per token and host over the network
     (`shared_gate`); a run through a transport of its own (a `MockTransport`) has its own,
     so a mock's answers never hold back a real run of the same token."""
     if options.transport is not None:
-        return RateGate(max_rps=options.max_rps)
-    return shared_gate(options.token.reveal(), options.base_url, options.max_rps)
+        return RateGate(max_rps=options.max_rps, clock=clock)
+    return shared_gate(options.token.reveal(), options.base_url, options.max_rps, clock)
 
 
 def from_frame(df: pd.DataFrame) -> tuple[JobIds, dict[Key, Row]]:
@@ -233,8 +234,11 @@ class Reach:
     more is sent. The engine raises ``error`` once they have.
     """
 
-    def __init__(self, base_url: str, way: Route, stop: Callable[[], None]) -> None:
+    def __init__(
+        self, base_url: str, way: Route, stop: Callable[[], None], clock: Clock = SYSTEM
+    ) -> None:
         self.base_url = base_url
+        self.clock = clock
         self.way = way
         self._stop = stop
         self._lock = threading.Lock()
@@ -248,7 +252,7 @@ class Reach:
         `UNREACHABLE_WITHIN` starts here, not while a checkpoint was being read."""
         with self._lock:
             if self.since is None or not self.unsent:
-                self.since = time.monotonic()
+                self.since = self.clock.monotonic()
 
     def report(self, failure: TransportFailure | None) -> None:
         """One request's outcome: None when it was answered (called from worker threads)."""
@@ -266,10 +270,10 @@ class Reach:
                 return
             elif failure.sent:
                 self.unsent = 0
-                self.since = time.monotonic()
+                self.since = self.clock.monotonic()
             else:
                 self.unsent += 1
-                now = time.monotonic()
+                now = self.clock.monotonic()
                 since = self.since if self.since is not None else now
                 if self.unsent >= UNREACHABLE_AFTER:
                     why = f"{self.unsent} requests in a row failed before anything was sent"
@@ -298,6 +302,7 @@ class Run:
         until_final: `execute` passes again until every row is final.
         sink: receives the rows in batches as they arrive (a checkpoint's ``write``).
         stop: an event that, once set, ends the run like Ctrl-C.
+        clock: what the gates, the backoffs and the pauses between passes wait through.
     """
 
     def __init__(
@@ -309,8 +314,10 @@ class Run:
         until_final: bool = False,
         sink: Sink | None = None,
         stop: threading.Event | None = None,
+        clock: Clock = SYSTEM,
     ) -> None:
         self.work = work
+        self.clock = clock
         self.options = options
         self.until_final = until_final
         self.sink = sink
@@ -329,12 +336,14 @@ class Run:
             name: options if name is None or tokens is None else options.for_token(tokens[name])
             for name in names
         }
-        self.gates = {name: Pacer(_gate(o), self.stop) for name, o in self.lane_options.items()}
+        self.gates = {
+            name: Pacer(_gate(o, clock), self.stop) for name, o in self.lane_options.items()
+        }
         self.gate = next(iter(self.gates.values()))  # the gate of a run of one workspace
         # The environment's proxy and CA bundle, checked before any request (a mistake there
         # is a ConfigurationError naming the variable, not a row per job).
         way = check_connection(options) if options.transport is None else Route(None, None)
-        self.reach = Reach(options.base_url, way, self._stop_sending)
+        self.reach = Reach(options.base_url, way, self._stop_sending, clock)
         self._lane_codes: np.ndarray | None = None
         self.watchdog = Watchdog()
         self.batch: list[Any] = []
@@ -344,7 +353,7 @@ class Run:
         """A connection for the calling thread (to ask something before the passes), of a
         lane."""
         options = self.lane_options[lane] if lane is not None else self.options
-        return connect(options, self.watchdog, self.reach.report)
+        return connect(options, self.watchdog, self.reach.report, clock=self.clock)
 
     def identify(self, lane: str | None = None) -> str:
         """The workspace a lane's token belongs to (``GET /me``), asked from the calling
@@ -458,14 +467,14 @@ class Run:
             if prepare is not None:
                 prepare(self)
             self.start_progress()
-            deadline = None if timeout is None else time.monotonic() + timeout
+            deadline = None if timeout is None else self.clock.monotonic() + timeout
             timed_out = False
             while len(todo := self.todo()):
                 self.one_pass(todo)
                 del todo
                 if not self.until_final or not len(self.todo()):
                     break
-                if deadline is not None and time.monotonic() + poll_interval > deadline:
+                if deadline is not None and self.clock.monotonic() + poll_interval > deadline:
                     timed_out = True
                     break
                 if self._pause(poll_interval):
@@ -494,12 +503,12 @@ class Run:
 
     def _pause(self, seconds: float) -> bool:
         """Wait between two passes; True as soon as the run is to stop (either event)."""
-        external = self.external_stop
+        clock, external = self.clock, self.external_stop
         if external is None:
-            return self.stop.wait(seconds)
-        deadline = time.monotonic() + seconds
-        while (left := deadline - time.monotonic()) > 0:
-            if external.wait(min(left, STOP_POLL)) or self.stop.is_set():
+            return clock.wait(self.stop, seconds)
+        deadline = clock.monotonic() + seconds
+        while (left := deadline - clock.monotonic()) > 0:
+            if clock.wait(external, min(left, STOP_POLL)) or self.stop.is_set():
                 return True
         return external.is_set()
 
@@ -538,7 +547,9 @@ class Run:
             client = None
             gate = self.gates[lane]
             try:
-                client = connect(self.lane_options[lane], self.watchdog, self.reach.report)
+                client = connect(
+                    self.lane_options[lane], self.watchdog, self.reach.report, clock=self.clock
+                )
                 while not stop.is_set():
                     if not room.acquire(timeout=STOP_POLL):
                         continue
@@ -653,6 +664,7 @@ def run(
     poll_interval: float = 0.0,
     timeout: float | None = None,
     stop: threading.Event | None = None,
+    clock: Clock = SYSTEM,
 ) -> pd.DataFrame:
     """Job statuses for ``job_ids``: the run behind `fetch_jobs`, `refresh`, `wait_for_jobs`.
 
@@ -667,6 +679,7 @@ def run(
         timeout: with ``until_final``, stop passing after this many seconds
             (``df.attrs["timed_out"]`` then says so).
         stop: an event that, once set, ends the run like Ctrl-C.
+        clock: what the run's waits go through (tests pass a `clock.FakeClock`).
 
     Raises:
         ConfigurationError: workspaces without ``tokens`` (or the reverse), or a workspace
@@ -704,6 +717,7 @@ def run(
             until_final=until_final,
             sink=cp.write if cp is not None else None,
             stop=stop,
+            clock=clock,
         )
         return state.execute(prepare, poll_interval=poll_interval, timeout=timeout)
     finally:

@@ -30,11 +30,12 @@ import random
 import re
 import statistics
 import threading
-import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+
+from .clock import SYSTEM, Clock
 
 __all__ = [
     "RateGate",
@@ -122,11 +123,17 @@ class RateGate:
         max_rps: an optional cap on requests per second, below what Intercom allows, to leave
             headroom for the workspace's other integrations.
         stop: set it to release every waiting worker (`acquire` then returns `STOPPED`).
+        clock: what the gate reads the time from and waits through (tests pass a fake one).
     """
 
     def __init__(
-        self, *, max_rps: float | None = None, stop: threading.Event | None = None
+        self,
+        *,
+        max_rps: float | None = None,
+        stop: threading.Event | None = None,
+        clock: Clock = SYSTEM,
     ) -> None:
+        self.clock = clock
         self._cond = threading.Condition(threading.Lock())
         self.stop = stop or threading.Event()
         self._interval = 1.0 / max_rps if max_rps else 0.0
@@ -167,7 +174,7 @@ class RateGate:
         (one request in flight before the first answer) waits for an answer, not for time.
         """
         with self._cond:
-            now = time.time()
+            now = self.clock.time()
             budget = None if self.remaining is None else max(0, self.remaining - self.in_flight)
             if self.blocked and now - self._blocked_at < BLOCKED_FOR:
                 return PaceStatus(self.limit, budget, 0.0, True)
@@ -193,7 +200,7 @@ class RateGate:
             while True:
                 if stop.is_set():
                     return STOPPED
-                now = time.time()
+                now = self.clock.time()
                 if self.blocked:
                     if now - self._blocked_at < BLOCKED_FOR:
                         return BLOCKED
@@ -204,14 +211,14 @@ class RateGate:
                     self._new_window()
                     continue
                 if self._probing and self.in_flight:
-                    self._cond.wait(0.5)
+                    self.clock.wait(self._cond, 0.5)
                     continue
                 if self.remaining is not None and self.remaining - self.in_flight <= 0:
                     if self._reset_local is None:
                         self._reset_local = now + MIN_WAIT
                     wait = min(MAX_WAIT, max(0.01, self._reset_local + self._jitter - now))
-                    self._cond.wait(wait)
-                    self.waited += time.time() - now
+                    self.clock.wait(self._cond, wait)
+                    self.waited += self.clock.time() - now
                     continue
                 break
             self.in_flight += 1
@@ -220,7 +227,7 @@ class RateGate:
                 slot = max(now, self._next_slot)
                 self._next_slot = slot + self._interval
                 delay = slot - now
-        if delay > 0 and stop.wait(delay):
+        if delay > 0 and self.clock.wait(stop, delay):
             self.release()
             return STOPPED
         return GO
@@ -234,7 +241,7 @@ class RateGate:
                 self.blocked = False
                 self._empty_windows = 0
                 self._probing = True
-            now = time.time()
+            now = self.clock.time()
             if self.in_flight == 0 and (self._reset_local is None or now >= self._reset_local):
                 self.limit = self.remaining = self._window_reset = self._reset_local = None
                 self._learned = self._answered_in_window = self._refused_in_window = False
@@ -269,7 +276,7 @@ class RateGate:
                 else:
                     self._answered_in_window = True
                     self._empty_windows = 0
-                self._learn(headers, received_at or time.time(), status)
+                self._learn(headers, received_at or self.clock.time(), status)
             self._cond.notify_all()
 
     # -- internals -------------------------------------------------------------------------
@@ -282,7 +289,7 @@ class RateGate:
             self._empty_windows += 1
         if self._empty_windows >= BLOCKED_WINDOWS or self.limit == 0:
             self.blocked = True
-            self._blocked_at = time.time()
+            self._blocked_at = self.clock.time()
             self._cond.notify_all()
         self._answered_in_window = self._refused_in_window = False
         self.remaining = self.limit
@@ -343,7 +350,7 @@ class RateGate:
             # early: hold everyone back a little.
             if status == 429:
                 self.remaining = 0
-                self._reset_local = time.time() + MIN_WAIT
+                self._reset_local = self.clock.time() + MIN_WAIT
             return
         if status == 429:
             remaining = 0
@@ -351,7 +358,7 @@ class RateGate:
             self._window_reset = reset
             self._learned = True
             self.remaining = remaining
-            now = time.time()
+            now = self.clock.time()
             reset_local = reset - self._skew
             self._reset_local = min(max(reset_local, now), now + MAX_WAIT)
             self._jitter = random.uniform(0.02, 0.2)
@@ -367,6 +374,11 @@ class Pacer:
         self.gate = gate
         self.stop = stop or threading.Event()
         gate.begin_run()
+
+    @property
+    def clock(self) -> Clock:
+        """The gate's clock: the run's backoffs wait through it too."""
+        return self.gate.clock
 
     def acquire(self) -> int:
         return self.gate.acquire(self.stop)
@@ -388,19 +400,21 @@ class Pacer:
         self.gate.wake()
 
 
-_GATES: dict[tuple[str, str], RateGate] = {}
+_GATES: dict[tuple[str, str, Clock], RateGate] = {}
 _GATES_LOCK = threading.Lock()
 
 
-def shared_gate(token: str, base_url: str, max_rps: float | None = None) -> RateGate:
+def shared_gate(
+    token: str, base_url: str, max_rps: float | None = None, clock: Clock = SYSTEM
+) -> RateGate:
     """The process's one gate for a (token, host): calls one after another, or at the same time
     (the panel while a cell runs), share Intercom's per-app budget. Keyed by a hash of the token,
-    never the token itself."""
-    key = (hashlib.sha256(token.encode()).hexdigest(), base_url)
+    never the token itself (and by the clock: a test's fake time is not the process's)."""
+    key = (hashlib.sha256(token.encode()).hexdigest(), base_url, clock)
     with _GATES_LOCK:
         gate = _GATES.get(key)
         if gate is None:
-            gate = _GATES[key] = RateGate(max_rps=max_rps)
+            gate = _GATES[key] = RateGate(max_rps=max_rps, clock=clock)
         else:
             gate.set_max_rps(max_rps)
         return gate

@@ -55,6 +55,7 @@ from urllib3.util.wait import wait_for_read
 
 from . import codes as C
 from . import errors as E
+from .clock import SYSTEM, Clock
 from .ids import check_job_id
 from .options import Options, is_loopback
 from .pacing import BLOCKED, STOPPED, Pacer
@@ -612,8 +613,16 @@ class Connection:
         ConfigurationError: the environment's proxy or CA bundle cannot be used.
     """
 
-    def __init__(self, options: Options, watchdog: Watchdog, report: Report | None = None) -> None:
+    def __init__(
+        self,
+        options: Options,
+        watchdog: Watchdog,
+        report: Report | None = None,
+        *,
+        clock: Clock = SYSTEM,
+    ) -> None:
         self.options = options
+        self.clock = clock  # stamps each answer's received_at, on the run's clock
         self._report = report
         self._slot = watchdog.slot()
         _current.slot = self._slot
@@ -718,7 +727,7 @@ class Connection:
             if problem is None and response.length:  # closed before Content-Length was met
                 raise http.client.IncompleteRead(b"", response.length)
             whole = problem is None
-            return Answer(response.status, headers, content, problem, time.time())
+            return Answer(response.status, headers, content, problem, self.clock.time())
         except Exception as exc:
             if slot.expired or isinstance(exc, NETWORK_ERRORS):  # expired: the watchdog cut it
                 raise self._failure(exc, slot) from None
@@ -752,7 +761,7 @@ class Connection:
 
             content, problem = _read_body(response.headers, read, slot)
             whole = problem is None
-            return Answer(response.status, response.headers, content, problem, time.time())
+            return Answer(response.status, response.headers, content, problem, self.clock.time())
         except Exception as exc:
             if slot.expired or isinstance(exc, NETWORK_ERRORS):  # expired: the watchdog cut it
                 raise self._failure(exc, slot) from None
@@ -1161,7 +1170,7 @@ def ask(
             malformed += 1
             if malformed >= MALFORMED_TRIES:
                 return row
-        if gate.stop.wait(backoff(attempts)):
+        if gate.clock.wait(gate.stop, backoff(attempts)):
             if policy.resend:
                 raise Stopped
             return row

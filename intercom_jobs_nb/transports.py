@@ -37,6 +37,7 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 from . import codes as C
+from .clock import SYSTEM, Clock
 from .transport import (
     MAX_BODY,
     Answer,
@@ -211,8 +212,16 @@ class Routed:
     the same calls as the network's `transport.Connection`, each request built with the
     options' URL and headers, its outcome reported, failures scrubbed of the token."""
 
-    def __init__(self, transport: Transport, options: Any, report: Report | None = None) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        options: Any,
+        report: Report | None = None,
+        *,
+        clock: Clock = SYSTEM,
+    ) -> None:
         self.options = options
+        self.clock = clock
         self._transport = transport
         self._report = report
         self._headers = options.headers()  # kept on the object: locals must not show the token
@@ -236,15 +245,18 @@ class Routed:
             raise scrubbed from None
         if report is not None:
             report(None)
-        return answer
+        return answer._replace(received_at=self.clock.time())  # the run's time, not the mock's
 
     def close(self) -> None:
         """The transport is the client's: it is closed with it, not with a worker."""
 
 
-def connect(options: Any, watchdog: Watchdog, report: Report | None = None) -> Connection | Routed:
+def connect(
+    options: Any, watchdog: Watchdog, report: Report | None = None, *, clock: Clock = SYSTEM
+) -> Connection | Routed:
     """A worker's connection, made in the thread that uses it: to the network (a
-    `transport.Connection`), or to the options' ``transport``."""
+    `transport.Connection`), or to the options' ``transport``; answers are stamped with
+    ``clock`` (the run's, which its pacing gate reads)."""
     if options.transport is None:
-        return Connection(options, watchdog, report)
-    return Routed(options.transport, options, report)
+        return Connection(options, watchdog, report, clock=clock)
+    return Routed(options.transport, options, report, clock=clock)

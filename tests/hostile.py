@@ -43,6 +43,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
+from intercom_jobs_nb.clock import SYSTEM, Clock
+
 __all__ = [
     "Answer",
     "HostileServer",
@@ -286,6 +288,8 @@ class HostileServer:
             ``rate_limit_exceeded`` with ``Retry-After``. Every answer then carries
             ``X-RateLimit-Limit``, ``-Remaining`` and ``-Reset`` (UNIX seconds), unless the
             handler's answer sets them. A ``Date`` the handler sets is kept, even on a 429.
+        clock: the server's time (its windows and ``Date``): a test passes the `FakeClock` its
+            run waits on, and the windows pass in milliseconds.
     """
 
     def __init__(
@@ -293,7 +297,9 @@ class HostileServer:
         handler: Callable[[Request], Answer] | None = None,
         *,
         rate_limit: tuple[int, float] | None = None,
+        clock: Clock = SYSTEM,
     ) -> None:
+        self.clock = clock
         self.handler = handler or (lambda request: job_answer(request.job_id))
         self.rate_limit = rate_limit
         self.seen: list[Request] = []  # every request, in arrival order
@@ -447,7 +453,7 @@ class HostileServer:
     def _limit(self, answer: Answer) -> Answer:
         limit, window = self.rate_limit  # type: ignore[misc]
         with self._lock:
-            now = time.time()
+            now = self.clock.time()
             index = max(int(now // window), self._window[0])  # windows never go back
             used = self._window[1] + 1 if index == self._window[0] else 1
             self._window = (index, used)

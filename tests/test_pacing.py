@@ -1,14 +1,20 @@
-"""Rate limits: one gate paces every worker from Intercom's headers, with a skewed clock too."""
+"""Rate limits: one gate paces every worker from Intercom's headers, with a skewed clock too.
+
+The windows pass on a `FakeClock` that the sandbox and the run share (over real loopback
+sockets): a test of three windows takes milliseconds. One test waits windows out on the real
+clock, the one users run on.
+"""
 
 from __future__ import annotations
 
 import email.utils
 import threading
-import time
 
 import pytest
+from clocked import fetch_jobs_on
 
 import intercom_jobs_nb as ij
+from intercom_jobs_nb.clock import SYSTEM, FakeClock
 from intercom_jobs_nb.pacing import (
     BLOCKED,
     GO,
@@ -17,6 +23,7 @@ from intercom_jobs_nb.pacing import (
     parse_http_date,
     parse_reset,
     parse_uint,
+    shared_gate,
 )
 from intercom_jobs_nb.sandbox import Sandbox
 
@@ -25,9 +32,15 @@ def served_429(sb) -> int:
     return sb.stats["by_status"].get(429, 0)
 
 
-def test_paced_run_stays_inside_a_small_budget_without_429(opts):
-    with Sandbox(jobs=90, pending_share=0.0, rate_limit=30, window=1) as sb:
-        df = ij.fetch_jobs(sb.job_ids, **opts(sb, max_workers=16))
+@pytest.fixture
+def clock():
+    """The fake time of the test's sandbox and run."""
+    return FakeClock()
+
+
+def test_paced_run_stays_inside_a_small_budget_without_429(opts, clock):
+    with Sandbox(jobs=90, pending_share=0.0, rate_limit=30, window=1, clock=clock) as sb:
+        df = fetch_jobs_on(clock, sb.job_ids, **opts(sb, max_workers=16))
         stats = sb.stats
     assert df["error_code"].isna().all()
     assert served_429(sb) == 0
@@ -35,6 +48,7 @@ def test_paced_run_stays_inside_a_small_budget_without_429(opts):
 
 
 def test_a_spent_window_is_waited_out_not_hammered(opts):
+    # On the real clock: the gate's waits as users meet them.
     with Sandbox(jobs=50, pending_share=0.0, rate_limit=20, window=1) as sb:
         ij.fetch_jobs(sb.job_ids, **opts(sb))
         windows = sb.stats["windows"]
@@ -43,11 +57,11 @@ def test_a_spent_window_is_waited_out_not_hammered(opts):
     assert sum(w["rejected"] for w in windows) == 0
 
 
-def test_a_429_waits_for_the_reset_before_the_retry(opts):
-    with Sandbox(jobs=3, pending_share=0.0, rate_limit=1000, window=1) as sb:
+def test_a_429_waits_for_the_reset_before_the_retry(opts, clock):
+    with Sandbox(jobs=3, pending_share=0.0, rate_limit=1000, window=1, clock=clock) as sb:
         job_id = sb.job_ids[0]
         sb.inject(job_id, "rate_limit")
-        row = ij.fetch_jobs([job_id], **opts(sb)).iloc[0]
+        row = fetch_jobs_on(clock, [job_id], **opts(sb)).iloc[0]
         windows = sb.stats["windows"]
     assert row["status"] in ("success", "failed") and row["attempts"] == 2
     rejected_at = [w["start"] for w in windows if w["rejected"]]
@@ -55,45 +69,36 @@ def test_a_429_waits_for_the_reset_before_the_retry(opts):
     assert len(rejected_at) == 1 and served_at and min(served_at) > rejected_at[0]
 
 
-def test_429_after_retries_is_a_rate_limit_exceeded_row(opts):
-    with Sandbox(jobs=3, pending_share=0.0, rate_limit=1000, window=1) as sb:
+def test_429_after_retries_is_a_rate_limit_exceeded_row(opts, clock):
+    with Sandbox(jobs=3, pending_share=0.0, rate_limit=1000, window=1, clock=clock) as sb:
         job_id = sb.job_ids[0]
         sb.inject(job_id, "rate_limit", "rate_limit")
-        row = ij.fetch_jobs([job_id], **opts(sb, retries=1)).iloc[0]
+        row = fetch_jobs_on(clock, [job_id], **opts(sb, retries=1)).iloc[0]
     assert row["error_code"] == "rate_limit_exceeded" and row["http_status"] == 429
     assert row["attempts"] == 2
 
 
 @pytest.mark.parametrize("skew", [-30.0, 30.0])
-def test_a_skewed_server_clock_is_corrected_with_the_date_header(opts, skew):
+def test_a_skewed_server_clock_is_corrected_with_the_date_header(opts, clock, skew):
     # Server 30 s behind: its Reset looks past, a naive client bursts into 429s.
-    # Server 30 s ahead: its Reset looks 30 s away, a naive client idles 30 s per window.
-    with Sandbox(jobs=60, pending_share=0.0, rate_limit=20, window=1, clock_skew=skew) as sb:
-        outcome: list = []
-
-        def fetch() -> None:
-            try:
-                outcome.append(ij.fetch_jobs(sb.job_ids, **opts(sb)))
-            except BaseException as exc:
-                outcome.append(exc)
-
-        run = threading.Thread(target=fetch, daemon=True)
-        run.start()
-        # Three windows of 1 s, not waits of 30 s: the run is over within a generous join that
-        # a client misled by the skew (two 30 s waits at least) would still be idling through.
-        run.join(timeout=45)
-        assert not run.is_alive()
-    (df,) = outcome
-    if isinstance(df, BaseException):
-        raise df
+    # Server 30 s ahead: its Reset looks 30 s away, a naive client idles (up to MAX_WAIT, 15 s)
+    # per window.
+    with Sandbox(
+        jobs=60, pending_share=0.0, rate_limit=20, window=1, clock_skew=skew, clock=clock
+    ) as sb:
+        started = clock.monotonic()
+        df = fetch_jobs_on(clock, sb.job_ids, **opts(sb))
+        took = clock.monotonic() - started
     assert df["error_code"].isna().all() and served_429(sb) == 0
+    # Three windows of 1 s (and a little), not two waits of 15 s or more.
+    assert took < 20, f"{took:.1f} s"
 
 
-def test_max_rps_caps_the_request_rate(opts):
-    with Sandbox(jobs=21, pending_share=0.0) as sb:
-        started = time.monotonic()
-        ij.fetch_jobs(sb.job_ids, **opts(sb, max_rps=20))
-        elapsed = time.monotonic() - started
+def test_max_rps_caps_the_request_rate(opts, clock):
+    with Sandbox(jobs=21, pending_share=0.0, clock=clock) as sb:
+        started = clock.monotonic()
+        fetch_jobs_on(clock, sb.job_ids, **opts(sb, max_rps=20))
+        elapsed = clock.monotonic() - started
     assert elapsed >= 0.95  # 21 requests at 20 per second: the last one leaves after 1 s
 
 
@@ -113,19 +118,19 @@ def _headers(limit: int, remaining: int, reset: int) -> dict[str, str]:
     }
 
 
-def test_the_gate_holds_requests_beyond_what_the_window_has_left():
-    gate = RateGate()
+def test_the_gate_holds_requests_beyond_what_the_window_has_left(clock):
+    gate = RateGate(clock=clock)
     assert gate.acquire() == GO
-    gate.release(_headers(3, 2, int(time.time()) + 3))
+    gate.release(_headers(3, 2, int(clock.time()) + 3))
     assert gate.acquire() == GO and gate.acquire() == GO
     assert gate.budget == 0
     gate.stop.set()  # a third would wait for the reset; stopping releases it
     assert gate.acquire() == STOPPED
 
 
-def test_requests_in_flight_count_against_the_budget_until_answered():
-    gate = RateGate()
-    reset = int(time.time()) + 5
+def test_requests_in_flight_count_against_the_budget_until_answered(clock):
+    gate = RateGate(clock=clock)
+    reset = int(clock.time()) + 5
     assert gate.acquire() == GO
     gate.release(_headers(100, 50, reset))
     for _ in range(10):
@@ -139,13 +144,13 @@ def test_requests_in_flight_count_against_the_budget_until_answered():
     assert gate.budget == 45 - 8
 
 
-def test_the_gate_opens_again_after_the_reset():
-    gate = RateGate()
+def test_the_gate_opens_again_after_the_reset(clock):
+    gate = RateGate(clock=clock)
     assert gate.acquire() == GO
-    reset = int(time.time()) + 2
+    reset = int(clock.time()) + 2
     gate.release(_headers(2, 0, reset))
     assert gate.acquire() == GO  # waits for the reset, then assumes the full limit again
-    assert time.time() >= reset
+    assert clock.time() >= reset
     assert gate.budget == 1
 
 
@@ -172,15 +177,15 @@ def test_rate_limit_numbers_parse_plain_digits():
     assert parse_reset("1700000000.75") == 1700000000
 
 
-def test_a_window_that_allows_nothing_blocks_the_gate_instead_of_waiting_for_ever():
-    gate = RateGate()
+def test_a_window_that_allows_nothing_blocks_the_gate_instead_of_waiting_for_ever(clock):
+    gate = RateGate(clock=clock)
     assert gate.acquire() == GO
-    gate.release(_headers(0, 0, int(time.time()) + 1), status=200)
+    gate.release(_headers(0, 0, int(clock.time()) + 1), status=200)
     assert gate.acquire() == BLOCKED  # after the reset the window still allows nothing
 
 
-def test_windows_of_nothing_but_429s_block_the_gate():
-    gate = RateGate()
+def test_windows_of_nothing_but_429s_block_the_gate(clock):
+    gate = RateGate(clock=clock)
     for _ in range(4):
         if gate.acquire() != GO:
             break
@@ -188,17 +193,17 @@ def test_windows_of_nothing_but_429s_block_the_gate():
     assert gate.acquire() == BLOCKED
 
 
-def test_an_answer_other_than_429_keeps_the_gate_open():
-    gate = RateGate()
+def test_an_answer_other_than_429_keeps_the_gate_open(clock):
+    gate = RateGate(clock=clock)
     for k in range(6):
         assert gate.acquire() == GO
         gate.release({"Retry-After": "0"}, status=429 if k % 2 == 0 else 200)
     assert not gate.blocked
 
 
-def test_one_absurd_date_does_not_move_the_clock_offset():
-    gate = RateGate()
-    now = time.time()
+def test_one_absurd_date_does_not_move_the_clock_offset(clock):
+    gate = RateGate(clock=clock)
+    now = clock.time()
     dates = [now - 3, now - 2, 4070908800.0, now - 1, now]  # 4070908800: 2099
     for stamp in dates:
         assert gate.acquire() == GO
@@ -206,14 +211,14 @@ def test_one_absurd_date_does_not_move_the_clock_offset():
     assert abs(gate.skew) < 2
 
 
-def test_an_absurd_first_date_does_not_move_the_clock_offset_but_two_that_agree_do():
-    gate = RateGate()
-    now = time.time()
+def test_an_absurd_first_date_does_not_move_the_clock_offset_but_two_that_agree_do(clock):
+    gate = RateGate(clock=clock)
+    now = clock.time()
     for stamp, received in [(4070908800.0, now), (now + 1, now + 1), (now + 2, now + 2)]:
         assert gate.acquire() == GO
         gate.release({"Date": email.utils.formatdate(stamp, usegmt=True)}, received_at=received)
         assert abs(gate.skew) < 2
-    late = RateGate()  # a server clock an hour ahead, said twice: believed
+    late = RateGate(clock=clock)  # a server clock an hour ahead, said twice: believed
     for k in range(2):
         assert late.acquire() == GO
         late.release(
@@ -222,15 +227,15 @@ def test_an_absurd_first_date_does_not_move_the_clock_offset_but_two_that_agree_
     assert abs(late.skew - 3600) < 2
 
 
-def test_two_runs_at_once_with_one_token_share_the_window():
+def test_two_runs_at_once_with_one_token_share_the_window(clock):
     # The panel refreshing while a cell runs: each alone would spend the whole window.
-    with Sandbox(jobs=120, rate_limit=20, window=1, pending_share=0.0) as sb:
+    with Sandbox(jobs=120, rate_limit=20, window=1, pending_share=0.0, clock=clock) as sb:
         halves = [sb.job_ids[:60], sb.job_ids[60:]]
         frames: list = [None, None]
 
         def fetch(k: int) -> None:
-            frames[k] = ij.fetch_jobs(
-                halves[k], token=sb.token, base_url=sb.base_url, progress=False, retries=0
+            frames[k] = fetch_jobs_on(
+                clock, halves[k], token=sb.token, base_url=sb.base_url, retries=0
             )
 
         threads = [threading.Thread(target=fetch, args=(k,)) for k in range(2)]
@@ -243,11 +248,16 @@ def test_two_runs_at_once_with_one_token_share_the_window():
     assert all(frame["status"].notna().all() for frame in frames)
 
 
-def test_runs_with_the_same_token_and_host_share_one_gate_and_others_do_not():
-    from intercom_jobs_nb.pacing import shared_gate
-
+def test_runs_with_the_same_token_and_host_share_one_gate_and_others_do_not(clock):
     assert shared_gate("tok", "http://127.0.0.1:1") is shared_gate("tok", "http://127.0.0.1:1")
     assert shared_gate("tok", "http://127.0.0.1:1") is not shared_gate("tok", "http://127.0.0.1:2")
     assert shared_gate("tok", "http://127.0.0.1:1") is not shared_gate(
         "other", "http://127.0.0.1:1"
+    )
+    # A test's fake time is its own: a gate on it is not the process's.
+    assert shared_gate("tok", "http://127.0.0.1:1", clock=clock) is not shared_gate(
+        "tok", "http://127.0.0.1:1", clock=SYSTEM
+    )
+    assert shared_gate("tok", "http://127.0.0.1:1", clock=SYSTEM) is shared_gate(
+        "tok", "http://127.0.0.1:1"
     )

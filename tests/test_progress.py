@@ -15,6 +15,7 @@ import pytest
 
 import intercom_jobs_nb as ij
 from intercom_jobs_nb import progress as progress_module
+from intercom_jobs_nb.clock import FakeClock
 from intercom_jobs_nb.pacing import BLOCKED, Pacer, PaceStatus, RateGate
 from intercom_jobs_nb.progress import MIN_BAR, Progress, Snapshot, bar_class, in_widget_kernel
 
@@ -30,8 +31,10 @@ class Row:
 OUTCOMES = [Row("success"), Row("failed"), Row("pending"), Row(None, "job_not_found")]
 
 
-def window_headers(limit: int, remaining: int, reset_in: float) -> dict[str, str]:
-    now = time.time()
+def window_headers(
+    limit: int, remaining: int, reset_in: float, now: float | None = None
+) -> dict[str, str]:
+    now = time.time() if now is None else now
     return {
         "X-RateLimit-Limit": str(limit),
         "X-RateLimit-Remaining": str(remaining),
@@ -76,13 +79,13 @@ def test_a_max_rps_cap_holds_the_next_request_until_its_slot():
 
 
 def test_a_gate_the_server_blocks_says_so_and_holds_nothing():
-    gate = RateGate()
+    clock = FakeClock()  # the window that allows nothing passes at once
+    gate = RateGate(clock=clock)
     gate.acquire()
-    gate.release(window_headers(limit=0, remaining=0, reset_in=0), time.time(), 429)
-    deadline = time.monotonic() + 5
-    while (outcome := gate.acquire()) != BLOCKED and time.monotonic() < deadline:
+    gate.release(window_headers(limit=0, remaining=0, reset_in=0, now=clock.time()), None, 429)
+    deadline = clock.monotonic() + 5
+    while (outcome := gate.acquire()) != BLOCKED and clock.monotonic() < deadline:
         gate.release()
-        time.sleep(0.05)
     assert outcome == BLOCKED
     status = gate.status()
     assert status.blocked and status.waiting == 0.0 and status.limit == 0

@@ -20,6 +20,7 @@ from netkit import CA_PEM, HOST, ConnectProxy, LoopbackOnly, TLSFront, closed_po
 
 import intercom_jobs_nb as ij
 from intercom_jobs_nb import cli
+from intercom_jobs_nb.clock import SYSTEM, FakeClock
 from intercom_jobs_nb.engine import UNREACHABLE_AFTER, UNREACHABLE_WITHIN, Reach
 from intercom_jobs_nb.ledger import Ledger
 from intercom_jobs_nb.panel_controller import PanelController
@@ -530,9 +531,9 @@ def test_a_folder_of_cas_is_honoured(tmp_path, monkeypatch, net, variable):
 # -- the rule itself ---------------------------------------------------------------------------
 
 
-def _reach():
+def _reach(clock=SYSTEM):
     stops = []
-    reach = Reach("https://x.test", Route(None, None), lambda: stops.append(1))
+    reach = Reach("https://x.test", Route(None, None), lambda: stops.append(1), clock)
     reach.start()
     return reach, stops
 
@@ -574,14 +575,13 @@ def test_after_the_first_answer_failures_are_rows_but_a_bad_certificate_still_en
     assert reach.error is not None and "does not verify" in str(reach.error) and stops == [1]
 
 
-def test_unsent_failures_for_long_enough_end_a_run_of_one_worker(monkeypatch):
-    clock = [1000.0]
-    monkeypatch.setattr("intercom_jobs_nb.engine.time.monotonic", lambda: clock[0])
-    reach, _ = _reach()
+def test_unsent_failures_for_long_enough_end_a_run_of_one_worker():
+    clock = FakeClock(idle=3600.0)  # moves only when told
+    reach, _ = _reach(clock)
     reach.report(UNSENT)
-    clock[0] += UNREACHABLE_WITHIN - 0.1
+    clock.advance(UNREACHABLE_WITHIN - 0.1)
     reach.report(UNSENT)
     assert reach.error is None
-    clock[0] += 0.2
+    clock.advance(0.2)
     reach.report(UNSENT)
     assert reach.error is not None and "for 10 s" in str(reach.error)

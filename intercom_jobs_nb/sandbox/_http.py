@@ -239,7 +239,7 @@ class Server(ThreadingHTTPServer):
 
     def http_date(self) -> str:
         """The ``Date`` header of the (skewed) server clock, formatted once a second."""
-        now = int(time.time() + self.sandbox.clock_skew)
+        now = int(self.sandbox._server_time())
         cached = self._date_cache
         if cached[0] == now:
             return cached[1]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..clock import SYSTEM, Clock
 from ._faults import ENQUEUE_TABLE, FaultPlan
 from ._http import Server
 from ._ratelimit import Admission, FixedWindow
@@ -73,6 +73,9 @@ class Sandbox:
             ``"drop_after"``, which only they draw), each kind from its own seeded generator.
         slow_seconds: How long the ``"slow"`` fault waits before answering.
         clock_skew: Seconds added to the server clock (``Date`` header and rate-limit windows).
+        clock: The time the server clock is read from (a test passes the `FakeClock` its
+            client runs on too, to go through windows in milliseconds). Jobs' pending times
+            and ``latency`` stay on the real clock.
         token: The bearer token to accept; :data:`DEFAULT_TOKEN` by default.
         workspace: The ``id_code`` of the token's workspace, as ``GET /me`` answers it.
         tokens: Extra tokens to accept, each mapped to its workspace's ``id_code`` (the same
@@ -120,6 +123,7 @@ class Sandbox:
         faults: Mapping[str, float] | None = None,
         slow_seconds: float = 5.0,
         clock_skew: float = 0.0,
+        clock: Clock = SYSTEM,
         token: str | None = None,
         workspace: str = DEFAULT_WORKSPACE,
         tokens: Mapping[str, str] | None = None,
@@ -131,6 +135,7 @@ class Sandbox:
             raise ValueError("jobs must be >= 0")
         if latency < 0 or slow_seconds < 0:
             raise ValueError("latency and slow_seconds must be >= 0")
+        self.clock = clock
         self._limiter = FixedWindow(rate_limit, window, clock=self._server_time)  # checks
         for name, share in (
             ("failed_share", failed_share),
@@ -488,7 +493,7 @@ class Sandbox:
 
     def _server_time(self) -> float:
         """The server clock: epoch seconds, skewed by ``clock_skew``."""
-        return time.time() + self.clock_skew
+        return self.clock.time() + self.clock_skew
 
     def _admit(
         self,
