@@ -1,5 +1,5 @@
 """intercom_jobs_nb.dask: many workspaces on a two-process LocalCluster against one sandbox with
-four workspaces, each its own token and its own 50-requests-per-1-s limit.
+four workspaces, each its own token and its own 100-requests-per-2-s limit.
 
 One cluster for the module (the machine has two cores): its worker processes inherit the
 ``INTERCOM_TOKEN_*`` variables set before it starts; the graph only names them.
@@ -33,9 +33,9 @@ WORKSPACES = ("acme", "globex", "initech", "umbrella")
 TOKENS = {ws: f"tok-{ws}-s3cret-{uuid.uuid4().hex}" for ws in WORKSPACES}
 ENV = {ws: f"INTERCOM_TOKEN_{ws.upper()}" for ws in WORKSPACES}
 REFS = {ws: f"env:{ENV[ws]}" for ws in WORKSPACES}
-LIMIT, WINDOW = 50, 1  # Intercom's windows are longer; 1 s ones go through as many, faster
-JOBS = 200  # per workspace: at least two full windows at 50 per 1 s
-# Seconds any one computation may take (the longest takes about 5): a worker that hangs fails
+LIMIT, WINDOW = 100, 2
+JOBS = 400  # per workspace: at least two full windows at 100 per 2 s
+# Seconds any one computation may take (the longest takes about 10): a worker that hangs fails
 # its test with a timeout, not the whole run.
 WITHIN = 120
 # The columns that say what a job is (not when or how it was read).
@@ -175,7 +175,7 @@ def test_each_workspace_uses_its_whole_budget_without_429(dask_run):
 
 
 def test_workspaces_ran_at_the_same_time(dask_run):
-    """Four workspaces of 200 jobs at 50 per 1 s: one after another would take about 4 x 4 s."""
+    """Four workspaces of 400 jobs at 100 per 2 s: one after another would take about 4 x 8 s."""
     _, counts, _, _ = dask_run
     spans = [(min(c), max(c)) for c in counts.values()]
     assert max(s for s, _ in spans) < min(e for _, e in spans)  # all were running at once
