@@ -70,6 +70,7 @@ import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 from dask.dataframe.io.parquet.arrow import ArrowDatasetEngine
+from dask.dataframe.utils import make_meta
 
 from . import polling
 from .errors import ConfigurationError
@@ -245,8 +246,9 @@ def _by_workspace(data: Any, names: dict[str, str]) -> dd.DataFrame:
             f"expected a Dask or pandas DataFrame with job_id and workspace columns, "
             f"got {type(data).__name__}"
         )
-    _check_columns(data._meta)
-    meta = data._meta.assign(
+    empty = make_meta(data)  # the frame's empty pandas frame (dask's own, not a copy)
+    _check_columns(empty)
+    meta = empty.assign(
         **{_PART: pd.Series([], dtype="int64"), _ORDER: pd.Series([], dtype="int64")}
     )
     numbered = data.map_partitions(_number, numbers, meta=meta)
@@ -321,7 +323,7 @@ def _run_partition(
 def _results(data: Any, tokens: Any, wait: bool, options: dict[str, Any]) -> dd.DataFrame:
     names = _token_names(tokens)
     by_workspace = _by_workspace(data, names)
-    empty, meta = _result_meta(by_workspace._meta.drop(columns=[_ORDER]), list(names))
+    empty, meta = _result_meta(make_meta(by_workspace).drop(columns=[_ORDER]), list(names))
     return by_workspace.map_partitions(
         _run_partition,
         empty,

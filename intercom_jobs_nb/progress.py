@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sys
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -268,13 +270,14 @@ class Progress:
         if widget and not bar.disable:
             from IPython.display import display
 
-            # Our own display, with an id: at the end it is updated, so a saved notebook shows
-            # the finished bar as text too (not the 0/N of the moment it appeared).
+            # Our own display (tqdm's documented ``display=False`` then ``display(bar.container)``),
+            # with an id: at the end it is updated, so a saved notebook shows the finished bar as
+            # text too (not the 0/N of the moment it appeared).
             self._handle = display(bar.container, display_id=True)
-            bar.displayed = True
         self._layout(bar)
         if not bar.disable:
-            bar.delay = options.get("delay", 0)
+            # Shown already, a widget waits for nothing (with a delay tqdm would show it again).
+            bar.delay = 0 if widget else options.get("delay", 0)
             self._counts_str = self._counts_text()
             bar.set_postfix_str(self._counts_str)  # and the first draw
         return bar
@@ -376,8 +379,6 @@ class Progress:
         if bar is None or bar.disable or not isinstance(getattr(bar, "ncols", None), int):
             self._style = "full"  # no width to fit (a widget, a pipe): everything, in full
             return
-        from tqdm.utils import disp_len
-
         d = bar.format_dict  # refreshes ncols when it follows the terminal
         ncols = d["ncols"]
         if not ncols:
@@ -406,7 +407,7 @@ class Progress:
                     "bar_format": (fmt or "{l_bar}{bar}{r_bar}").replace("{bar}", ""),
                 }
             )
-            if ncols - disp_len(nobar) - _SLACK >= MIN_BAR:
+            if ncols - _width(nobar) - _SLACK >= MIN_BAR:
                 chosen = layout
                 break
         fmt, style = chosen
@@ -456,6 +457,14 @@ class Progress:
             bar.close()
             if self._handle is not None:
                 self._handle.update(bar.container)
+
+
+_ANSI = re.compile(r"\x1b\[[;\d]*[A-Za-z]")  # colour codes take no room
+
+
+def _width(text: str) -> int:
+    """Columns ``text`` takes in a terminal: two for a wide (East Asian) character."""
+    return sum(2 if unicodedata.east_asian_width(c) in "FW" else 1 for c in _ANSI.sub("", text))
 
 
 def _text_tqdm() -> type:

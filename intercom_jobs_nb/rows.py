@@ -372,9 +372,8 @@ def _pandas(name: str, chunks: list[Any]) -> Any:
             return values
         if name in _TIMES:
             values[mask] = np.iinfo(np.int64).min  # NaT
-            return pd.arrays.DatetimeArray._from_sequence(  # type: ignore[attr-defined]
-                values.view("datetime64[ns]"), dtype=dtype
-            )
+            # Naive nanoseconds read as UTC's wall clock: the instants themselves.
+            return pd.DatetimeIndex(values.view("datetime64[ns]"), dtype=dtype, copy=False).array
         return pd.arrays.IntegerArray(values, mask)
     joined = pa.chunked_array(chunks, chunks[0].type)
     return pd.arrays.ArrowStringArray(joined)  # the blocks' own buffers

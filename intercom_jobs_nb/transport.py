@@ -32,6 +32,7 @@ through, and `MockTransport`.
 from __future__ import annotations
 
 import contextlib
+import email.errors
 import functools
 import http.client
 import json
@@ -44,7 +45,7 @@ import threading
 import time
 import weakref
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple, Protocol
 from urllib.parse import urlsplit
 
@@ -171,16 +172,18 @@ class Answer(NamedTuple):
 
 
 class _Slot:
-    """One worker's request in flight: its socket and the moment its whole answer is due.
+    """One worker's request in flight: its connection and the moment its whole answer is due.
 
-    The socket is held by a weak reference: a client dropped without ``close`` (the watchdog
-    outlives it) still has its connection closed when it is collected."""
+    The connection is held by a weak reference: a client dropped without ``close`` (the watchdog
+    outlives it) still has its connection closed when it is collected. Its ``sock`` is read
+    when the watchdog cuts, so the cut reaches the socket of the moment: the TCP connection,
+    a proxy's tunnel or the TLS socket."""
 
-    __slots__ = ("_lock", "_sock", "deadline", "expired")
+    __slots__ = ("_conn", "_lock", "deadline", "expired")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._sock: weakref.ref[socket.socket] | None = None
+        self._conn: weakref.ref[http.client.HTTPConnection] | None = None
         self.deadline: float | None = None
         self.expired = False
 
@@ -193,9 +196,9 @@ class _Slot:
         with self._lock:
             self.deadline = None
 
-    def attach(self, sock: socket.socket) -> None:
+    def attach(self, conn: http.client.HTTPConnection) -> None:
         with self._lock:
-            self._sock = weakref.ref(sock)
+            self._conn = weakref.ref(conn)
 
     def check(self, now: float) -> None:
         if self.deadline is None or now < self.deadline:
@@ -215,8 +218,11 @@ class _Slot:
     def _cut(self) -> None:
         # shutdown() wakes the thread blocked in recv. The plain socket's own method, even on
         # a TLS socket (same descriptor): ssl's would tear down its state under the reader.
-        sock = None if self._sock is None else self._sock()
-        if sock is not None:  # a closed socket raises OSError here: nothing else is shut
+        # Not a socket: none yet (connecting), or urllib3's TLS inside an https:// proxy's
+        # TLS tunnel, where the read timeout alone bounds each read.
+        conn = None if self._conn is None else self._conn()
+        sock = None if conn is None else conn.sock
+        if isinstance(sock, socket.socket):  # a closed socket raises OSError here
             with contextlib.suppress(OSError):
                 socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
@@ -268,19 +274,15 @@ _current = threading.local()  # the slot of the worker running in this thread
 
 def _watched(cls: type[HTTPConnection]) -> type[HTTPConnection]:
     class Watched(cls):  # type: ignore[valid-type,misc]
-        def _new_conn(self) -> socket.socket:
-            sock = super()._new_conn()
-            slot = getattr(_current, "slot", None)
-            if slot is not None:
-                slot.attach(sock)
-            return sock
-
         def connect(self) -> None:
             # Everything before the request's first byte: the TCP connection (to the proxy),
             # the proxy's CONNECT tunnel and the TLS handshake. urllib3 reports a tunnel the
             # proxy refused (407, 503) or closed as a ProtocolError("Connection aborted."),
             # the same as a connection broken after the request was written; marked here, a
             # failure to connect is known for what it is: nothing was sent.
+            slot = getattr(_current, "slot", None)
+            if slot is not None:  # the watchdog cuts whatever socket this connection has then
+                slot.attach(self)
             try:
                 super().connect()
             except (OSError, http.client.HTTPException, urllib3.exceptions.HTTPError) as exc:
@@ -294,117 +296,42 @@ _WATCHED_HTTP = _watched(HTTPConnection)
 _WATCHED_HTTPS = _watched(HTTPSConnection)
 
 
-_MAX_HEADER_LINE = 65536  # http.client's own limits on an answer's header block
-_MAX_HEADERS = 100
-
-
-def _read_header_block(fp: Any) -> _Headers:
-    """An answer's header lines up to the blank line, as `_Headers`, within http.client's
-    limits (a line of 64 KiB, 100 headers). A line with no colon is skipped; a folded line
-    (starting with a space or tab) continues the header before it."""
-    found: dict[str, str] = {}
-    last: str | None = None
-    for _ in range(_MAX_HEADERS + 1):
-        line = fp.readline(_MAX_HEADER_LINE + 1)
-        if len(line) > _MAX_HEADER_LINE:
-            raise http.client.LineTooLong("header line")
-        if line in (b"\r\n", b"\n", b""):
-            return _Headers(found)
-        text = line.decode("iso-8859-1").rstrip("\r\n")
-        if text[:1] in (" ", "\t"):
-            if last is not None:
-                found[last] = f"{found[last]} {text.strip()}"
-            continue
-        name, colon, value = text.partition(":")
-        if not colon:
-            continue
-        key, value = name.strip().lower(), value.strip()
-        seen = found.get(key)
-        found[key] = value if seen is None else f"{seen}, {value}"
-        last = key
-    raise http.client.HTTPException(f"got more than {_MAX_HEADERS} headers")
-
-
-class _Response(http.client.HTTPResponse):
-    """http.client's answer with a lean header reader. The standard one parses the headers
-    with the email package: a third of the client's CPU per job. This `begin` is
-    http.client's own, but with `_read_header_block`."""
-
-    def begin(self) -> None:
-        if self.headers is not None:
-            return
-        while True:
-            version, status, reason = self._read_status()
-            if status != http.client.CONTINUE:
-                break
-            _read_header_block(self.fp)  # a 100 Continue's headers
-        self.code = self.status = status
-        self.reason = reason.strip()
-        if version in ("HTTP/1.0", "HTTP/0.9"):
-            self.version = 10
-        elif version.startswith("HTTP/1."):
-            self.version = 11
-        else:
-            raise http.client.UnknownProtocol(version)
-        headers = _read_header_block(self.fp)
-        self.headers = self.msg = headers
-        encoding = headers.get("transfer-encoding")
-        self.chunked = bool(encoding) and encoding.lower() == "chunked"
-        self.chunk_left = None
-        self.will_close = self._check_close()
-        self.length = None
-        length = headers.get("content-length")
-        if length and not self.chunked:
-            try:
-                self.length = int(length)
-            except ValueError:
-                self.length = None
-            else:
-                if self.length < 0:
-                    self.length = None
-        if status in (204, 304) or 100 <= status < 200 or self._method == "HEAD":
-            self.length = 0
-        if not self.will_close and not self.chunked and self.length is None:
-            self.will_close = True
+# The answer is http.client's own `HTTPResponse` (public methods only: no copy of its code to
+# drift from CPython's), with its bounds on the header block: 100 lines of at most 64 KiB
+# (Python 3.15 lets a connection set the count). It skips "100 Continue" answers; newer
+# Pythons stop after a bounded number of them, and on any Python the watchdog's deadline ends
+# an endless stream of them.
 
 
 class _Direct(http.client.HTTPConnection):
-    """A plain-HTTP connection whose socket the worker's `_Slot` can cut."""
-
-    response_class = _Response
-
-    def __init__(self, host: str, port: int | None, timeout: float, slot: _Slot) -> None:
-        super().__init__(host, port, timeout=timeout)
-        self.slot = slot
+    """A plain-HTTP connection; failing to connect is `_Unsent`."""
 
     def connect(self) -> None:
         try:
             super().connect()
         except OSError as exc:
             raise _Unsent(exc) from exc
-        self.slot.attach(self.sock)
 
 
 class _DirectTLS(http.client.HTTPSConnection):
-    """A TLS connection whose socket the worker's `_Slot` can cut, the handshake included
-    (the slot holds the TLS socket itself: wrapping detaches the plain one)."""
-
-    response_class = _Response
+    """A TLS connection whose handshake the worker's `_Slot` can cut: the socket is wrapped
+    before the handshake, so ``sock`` is the TLS socket while it runs (wrapping detaches the
+    plain one)."""
 
     def __init__(
-        self, host: str, port: int | None, timeout: float, slot: _Slot, context: ssl.SSLContext
+        self, host: str, port: int | None, timeout: float, context: ssl.SSLContext
     ) -> None:
         super().__init__(host, port, timeout=timeout, context=context)
-        self.slot = slot
+        self.tls = context  # our own reference: http.client keeps its copy private
+        self.hostname = host
 
     def connect(self) -> None:
         try:
             http.client.HTTPConnection.connect(self)
-            sock = self._context.wrap_socket(  # type: ignore[attr-defined]
-                self.sock, server_hostname=self.host, do_handshake_on_connect=False
+            sock = self.tls.wrap_socket(
+                self.sock, server_hostname=self.hostname, do_handshake_on_connect=False
             )
             self.sock = sock
-            self.slot.attach(sock)
             sock.do_handshake()
         except OSError as exc:  # ssl.SSLError included: nothing was sent
             raise _Unsent(exc) from exc
@@ -572,6 +499,18 @@ class _Headers(dict[str, str]):
     """An answer's headers, read case-insensitively (keys kept lower-case); a header sent
     twice is its values joined with ", ", as urllib3 does."""
 
+    @classmethod
+    def of(cls, items: Iterable[tuple[str, str]]) -> _Headers:
+        """From http.client's header lines, a folded value unfolded (RFC 9112 5.2)."""
+        found = cls()
+        for name, value in items:
+            key = name.lower()
+            if "\n" in value:
+                value = " ".join(part.strip() for part in value.splitlines())
+            seen = dict.get(found, key)
+            dict.__setitem__(found, key, value if seen is None else f"{seen}, {value}")
+        return found
+
     def __getitem__(self, name: str) -> str:
         return dict.__getitem__(self, name.lower())
 
@@ -631,12 +570,10 @@ class Connection:
         # Kept on the object, not in locals: a traceback with locals must not show the token.
         self._headers = options.headers()
         self._json_headers = {**self._headers, "Content-Type": "application/json"}
-        # Encoded and checked once, as one block of lines: http.client would encode and check
-        # each header again for every request (Options checked the token can be sent).
-        self._header_block = b"\r\n".join(
-            b"%s: %s" % (name.encode("ascii"), value.encode("latin-1"))
-            for name, value in self._headers.items()
-        )
+        # Encoded once (Options checked the token can be sent): http.client takes bytes as is.
+        self._header_lines = [
+            (name.encode("ascii"), value.encode("latin-1")) for name, value in self._headers.items()
+        ]
         self._pool: Any = None
         self._conn: http.client.HTTPConnection | None = None
         self._trust = trust() if parts.scheme == "https" else None
@@ -645,15 +582,12 @@ class Connection:
             conn: http.client.HTTPConnection
             if self._trust is not None:
                 conn = _DirectTLS(
-                    parts.hostname or "",
-                    parts.port,
-                    options.timeout,
-                    self._slot,
-                    _tls_context(*self._trust),
+                    parts.hostname or "", parts.port, options.timeout, _tls_context(*self._trust)
                 )
             else:
-                conn = _Direct(parts.hostname or "", parts.port, options.timeout, self._slot)
+                conn = _Direct(parts.hostname or "", parts.port, timeout=options.timeout)
             self._conn = conn
+            self._slot.attach(conn)
             # A client dropped without close() (as urllib3 does for its pools): the server is
             # not left holding a connection nobody will use.
             weakref.finalize(self, conn.close)
@@ -716,18 +650,22 @@ class Connection:
             if sock is not None and _dropped(sock):  # the server closed it while idle
                 conn.close()
             conn.putrequest(method, self._prefix + path, skip_accept_encoding=True)
-            conn._output(self._header_block)  # type: ignore[attr-defined]
+            for name, value in self._header_lines:
+                conn.putheader(name, value)
             if body is not None:
                 conn.putheader("Content-Type", "application/json")
                 conn.putheader("Content-Length", str(len(body)))
             conn.endheaders(body)  # connects first if need be (_Unsent when that fails)
             response = conn.getresponse()
-            headers: _Headers = response.msg  # type: ignore[assignment]  # see _Response
-            content, problem = _read_body(headers, response.read, slot)
-            if problem is None and response.length:  # closed before Content-Length was met
-                raise http.client.IncompleteRead(b"", response.length)
-            whole = problem is None
-            return Answer(response.status, headers, content, problem, self.clock.time())
+            headers = _Headers.of(response.msg.items())
+            status = response.status
+            content: bytes | None = None
+            problem: str | None = _HEADERS_CUT
+            if not _cut_short(response.msg):
+                content, problem = _read_body(status, headers, response.read, slot)
+            # An interim (1xx) answer taken for the final one: what follows is not ours to read.
+            whole = problem is None and status >= 200
+            return Answer(status, headers, content, problem, self.clock.time())
         except Exception as exc:
             if slot.expired or isinstance(exc, NETWORK_ERRORS):  # expired: the watchdog cut it
                 raise self._failure(exc, slot) from None
@@ -759,7 +697,7 @@ class Connection:
             def read(size: int) -> bytes:
                 return response.read(size, decode_content=False)
 
-            content, problem = _read_body(response.headers, read, slot)
+            content, problem = _read_body(response.status, response.headers, read, slot)
             whole = problem is None
             return Answer(response.status, response.headers, content, problem, self.clock.time())
         except Exception as exc:
@@ -843,10 +781,26 @@ def _dropped(sock: socket.socket) -> bool:
         return True
 
 
+_HEADERS_CUT = "a header line has no colon (the headers after it, its length maybe, were lost)"
+
+
+def _cut_short(msg: http.client.HTTPMessage) -> bool:
+    """Whether http.client stopped reading headers at a line with no colon (the email
+    parser takes the rest of the block for a body): the answer's framing may be among them."""
+    return bool(msg.defects) and any(
+        isinstance(defect, email.errors.MissingHeaderBodySeparatorDefect) for defect in msg.defects
+    )
+
+
 def _read_body(
-    headers: Mapping[str, str], read: Callable[[int], bytes], slot: _Slot
+    status: int, headers: Mapping[str, str], read: Callable[[int], bytes], slot: _Slot
 ) -> tuple[bytes | None, str | None]:
-    """The decoded body, at most `MAX_BODY` bytes; or (None, why) for an unusable one."""
+    """The decoded body, at most `MAX_BODY` bytes; or (None, why) for an unusable one.
+
+    Raises:
+        http.client.IncompleteRead: the connection closed before ``Content-Length`` was met
+            (http.client's ``read(n)`` then returns b"" as at the end; urllib3 raises itself).
+    """
     encoding = headers.get("Content-Encoding")
     decoder: Any = None
     if encoding is not None:
@@ -858,10 +812,16 @@ def _read_body(
         elif encoding not in ("", "identity"):
             return None, f"unsupported Content-Encoding {_clip(encoding, 40)!r}"
     declared = headers.get("Content-Length")
+    length = None
     if declared is not None:
         declared = declared.strip()
-        if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY:
-            return None, f"the answer is larger than {MAX_BODY:,} bytes"
+        if declared.isascii() and declared.isdigit():
+            length = int(declared)
+            if length > MAX_BODY:
+                return None, f"the answer is larger than {MAX_BODY:,} bytes"
+            # RFC 9112 6.3: chunked framing, a 1xx, 204 or 304 has no body of that length.
+            if "Transfer-Encoding" in headers or status < 200 or status in (204, 304):
+                length = None
     parts: list[bytes] = []
     size = raw_size = 0
     try:
@@ -880,6 +840,8 @@ def _read_body(
                 raise TimeoutError
     except zlib.error:
         return None, f"the answer's {encoding} encoding is corrupt"
+    if length is not None and raw_size < length:
+        raise http.client.IncompleteRead(b"", length - raw_size)
     if len(parts) == 1:
         return parts[0], None
     return b"".join(parts), None

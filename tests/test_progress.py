@@ -374,6 +374,33 @@ def test_the_widget_bar_leaves_a_finished_bar_in_the_saved_notebook(jupyter_kern
     assert "success=1 failed=1 pending=1 errors=1" in shown[-1]
 
 
+def test_a_widget_bar_given_a_delay_is_shown_once(jupyter_kernel, monkeypatch):
+    """The bar displays its widget itself, at once: tqdm's delayed display must not add a second."""
+    import IPython.display
+    import tqdm.notebook
+
+    shown: list[object] = []
+
+    class Handle:
+        def update(self, obj):
+            pass
+
+    def display(obj, display_id=None):
+        shown.append(obj)
+        return Handle()
+
+    monkeypatch.setattr(IPython.display, "display", display)
+    monkeypatch.setattr(tqdm.notebook, "display", display)  # tqdm's own, imported by name
+    progress = Progress(True, 4, bar_options={"delay": 0.05, "mininterval": 0})
+    time.sleep(0.1)  # past the delay: tqdm would show a bar not shown yet
+    for row in OUTCOMES:
+        progress.count(row)
+        progress.advance()
+        time.sleep(0.01)
+    progress.close()
+    assert len(shown) == 1
+
+
 def test_progress_module_exports_what_it_names():
     for name in progress_module.__all__:
         assert hasattr(progress_module, name)

@@ -452,25 +452,67 @@ def test_tls_answers_are_read_and_a_tls_drip_is_cut_at_the_timeout(tmp_path, mon
     assert dripped_whole_body == 0  # the client gave up in the middle of the drip
 
 
-def test_the_header_block_reader_joins_repeats_unfolds_and_skips_lines_without_a_colon():
-    import io
+def _answering(raw: bytes):
+    """A loopback server that answers every GET with ``raw`` and closes the connection."""
 
-    from intercom_jobs_nb.transport import _read_header_block
+    class Fixed(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.wfile.write(raw)
+            self.close_connection = True
 
-    block = (
-        b"Content-Type: application/json;\r\n"
-        b"\tcharset=utf-8\r\n"
-        b"Set-Cookie: a=1\r\n"
-        b"this line has no colon\r\n"
-        b"SET-COOKIE: b=2\r\n"
-        b"X-Empty:\r\n"
-        b"\r\n"
-        b"the body"
+        def log_message(self, *args):
+            pass
+
+    return _serve(Fixed)
+
+
+def test_a_repeated_header_is_its_values_joined_and_names_are_read_whatever_their_case():
+    body = _job("1")
+    raw = (
+        b"HTTP/1.1 200 OK\r\ncontent-TYPE: application/json\r\nSet-Cookie: a=1\r\n"
+        b"SET-COOKIE: b=2\r\nX-Empty:\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
     )
-    fp = io.BytesIO(block)
-    headers = _read_header_block(fp)
-    assert headers["content-type"] == "application/json; charset=utf-8"
-    assert headers.get("Set-Cookie") == "a=1, b=2"
+    server = _answering(raw)
+    client, watchdog = _client(f"http://127.0.0.1:{server.server_address[1]}", timeout=5)
+    try:
+        answer = client.get("/jobs/status/1")
+    finally:
+        client.close()
+        watchdog.close()
+        server.shutdown()
+    headers = answer.headers
+    assert answer.body == body
+    assert headers["Content-Type"] == headers.get("content-type") == "application/json"
+    assert headers.get("Set-Cookie") == "a=1, b=2"  # as urllib3 joins them, through a proxy
     assert headers["x-empty"] == "" and "X-EMPTY" in headers
-    assert len(headers) == 3
-    assert fp.read() == b"the body"  # stopped at the blank line
+
+
+def test_a_drip_through_a_proxy_tunnel_is_cut_at_the_timeout(tmp_path, monkeypatch):
+    # Through the environment's proxy, urllib3 wraps the tunnel's socket in TLS: the watchdog
+    # must cut the socket the connection has when the deadline passes, not the one it began with.
+    from netkit import CA_PEM, HOST, ConnectProxy, LoopbackOnly, TLSFront
+
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    LoopbackOnly(monkeypatch)
+    (tmp_path / "ca.pem").write_bytes(CA_PEM)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "ca.pem"))
+    with _Raw(drip=0.2) as srv:
+        backend = ("127.0.0.1", int(srv.base_url.rsplit(":", 1)[1]))
+        with (
+            TLSFront(backend, tmp_path) as front,
+            ConnectProxy({f"{HOST}:443": ("127.0.0.1", front.port)}) as proxy,
+        ):
+            monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+            client, watchdog = _client(f"https://{HOST}", timeout=1)
+            try:
+                with pytest.raises(transport.TransportFailure) as caught:
+                    client.get("/jobs/status/7")
+                dripped_whole_body = srv.answers  # the drip takes about 12 s
+            finally:
+                client.close()
+                watchdog.close()
+            assert proxy.tunnelled() == 1
+    assert caught.value.code == "timeout" and caught.value.sent
+    assert dripped_whole_body == 0  # the client gave up in the middle of the drip
