@@ -26,7 +26,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import pandas as pd
@@ -81,7 +81,21 @@ BATCH_ROWS = 200  # rows handed to the sink (the checkpoint) at most at once
 STOP_GRACE = 1.0  # seconds a stopping run waits for its workers to end
 STOP_POLL = 0.1  # seconds between two looks at the `stop` event while no row arrives
 QUEUED_ROWS = 4 * BATCH_ROWS  # rows answered and waiting to be taken in, at most
-_DONE = object()  # a worker has finished
+
+
+class _Ended(NamedTuple):
+    """A worker's end by an exception: a `Fatal` answer, or a bug (the run fails with it)."""
+
+    exc: BaseException
+
+
+class _Done:
+    """A worker has finished."""
+
+
+_DONE = _Done()
+#: What a worker hands the run's thread: ``(index, row)``, then `_DONE`; or `_Ended` first.
+_Item = tuple[int, Any] | _Ended | _Done
 # A run that has had no answer yet ends with UnreachableError when this many requests in a row
 # failed before anything was sent (refused, DNS, the proxy's CONNECT refused, a failed TLS
 # handshake), counted across workers: `max_workers` workers reach it in their first round of
@@ -525,7 +539,7 @@ class Run:
         """Ask the ids at ``indices`` once each (retries included)."""
         if not len(indices):
             return
-        out: queue.SimpleQueue = queue.SimpleQueue()
+        out: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         ask, stop = self.work.ask, self.stop
         by_lane: dict[str | None, np.ndarray]
         if self.lane_of is None:
@@ -562,10 +576,10 @@ class Run:
                 pass
             except Fatal as fatal:
                 fatal.workspace = lane
-                out.put(("fatal", fatal))
+                out.put(_Ended(fatal))
                 stop.set()
             except BaseException as exc:  # a bug: end the run, keep the rows
-                out.put(("crash", exc))
+                out.put(_Ended(exc))
                 stop.set()
             finally:
                 if client is not None:
@@ -573,7 +587,7 @@ class Run:
                 out.put(_DONE)
 
         running = 0
-        problem: tuple[str, BaseException] | None = None
+        problem: BaseException | None = None
         self.reach.start()
         try:
             # Started inside the try: a Ctrl-C between two starts still stops those started.
@@ -598,10 +612,10 @@ class Run:
                 # Drain what is ready and hand it on in one batch, but never more than
                 # BATCH_ROWS: workers faster than this loop would keep rows out of the file.
                 while True:
-                    if item is _DONE:
+                    if isinstance(item, _Done):
                         running -= 1
-                    elif isinstance(item[0], str):
-                        problem = problem or item
+                    elif isinstance(item, _Ended):
+                        problem = problem or item.exc
                     else:
                         self.receive(*item)
                         room.release()
@@ -625,13 +639,13 @@ class Run:
                     break
                 except KeyboardInterrupt:  # a second Ctrl-C: stop waiting
                     break
-                if item is _DONE:
+                if isinstance(item, _Done):
                     running -= 1
-                elif not isinstance(item[0], str):
+                elif not isinstance(item, _Ended):
                     self.receive(*item)
             raise
         if problem is not None:
-            kind, exc = problem
+            exc = problem
             if isinstance(exc, Fatal):
                 raise exc.aborted()
             raise E.RunFailedError(

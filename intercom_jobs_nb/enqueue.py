@@ -364,9 +364,7 @@ def send_enqueue(client: Channel, gate: Pacer, key: str, body: bytes) -> Enqueue
     def failed(failure: TransportFailure, attempts: int) -> EnqueueRow:
         return _unanswered(key, failure)
 
-    return ask(
-        client, gate, key, ENQUEUE_PATH, read, failed, ENQUEUE_POLICY, method="POST", body=body
-    )
+    return ask(client, gate, ENQUEUE_PATH, read, failed, ENQUEUE_POLICY, method="POST", body=body)
 
 
 class EnqueueWork:

@@ -25,6 +25,7 @@ from .pacing import Pacer
 from .rows import UTC_TIME, Column, columns_of, typed
 from .transport import (
     MAX_FIELD,
+    READ,
     Answer,
     Channel,
     TransportFailure,
@@ -231,7 +232,7 @@ class TicketsWork:
                 C.INVALID_RESPONSE,
                 f"the job names a ticket id that {problem or 'is not plain'}; it was not asked",
             )
-        return ask(client, gate, resource_id, TICKET_PATH + resource_id, read, failed)
+        return ask(client, gate, TICKET_PATH + resource_id, read, failed, READ)
 
     def frame(self, rows: list[TicketRow | None], consume: bool) -> pd.DataFrame:
         return pd.DataFrame.from_records(

@@ -46,7 +46,7 @@ import time
 import weakref
 import zlib
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, TypeVar, cast
 from urllib.parse import urlsplit
 
 import urllib3
@@ -443,6 +443,11 @@ def route(base_url: str) -> Route:
     return Route(proxy, _proxy_variable(parts.scheme))
 
 
+#: requests' own rule ("proxy.example:3128" means http://proxy.example:3128), typed: requests
+#: ships no annotations.
+_with_scheme = cast(Callable[[str, str], str], prepend_scheme_if_needed)
+
+
 def _proxy_manager(way: Route, **kw: Any) -> urllib3.ProxyManager:
     """urllib3's pool manager for the route's proxy.
 
@@ -453,7 +458,7 @@ def _proxy_manager(way: Route, **kw: Any) -> urllib3.ProxyManager:
     name = way.variable
     try:
         # As requests does: "proxy.example:3128" means an http:// proxy.
-        proxy = prepend_scheme_if_needed(way.proxy or "", "http")
+        proxy = _with_scheme(way.proxy or "", "http")
         host = urlsplit(proxy).hostname
         manager = urllib3.ProxyManager(proxy, num_pools=1, **kw)
     except (urllib3.exceptions.HTTPError, ValueError) as exc:
@@ -695,7 +700,8 @@ class Connection:
             )
 
             def read(size: int) -> bytes:
-                return response.read(size, decode_content=False)
+                data: bytes = response.read(size, decode_content=False)
+                return data
 
             content, problem = _read_body(response.status, response.headers, read, slot)
             whole = problem is None
@@ -1026,18 +1032,29 @@ def read_job(job_id: str, url: str, answer: Answer, attempts: int, options: Opti
 
 def backoff(attempt: int) -> float:
     """Exponential backoff with full jitter: 0.5 s, 1 s, 2 s... capped, times U(0.5, 1)."""
-    return min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+    return min(BACKOFF_CAP, BACKOFF_BASE * 2.0 ** (attempt - 1)) * random.uniform(0.5, 1.0)
 
 
-Reader = Callable[[Answer, int], Any]
-Failed = Callable[["TransportFailure", int], Any]  # (failure, attempts) -> a failure row
+R = TypeVar("R")  # what a request's answer is read into: a job's `Row`, an enqueue's, a ticket's
+Reader = Callable[[Answer, int], R]  # (answer, attempts) -> a row
+Failed = Callable[["TransportFailure", int], R]  # (failure, attempts) -> a failure row
 BLOCKED_MESSAGE = (
     "not sent: Intercom's rate limit allowed no request for several windows in a row; ask "
     "again later"
 )
 
 
-def _read_again(row: Any) -> bool:
+class Readable(Protocol):
+    """A row a read gives (a job's `Row`, a ticket's): final or not, and why not."""
+
+    @property
+    def final(self) -> bool: ...
+
+    @property
+    def error_code(self) -> str | None: ...
+
+
+def _read_again(row: Readable) -> bool:
     """A status read is asked again when it failed for a passing reason (``final`` False and
     an error): a pending job is an answer, asked again by the next pass, not here."""
     return not row.final and row.error_code is not None
@@ -1055,30 +1072,38 @@ class Policy(NamedTuple):
     """
 
     resend: bool
-    transient: Callable[[Any], bool]
+    transient: Callable[[Any], bool]  # of the rows its calls' ``read`` gives
 
 
 #: Status reads: anything that failed for a passing reason is asked again.
 READ = Policy(resend=True, transient=_read_again)
 
 
+def status_failure(key: str, url: str | None) -> Failed[Row]:
+    """The row of a status read (a job's, ``GET /me``) that got no answer."""
+
+    def failed(failure: TransportFailure, attempts: int) -> Row:
+        return error_row(key, url, failure.code, failure.message, attempts=attempts)
+
+    return failed
+
+
 def ask(
     client: Channel,
     gate: Pacer,
-    key: str,
     path: str,
-    read: Reader,
-    failed: Failed | None = None,
-    policy: Policy = READ,
+    read: Reader[R],
+    failed: Failed[R],
+    policy: Policy,
     *,
     method: str = "GET",
     body: bytes | None = None,
-) -> Any:
+) -> R:
     """Send ``method path`` until the row is final for ``policy``, or the retries are spent:
     the one retry loop of status reads, tickets, ``GET /me`` and enqueues.
 
     ``read`` turns an answer into a row, ``failed`` makes the row of a request that got no
-    answer (from its `TransportFailure`; default: a job-status error row); a row has ``final``.
+    answer (from its `TransportFailure`, e.g. `status_failure`'s).
 
     429s wait for the window (the gate holds every worker); other transient failures back off
     with jitter; a malformed answer is asked for at most `MALFORMED_TRIES` times; a
@@ -1090,14 +1115,7 @@ def ask(
             sent).
         Fatal: the answer stops the whole run.
     """
-    options = client.options
-    retries = options.retries
-    if failed is None:
-        url = options.base_url + path
-
-        def failed(failure: TransportFailure, attempts: int) -> Row:
-            return error_row(key, url, failure.code, failure.message, attempts=attempts)
-
+    retries = client.options.retries
     attempts = malformed = 0
     while True:
         go = gate.acquire()
@@ -1110,7 +1128,8 @@ def ask(
                 TransportFailure(C.RATE_LIMIT_EXCEEDED, BLOCKED_MESSAGE, sent=False), attempts
             )
         attempts += 1
-        status = None
+        status: int | None = None
+        row: R
         try:
             answer = client.request(method, path, body)
         except TransportFailure as failure:
@@ -1156,7 +1175,7 @@ def fetch_row(client: Channel, gate: Pacer, job_id: str) -> Row:
     def read(answer: Answer, attempts: int) -> Row:
         return read_job(job_id, url, answer, attempts, client.options)
 
-    return ask(client, gate, job_id, path, read)
+    return ask(client, gate, path, read, status_failure(job_id, url), READ)
 
 
 def identify(client: Channel, gate: Pacer) -> str:
@@ -1197,7 +1216,7 @@ def identify(client: Channel, gate: Pacer) -> str:
             )
         return read_job("me", options.base_url + ME_PATH, answer, attempts, options)
 
-    row = ask(client, gate, "me", ME_PATH, read)
+    row = ask(client, gate, ME_PATH, read, status_failure("me", options.base_url + ME_PATH), READ)
     if not found and row.http_status is None and row.error_code in C.NO_ANSWER_CODES:
         raise E.UnreachableError(
             f"cannot reach Intercom at {options.base_url}: GET /me (asked to check which "
