@@ -15,7 +15,7 @@ are pending for ``uniform(0.2, 1.0)`` seconds, then succeed and make their ticke
    Each round, on a fresh sandbox each (so no ticket of one counts against the other), in turn:
    (a) the three calls above; (b) a hand-written pool, ``ThreadPoolExecutor(16)`` with one
    ``requests.Session`` per thread, doing the same requests: ``POST /tickets/enqueue`` with the
-   same bodies (built in the timed stage by ``intercom_jobs_nb.enqueue.ticket_bodies``), then
+   same bodies (built in the timed stage by ``intercom_jobs_nb._enqueue.ticket_bodies``), then
    ``GET /jobs/status/{id}`` in passes ``poll_interval`` apart until no job is pending, then
    ``GET /tickets/{id}`` for each successful job. The rate (input rows per second) and client
    CPU per row of each stage; the median of the rounds. Target: each stage (a)/(b) >= 1.2x.
@@ -58,7 +58,7 @@ import requests
 from _common import RemoteSandbox, machine, median, table, verdict
 
 import intercom_jobs_nb as ij
-from intercom_jobs_nb.enqueue import ENQUEUE_PATH, ticket_bodies
+from intercom_jobs_nb._enqueue import ENQUEUE_PATH, ticket_bodies
 
 LATENCY = 0.02
 POOL_THREADS = 16

@@ -52,7 +52,7 @@ IMPORT_ONLY = "import intercom_jobs_nb"
 PER_ID_READER = """
 import sys
 import pandas as pd
-from intercom_jobs_nb.ids import read_job_ids
+from intercom_jobs_nb._ids import read_job_ids
 frame = pd.read_csv(sys.argv[1], dtype=str, keep_default_na=False, encoding="utf-8-sig")
 print(len(read_job_ids(frame)))
 """
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     base_url = f"http://127.0.0.1:{httpd.server_address[1]}"
     env = {**os.environ, "INTERCOM_TOKEN": SANDBOX_TOKEN, "PYTHONPATH": ROOT}
-    cli = [sys.executable, "-m", "intercom_jobs_nb.cli"]
+    cli = [sys.executable, "-m", "intercom_jobs_nb._cli"]
     failures: list[str] = []
     results: dict[str, dict[str, float]] = {}
     try:

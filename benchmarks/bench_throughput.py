@@ -43,7 +43,7 @@ import requests
 from _common import RemoteSandbox, machine, median, table, verdict
 
 import intercom_jobs_nb as ij
-from intercom_jobs_nb.options import USER_AGENT
+from intercom_jobs_nb._options import USER_AGENT
 
 LATENCY = 0.02
 POOL_THREADS = 16

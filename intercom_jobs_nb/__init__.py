@@ -18,21 +18,22 @@ Every call that talks to Intercom takes the same keyword-only options, `ClientOp
 one's default and meaning: ``help(ij.ClientOptions)``), e.g. ``token`` (default: the
 ``INTERCOM_TOKEN`` environment variable), ``region``, ``base_url``, ``timeout``, ``transport``.
 
-The modules behind it, a concern each: ``rows`` (the result row and its one ``final`` rule),
-``codes`` (every error code), ``options`` (every option, its default and check, and the
-token), ``ids`` (input), ``client`` (`Client`: the options once, a method per call),
-``transports`` (the `Transport` interface and `MockTransport`), ``transport`` (the network: one
-request, bounded, with retries), ``pacing`` (the rate-limit gate), ``clock``
-(the time the gate and the engine wait through; a fake one for tests), ``engine`` (the one run
-loop), ``checkpoint``, ``fetch`` and ``polling`` (the public calls), ``frames`` (analysis and
-CSV), ``parquet``, ``progress``, ``plotting``, ``panel_render``, ``panel_controller`` and
-``widgets`` (the JobsPanel), ``sandbox`` (a local Intercom), ``cli``, and ``dask`` (many
+The modules behind it are private (``_name``: import from the package, not from them), a
+concern each: ``_rows`` (the result row and its one ``final`` rule),
+``_codes`` (every error code), ``_options`` (every option, its default and check, and the
+token), ``_ids`` (input), ``_client`` (`Client`: the options once, a method per call),
+``_transports`` (the `Transport` interface and `MockTransport`), ``_transport`` (the network: one
+request, bounded, with retries), ``_pacing`` (the rate-limit gate), ``_clock``
+(the time the gate and the engine wait through; a fake one for tests), ``_engine`` (the one run
+loop), ``_checkpoint``, ``_fetch`` and ``_polling`` (the public calls), ``_frames`` (analysis and
+CSV), ``_parquet``, ``_progress``, ``_plotting``, ``_panel_render``, ``_panel_controller`` and
+``_widgets`` (the JobsPanel), ``sandbox`` (a local Intercom), ``_cli``, and ``dask`` (many
 workspaces on a cluster; the ``dask`` extra, imported only as ``intercom_jobs_nb.dask``).
 """
 
-from .client import Client
-from .enqueue import enqueue_tickets
-from .errors import (
+from ._client import Client
+from ._enqueue import enqueue_tickets
+from ._errors import (
     ApiVersionError,
     AuthenticationError,
     CheckpointError,
@@ -52,18 +53,18 @@ from .errors import (
     TransportError,
     UnreachableError,
 )
-from .fetch import fetch_job, fetch_jobs
-from .frames import export_csv, failures, join_jobs, summarize
-from .ids import check_job_id
-from .options import REGIONS, ClientOptions, Secret, __version__, get_token
-from .parquet import checkpoint_to_parquet, export_parquet
-from .plotting import outcome_counts, outcomes, plot_status
-from .polling import refresh, wait_for_jobs
-from .progress import Snapshot
+from ._fetch import fetch_job, fetch_jobs
+from ._frames import export_csv, failures, join_jobs, summarize
+from ._ids import check_job_id
+from ._options import REGIONS, ClientOptions, Secret, __version__, get_token
+from ._parquet import checkpoint_to_parquet, export_parquet
+from ._plotting import outcome_counts, outcomes, plot_status
+from ._polling import refresh, wait_for_jobs
+from ._progress import Snapshot
+from ._tickets import fetch_tickets
+from ._transports import MockTransport, Request, Response, Transport
+from ._widgets import JobsPanel
 from .sandbox import Sandbox
-from .tickets import fetch_tickets
-from .transports import MockTransport, Request, Response, Transport
-from .widgets import JobsPanel
 
 __all__ = [
     # the client and its options
@@ -121,3 +122,11 @@ __all__ = [
     "InvalidResponseError",
     "__version__",
 ]
+
+# Public names say they are the package's (``intercom_jobs_nb.Client``, not
+# ``intercom_jobs_nb._client.Client``) in reprs, tracebacks and the docs, as httpx does.
+for _name in __all__:
+    _value = globals()[_name]
+    if isinstance(_value, type) or callable(_value):  # not the values (REGIONS, __version__)
+        _value.__module__ = "intercom_jobs_nb"
+del _name, _value

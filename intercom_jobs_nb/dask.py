@@ -12,7 +12,7 @@ One partition per workspace, rather than a ``distributed.Semaphore`` per workspa
 
 A workspace's budget (Intercom's limit is per app per workspace) is only used well by one pacing
 gate: the gate that reads the ``X-RateLimit-*`` headers and spreads the requests over each window
-(``pacing.py``) lives in one process, one per (token, host). Two tasks of one workspace at once,
+(``_pacing.py``) lives in one process, one per (token, host). Two tasks of one workspace at once,
 in two processes, would be two gates racing for one budget: 429s, or each held to a guessed share.
 
 - A ``Semaphore(1)`` per workspace keeps them apart, but a task of workspace A waiting for the
@@ -21,7 +21,7 @@ in two processes, would be two gates racing for one budget: 429s, or each held t
 - One partition per workspace (what this module does: a pandas frame is split on the client; a
   Dask frame is shuffled by workspace with ``set_index`` on the workspace's number, with known
   divisions, so nothing is computed to build the graph) gives each workspace exactly one task:
-  one in-process run (`intercom_jobs_nb.fetch.fetch_jobs`, 32 threads, one gate) holds its whole
+  one in-process run (`intercom_jobs_nb._fetch.fetch_jobs`, 32 threads, one gate) holds its whole
   budget from start to end, and a workspace's 429s or slow answers never hold another back,
   since each has its own task. Workspaces are the unit of parallelism; a workspace never needs
   more than one process (one process makes about 1,000 requests a second, six times one app's
@@ -72,10 +72,10 @@ import pandas as pd
 from dask.dataframe.io.parquet.arrow import ArrowDatasetEngine
 from dask.dataframe.utils import make_meta
 
-from . import polling
-from .errors import ConfigurationError
-from .fetch import fetch_jobs as _fetch_jobs
-from .options import (
+from . import _polling as polling
+from ._errors import ConfigurationError
+from ._fetch import fetch_jobs as _fetch_jobs
+from ._options import (
     DEFAULT_POLL_INTERVAL,
     DEFAULT_TIMEOUT,
     ENV_NAME,
@@ -86,8 +86,8 @@ from .options import (
     Secret,
     check_option_names,
 )
-from .parquet import ARROW_TYPES, with_string_storage
-from .rows import DTYPES, OPEN_CATEGORIES, REQUIRED_COLUMNS, to_frame, user_columns
+from ._parquet import ARROW_TYPES, with_string_storage
+from ._rows import DTYPES, OPEN_CATEGORIES, REQUIRED_COLUMNS, to_frame, user_columns
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -346,7 +346,7 @@ def fetch_jobs(
     **options: Unpack[DaskOptions],
 ) -> dd.DataFrame:
     """The status of many jobs of many workspaces, as a lazy Dask DataFrame (one partition per
-    workspace: one task, one in-process `intercom_jobs_nb.fetch.fetch_jobs`, one pacing gate).
+    workspace: one task, one in-process `intercom_jobs_nb._fetch.fetch_jobs`, one pacing gate).
 
     Args:
         ddf: a Dask or pandas DataFrame with ``job_id`` and ``workspace`` columns; its other

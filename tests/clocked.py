@@ -12,10 +12,10 @@ from typing import Any
 
 import pandas as pd
 
-from intercom_jobs_nb.clock import Clock
-from intercom_jobs_nb.engine import run
-from intercom_jobs_nb.ids import read_job_ids
-from intercom_jobs_nb.options import Options
+from intercom_jobs_nb._clock import Clock
+from intercom_jobs_nb._engine import run
+from intercom_jobs_nb._ids import read_job_ids
+from intercom_jobs_nb._options import Options
 
 
 def fetch_jobs_on(clock: Clock, ids: Any, **options: Any) -> pd.DataFrame:

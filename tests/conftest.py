@@ -43,7 +43,7 @@ def opts(request):
 @pytest.fixture(autouse=True)
 def fast_backoff(monkeypatch):
     """Backoff between retries scaled down tenfold; test_transport checks the real schedule."""
-    monkeypatch.setattr("intercom_jobs_nb.transport.BACKOFF_BASE", 0.05)
+    monkeypatch.setattr("intercom_jobs_nb._transport.BACKOFF_BASE", 0.05)
 
 
 # -- the JobsPanel's fixtures (tests/test_widgets.py, tests/test_plotting.py) ------------------
@@ -63,7 +63,7 @@ def panel_sandbox():
 @pytest.fixture
 def panel_of():
     """Make JobsPanels on a sandbox (quick to give up); all are closed at the end of the test."""
-    from intercom_jobs_nb.widgets import JobsPanel
+    from intercom_jobs_nb._widgets import JobsPanel
 
     made = []
 

@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
-from intercom_jobs_nb.clock import SYSTEM, Clock
+from intercom_jobs_nb._clock import SYSTEM, Clock
 
 __all__ = [
     "Answer",

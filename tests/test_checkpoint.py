@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 import intercom_jobs_nb as ij
-from intercom_jobs_nb import engine
-from intercom_jobs_nb.checkpoint import SCHEMA_VERSION, Checkpoint
-from intercom_jobs_nb.rows import job_row
+from intercom_jobs_nb import _engine as engine
+from intercom_jobs_nb._checkpoint import SCHEMA_VERSION, Checkpoint
+from intercom_jobs_nb._rows import job_row
 
 
 def test_a_resumed_run_asks_for_no_final_job(mixed_sandbox, opts, tmp_path):

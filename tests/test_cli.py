@@ -20,7 +20,8 @@ import pytest
 import requests
 
 import intercom_jobs_nb as ij
-from intercom_jobs_nb import cli, codes
+from intercom_jobs_nb import _cli as cli
+from intercom_jobs_nb import _codes as codes
 from intercom_jobs_nb.sandbox import Sandbox
 
 

@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 
 import intercom_jobs_nb as ij
-from intercom_jobs_nb.cli import build_parser
-from intercom_jobs_nb.options import OPTIONS, ClientOptions, Options
-from intercom_jobs_nb.pacing import shared_gate
-from intercom_jobs_nb.transport import MAX_BODY
+from intercom_jobs_nb._cli import build_parser
+from intercom_jobs_nb._options import OPTIONS, ClientOptions, Options
+from intercom_jobs_nb._pacing import shared_gate
+from intercom_jobs_nb._transport import MAX_BODY
 
 TOKEN = "mock-token-0123456789"
 
@@ -339,7 +339,7 @@ def test_a_mock_run_does_not_share_the_pacing_gate_of_the_real_host():
 
 
 def test_a_panel_runs_through_a_mock():
-    from intercom_jobs_nb.panel_controller import PanelController
+    from intercom_jobs_nb._panel_controller import PanelController
 
     controller = PanelController(["1", "2"], token=TOKEN, transport=ij.MockTransport(intercom))
     controller.refresh(block=True)
@@ -350,14 +350,20 @@ def test_a_panel_runs_through_a_mock():
 # -- the documentation's examples run as written -------------------------------------------------
 
 
-@pytest.mark.parametrize("module", ["intercom_jobs_nb.client", "intercom_jobs_nb.transports"])
-def test_the_docstring_examples_run(module):
+@pytest.mark.parametrize("where", [ij.Client, ij.MockTransport, "intercom_jobs_nb._transports"])
+def test_the_docstring_examples_run(where):
     import doctest
     import importlib
 
-    found = doctest.testmod(
-        importlib.import_module(module), extraglobs={"ij": ij}, optionflags=doctest.ELLIPSIS
-    )
+    # The public classes say they are the package's (``__module__``), so doctest's own search
+    # of their modules passes them over: each is searched itself (module=False: every member).
+    obj = importlib.import_module(where) if isinstance(where, str) else where
+    finder, runner = doctest.DocTestFinder(), doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    for test in finder.find(
+        obj, getattr(obj, "__name__", str(obj)), module=False, globs={"ij": ij}
+    ):
+        runner.run(test)
+    found = runner.summarize(verbose=False)
     assert found.attempted > 0 and found.failed == 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from intercom_jobs_nb.clock import SYSTEM, FakeClock
+from intercom_jobs_nb._clock import SYSTEM, FakeClock
 
 
 def test_a_fake_wait_ends_at_its_deadline_without_sleeping_it():

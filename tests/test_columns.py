@@ -16,12 +16,13 @@ import pyarrow.parquet as pq
 import pytest
 
 import intercom_jobs_nb
-from intercom_jobs_nb import frames, parquet
-from intercom_jobs_nb import rows as R
-from intercom_jobs_nb.checkpoint import Checkpoint
-from intercom_jobs_nb.enqueue import ENQUEUE_COLUMNS
-from intercom_jobs_nb.ledger import ENQUEUE_STATUSES, ENQUEUED, NOT_SENT, Body, EnqueueRow, Ledger
-from intercom_jobs_nb.tickets import TICKET_COLUMNS, TicketRow
+from intercom_jobs_nb import _frames as frames
+from intercom_jobs_nb import _parquet as parquet
+from intercom_jobs_nb import _rows as R
+from intercom_jobs_nb._checkpoint import Checkpoint
+from intercom_jobs_nb._enqueue import ENQUEUE_COLUMNS
+from intercom_jobs_nb._ledger import ENQUEUE_STATUSES, ENQUEUED, NOT_SENT, Body, EnqueueRow, Ledger
+from intercom_jobs_nb._tickets import TICKET_COLUMNS, TicketRow
 
 
 def sample_rows() -> list[R.Row]:
@@ -97,8 +98,8 @@ ADDED_COLUMN_SCRIPT = textwrap.dedent(
     import pyarrow.parquet as pq
 
     import intercom_jobs_nb as ij
-    from intercom_jobs_nb import rows as R
-    from intercom_jobs_nb.checkpoint import Checkpoint
+    from intercom_jobs_nb import _rows as R
+    from intercom_jobs_nb._checkpoint import Checkpoint
 
     assert Path(ij.__file__).parent == Path(sys.argv[2]), ij.__file__
     work = Path(sys.argv[1])
@@ -122,7 +123,7 @@ def test_a_column_added_to_the_declaration_alone_reaches_every_output(tmp_path):
     source = Path(intercom_jobs_nb.__file__).parent
     copy = tmp_path / "site" / "intercom_jobs_nb"
     shutil.copytree(source, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    rows_py = copy / "rows.py"
+    rows_py = copy / "_rows.py"
     text = rows_py.read_text()
     anchor = text.index("\n", text.index("    workspace: Annotated[")) + 1
     rows_py.write_text(text[:anchor] + NEW_FIELD + text[anchor:])

@@ -25,8 +25,8 @@ from mock_intercom import MockIntercom, error
 from ticket_rows import keyed_rows
 
 import intercom_jobs_nb as ij
-from intercom_jobs_nb.enqueue import ENQUEUE_COLUMNS
-from intercom_jobs_nb.ledger import Ledger
+from intercom_jobs_nb._enqueue import ENQUEUE_COLUMNS
+from intercom_jobs_nb._ledger import Ledger
 
 FINAL = {"enqueued", "rejected", "unknown"}
 TYPE = "88"  # the sandbox's default ticket type

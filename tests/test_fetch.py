@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 import intercom_jobs_nb as ij
-from intercom_jobs_nb import transport
-from intercom_jobs_nb.checkpoint import Checkpoint
-from intercom_jobs_nb.rows import REQUIRED_COLUMNS
+from intercom_jobs_nb import _transport as transport
+from intercom_jobs_nb._checkpoint import Checkpoint
+from intercom_jobs_nb._rows import REQUIRED_COLUMNS
 from intercom_jobs_nb.sandbox import Sandbox
 
 RESULT_COLUMNS = [

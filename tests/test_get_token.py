@@ -8,7 +8,7 @@ import types
 import pytest
 
 import intercom_jobs_nb as ij
-from intercom_jobs_nb import options
+from intercom_jobs_nb import _options as options
 
 
 @pytest.fixture

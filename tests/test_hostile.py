@@ -42,8 +42,8 @@ from hostile import (
 )
 
 import intercom_jobs_nb as ij
-from intercom_jobs_nb.clock import SYSTEM, FakeClock
-from intercom_jobs_nb.pacing import MAX_WAIT, shared_gate
+from intercom_jobs_nb._clock import SYSTEM, FakeClock
+from intercom_jobs_nb._pacing import MAX_WAIT, shared_gate
 
 TOKEN = "t"
 SECRET = "tok-SECRET-123"

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import intercom_jobs_nb as ij
-from intercom_jobs_nb.ids import read_job_ids
+from intercom_jobs_nb._ids import read_job_ids
 
 
 def read_csv_ids(tmp_path, text: str):

@@ -14,7 +14,7 @@ from urllib.parse import quote
 import pytest
 
 import intercom_jobs_nb as ij
-from intercom_jobs_nb.checkpoint import Checkpoint
+from intercom_jobs_nb._checkpoint import Checkpoint
 from intercom_jobs_nb.sandbox import Sandbox
 
 
@@ -27,7 +27,7 @@ def slow_sandbox():
 
 def saved_rows(path) -> int:
     """The rows committed to the checkpoint, read without changing the file (read-only, as
-    ``parquet.py`` reads one). A read-write connection closed last would fold a killed run's
+    ``_parquet.py`` reads one). A read-write connection closed last would fold a killed run's
     ``-wal`` into the file and delete it; the rerun would then find a file whose run did not
     end and whose ``-wal`` is missing, which it refuses. (Python 3.10 closes such a connection
     at once; 3.11 and later when the garbage collector gets to it, so only now and then.)"""
@@ -151,9 +151,9 @@ def test_a_killed_process_keeps_its_checkpoint_and_the_rerun_finishes(slow_sandb
 def test_a_stop_event_ends_a_wait_between_two_polls_at_once(mixed_sandbox):
     """The panel's Stop during the pause of an auto-refresh: the run ends then, not after the
     poll interval (30 s here; the generous bound below only tells the two apart)."""
-    from intercom_jobs_nb.engine import run
-    from intercom_jobs_nb.ids import read_job_ids
-    from intercom_jobs_nb.options import Options
+    from intercom_jobs_nb._engine import run
+    from intercom_jobs_nb._ids import read_job_ids
+    from intercom_jobs_nb._options import Options
 
     stop = threading.Event()
     options = Options.build(

@@ -26,8 +26,8 @@ import pytest
 from ticket_rows import keyed_rows
 
 import intercom_jobs_nb as ij
-from intercom_jobs_nb.cli import main as cli_main
-from intercom_jobs_nb.ledger import Ledger
+from intercom_jobs_nb._cli import main as cli_main
+from intercom_jobs_nb._ledger import Ledger
 
 TYPE = "88"  # the sandbox's default ticket type
 
@@ -133,7 +133,7 @@ def test_two_processes_started_at_once_on_one_ledger_never_send_a_key_twice(
 
 _HOLDER = """
 import sys, time
-from intercom_jobs_nb.ledger import Ledger
+from intercom_jobs_nb._ledger import Ledger
 book = Ledger(sys.argv[1], sys.argv[2])
 print("held", flush=True)
 time.sleep(600)
@@ -403,8 +403,8 @@ def test_a_checkpoint_moved_without_its_wal_after_a_crash_is_refused(tmp_path):
         cp.parent.mkdir()
         script = (
             "import os, signal, sys\n"
-            "from intercom_jobs_nb.checkpoint import Checkpoint\n"
-            "from intercom_jobs_nb.rows import frame_rows\n"
+            "from intercom_jobs_nb._checkpoint import Checkpoint\n"
+            "from intercom_jobs_nb._rows import frame_rows\n"
             "import intercom_jobs_nb as ij\n"
             "df = ij.fetch_jobs(sys.argv[3:], token=sys.argv[2], base_url=sys.argv[1], "
             "progress=False)\n"
@@ -510,8 +510,8 @@ def test_a_wal_folded_in_by_another_sqlite_program_is_refused_with_a_way_out_tha
     ledger = tmp_path / "ledger.sqlite"
     script = (
         "import json, os, signal, sys\n"
-        "from intercom_jobs_nb.enqueue import ticket_bodies\n"
-        "from intercom_jobs_nb.ledger import Body, Ledger\n"
+        "from intercom_jobs_nb._enqueue import ticket_bodies\n"
+        "from intercom_jobs_nb._ledger import Body, Ledger\n"
         "_, keys, bodies = ticket_bodies([json.loads(sys.argv[3])], ticket_type_id='88')\n"
         "book = Ledger(sys.argv[1], sys.argv[2])\n"
         "book.intend(keys[0], Body.of(bodies[0]))  # then killed mid-request\n"

@@ -65,8 +65,8 @@ import pytest
 import requests
 
 import intercom_jobs_nb as ij
+from intercom_jobs_nb._widgets import TABLE_ROWS
 from intercom_jobs_nb.sandbox import Sandbox
-from intercom_jobs_nb.widgets import TABLE_ROWS
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "notebooks" / "panel.ipynb"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import intercom_jobs_nb as ij
-from intercom_jobs_nb.options import Options
+from intercom_jobs_nb._options import Options
 
 
 def test_no_token_says_how_to_give_one():

@@ -14,8 +14,8 @@ import pytest
 from clocked import fetch_jobs_on
 
 import intercom_jobs_nb as ij
-from intercom_jobs_nb.clock import SYSTEM, FakeClock
-from intercom_jobs_nb.pacing import (
+from intercom_jobs_nb._clock import SYSTEM, FakeClock
+from intercom_jobs_nb._pacing import (
     BLOCKED,
     GO,
     STOPPED,

@@ -12,10 +12,10 @@ import pytest
 from mock_intercom import MockIntercom, made_jobs
 
 import intercom_jobs_nb as ij
-from intercom_jobs_nb import errors as E
-from intercom_jobs_nb.panel_controller import ALL, NO_VALUE, PanelController, explain
-from intercom_jobs_nb.panel_render import status_html
-from intercom_jobs_nb.progress import SHOW_WAIT
+from intercom_jobs_nb import _errors as E
+from intercom_jobs_nb._panel_controller import ALL, NO_VALUE, PanelController, explain
+from intercom_jobs_nb._panel_render import status_html
+from intercom_jobs_nb._progress import SHOW_WAIT
 from intercom_jobs_nb.sandbox import Sandbox
 
 TOKEN = "ctl-s3cret-Tok3n-0123456789"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from intercom_jobs_nb.panel_render import (
+from intercom_jobs_nb._panel_render import (
     STATES,
     TABLE_COLUMNS,
     duration,
@@ -15,7 +15,7 @@ from intercom_jobs_nb.panel_render import (
     table_columns,
     table_html,
 )
-from intercom_jobs_nb.progress import Snapshot
+from intercom_jobs_nb._progress import Snapshot
 
 
 def jobs(**columns) -> pd.DataFrame:

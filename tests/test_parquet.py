@@ -11,9 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 
 import intercom_jobs_nb as ij
-from intercom_jobs_nb.checkpoint import Checkpoint
-from intercom_jobs_nb.ledger import Ledger
-from intercom_jobs_nb.rows import REQUIRED_COLUMNS
+from intercom_jobs_nb._checkpoint import Checkpoint
+from intercom_jobs_nb._ledger import Ledger
+from intercom_jobs_nb._rows import REQUIRED_COLUMNS
 
 
 def run_cli(*args: str, token: str) -> subprocess.CompletedProcess:

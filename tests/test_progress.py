@@ -14,10 +14,10 @@ from email.utils import formatdate
 import pytest
 
 import intercom_jobs_nb as ij
-from intercom_jobs_nb import progress as progress_module
-from intercom_jobs_nb.clock import FakeClock
-from intercom_jobs_nb.pacing import BLOCKED, Pacer, PaceStatus, RateGate
-from intercom_jobs_nb.progress import MIN_BAR, Progress, Snapshot, bar_class, in_widget_kernel
+from intercom_jobs_nb import _progress as progress_module
+from intercom_jobs_nb._clock import FakeClock
+from intercom_jobs_nb._pacing import BLOCKED, Pacer, PaceStatus, RateGate
+from intercom_jobs_nb._progress import MIN_BAR, Progress, Snapshot, bar_class, in_widget_kernel
 
 
 class Row:

@@ -117,8 +117,8 @@ def _written(cls: type) -> set[str]:
 def test_the_check_finds_the_packages_subclasses_of_library_classes():
     found = {f"{m.__name__}.{c.__name__}" for m, c in _derived_classes()}
     # The connections of the transport (http.client's and urllib3's) are among them.
-    assert "intercom_jobs_nb.transport._DirectTLS" in found
-    assert "intercom_jobs_nb.transport.WatchedHTTPSConnection" in found
+    assert "intercom_jobs_nb._transport._DirectTLS" in found
+    assert "intercom_jobs_nb._transport.WatchedHTTPSConnection" in found
 
 
 def test_no_class_overrides_a_private_method_of_another_package():

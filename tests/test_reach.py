@@ -19,13 +19,13 @@ import pytest
 from netkit import CA_PEM, HOST, ConnectProxy, LoopbackOnly, TLSFront, closed_port
 
 import intercom_jobs_nb as ij
-from intercom_jobs_nb import cli
-from intercom_jobs_nb.clock import SYSTEM, FakeClock
-from intercom_jobs_nb.engine import UNREACHABLE_AFTER, UNREACHABLE_WITHIN, Reach
-from intercom_jobs_nb.ledger import Ledger
-from intercom_jobs_nb.panel_controller import PanelController
+from intercom_jobs_nb import _cli as cli
+from intercom_jobs_nb._clock import SYSTEM, FakeClock
+from intercom_jobs_nb._engine import UNREACHABLE_AFTER, UNREACHABLE_WITHIN, Reach
+from intercom_jobs_nb._ledger import Ledger
+from intercom_jobs_nb._panel_controller import PanelController
+from intercom_jobs_nb._transport import Route, TransportFailure
 from intercom_jobs_nb.sandbox import Sandbox
-from intercom_jobs_nb.transport import Route, TransportFailure
 
 TOKEN = "tok-reach-0123456789abcdef"  # long enough that scrubbing it leaves messages readable
 MANY = 3000  # ids in a run that must stop early: the attempts must not grow with it

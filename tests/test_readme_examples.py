@@ -16,7 +16,7 @@ import pytest
 import requests
 
 import intercom_jobs_nb as ij
-from intercom_jobs_nb import cli
+from intercom_jobs_nb import _cli as cli
 from intercom_jobs_nb.sandbox import DEFAULT_TICKET_TYPES, Sandbox
 
 ROOT = Path(__file__).resolve().parent.parent

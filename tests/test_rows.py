@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from intercom_jobs_nb import rows as R
+from intercom_jobs_nb import _rows as R
 
 
 def row(i: int, status: str | None = "success", workspace: str | None = None) -> R.Row:

@@ -12,10 +12,11 @@ import warnings
 import pandas as pd
 import pytest
 
-from intercom_jobs_nb import cli, textfiles
-from intercom_jobs_nb.errors import ConfigurationError
-from intercom_jobs_nb.ids import ArrowIds, read_job_ids
-from intercom_jobs_nb.panel_controller import PanelController
+from intercom_jobs_nb import _cli as cli
+from intercom_jobs_nb import _textfiles as textfiles
+from intercom_jobs_nb._errors import ConfigurationError
+from intercom_jobs_nb._ids import ArrowIds, read_job_ids
+from intercom_jobs_nb._panel_controller import PanelController
 from intercom_jobs_nb.sandbox import Sandbox
 
 # Excel's "Unicode Text": UTF-16 LE with its mark, tab-separated; and the rest of the family.

@@ -16,8 +16,8 @@ from hostile import Answer, HostileServer, error_answer
 from ticket_rows import keyed_rows
 
 import intercom_jobs_nb as ij
-from intercom_jobs_nb.tickets import MAX_ATTRIBUTES, TICKET_COLUMNS
-from intercom_jobs_nb.transport import MAX_BODY, MAX_FIELD
+from intercom_jobs_nb._tickets import MAX_ATTRIBUTES, TICKET_COLUMNS
+from intercom_jobs_nb._transport import MAX_BODY, MAX_FIELD
 
 TYPE = "88"  # the sandbox's default ticket type
 TICKET_PATH = "/tickets/"

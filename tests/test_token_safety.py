@@ -16,7 +16,7 @@ import ipywidgets
 import pytest
 
 import intercom_jobs_nb as ij
-from intercom_jobs_nb.rows import to_frame
+from intercom_jobs_nb._rows import to_frame
 
 WAIT = 20  # seconds a panel refresh may take at most before the test calls it stuck
 

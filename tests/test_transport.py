@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 
 import intercom_jobs_nb as ij
-from intercom_jobs_nb import transport
-from intercom_jobs_nb.options import Options
+from intercom_jobs_nb import _transport as transport
+from intercom_jobs_nb._options import Options
 
 
 def one(sb, opts, job_id, **overrides):
@@ -177,7 +177,7 @@ def test_the_token_is_nowhere_in_results_errors_or_files(final_sandbox, opts, tm
 
 
 def test_options_repr_hides_the_token():
-    from intercom_jobs_nb.options import Options
+    from intercom_jobs_nb._options import Options
 
     options = Options.build(token="very-secret", base_url="http://127.0.0.1:1")
     assert "very-secret" not in repr(options) and "very-secret" not in str(options.token)

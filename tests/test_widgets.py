@@ -15,9 +15,9 @@ import pytest
 
 import intercom_jobs_nb as ij
 from conftest import PANEL_TOKEN
-from intercom_jobs_nb.panel_render import _CELL, TABLE_COLUMNS
+from intercom_jobs_nb._panel_render import _CELL, TABLE_COLUMNS
+from intercom_jobs_nb._widgets import parse_ids
 from intercom_jobs_nb.sandbox import Sandbox
-from intercom_jobs_nb.widgets import parse_ids
 
 WAIT = 20  # seconds; a run against the local sandbox takes well under one
 

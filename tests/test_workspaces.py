@@ -16,8 +16,8 @@ import pytest
 from clocked import fetch_jobs_on
 
 import intercom_jobs_nb as ij
-from intercom_jobs_nb.checkpoint import Checkpoint
-from intercom_jobs_nb.clock import FakeClock
+from intercom_jobs_nb._checkpoint import Checkpoint
+from intercom_jobs_nb._clock import FakeClock
 from intercom_jobs_nb.sandbox import Sandbox
 
 TOKENS = {"acme": "tok-acme", "globex": "tok-globex", "initech": "tok-initech"}
@@ -339,14 +339,14 @@ def test_tickets_are_fetched_one_workspace_at_a_time(many):
 
 
 def panel_controller(sb: Sandbox, job_ids, **kwargs):
-    from intercom_jobs_nb.panel_controller import PanelController
+    from intercom_jobs_nb._panel_controller import PanelController
 
     kwargs.setdefault("tokens", TOKENS)
     return PanelController(job_ids, base_url=sb.base_url, retries=0, timeout=5.0, **kwargs)
 
 
 def test_the_panel_runs_many_workspaces_each_with_its_token(many):
-    from intercom_jobs_nb.panel_render import status_html
+    from intercom_jobs_nb._panel_render import status_html
 
     c = panel_controller(many, frame_of(many))
     assert c.state == "ready" and c.has_token() and c.many
@@ -375,7 +375,7 @@ def test_the_panel_runs_many_workspaces_each_with_its_token(many):
 
 
 def test_the_panel_refuses_ids_and_tokens_that_do_not_fit(many):
-    from intercom_jobs_nb.panel_controller import PanelController
+    from intercom_jobs_nb._panel_controller import PanelController
 
     before = many.stats["requests"]
     no_column = panel_controller(many, many.job_ids[:5])
@@ -413,7 +413,7 @@ def test_an_upload_to_the_panel_of_many_needs_a_workspace_column(many):
 
 
 def test_an_upload_of_many_workspaces_to_a_panel_of_one_is_refused(many):
-    from intercom_jobs_nb.panel_controller import PanelController
+    from intercom_jobs_nb._panel_controller import PanelController
 
     c = PanelController(["1001"], base_url=many.base_url, token=TOKENS["acme"])
     text = "workspace,job_id\nacme,1001\nglobex,1001\n"
@@ -423,7 +423,7 @@ def test_an_upload_of_many_workspaces_to_a_panel_of_one_is_refused(many):
 
 
 def test_the_panel_widgets_of_many_workspaces(many):
-    from intercom_jobs_nb.widgets import JobsPanel
+    from intercom_jobs_nb._widgets import JobsPanel
 
     panel = JobsPanel(frame_of(many, n=10), tokens=TOKENS, base_url=many.base_url, retries=0)
     try:

@@ -96,6 +96,29 @@ class PublicApi(SphinxDirective):
         return node.children
 
 
+class OptionsTable(SphinxDirective):
+    """``.. options-table::``: every option of ``ClientOptions`` with its default and meaning,
+    from the package's one declaration (``OPTIONS``): an option added there is documented."""
+
+    has_content = False
+
+    def run(self) -> list[nodes.Node]:
+        from intercom_jobs_nb._options import OPTIONS
+
+        lines = [".. list-table::", "   :header-rows: 1", "", "   * - option", "     - default"]
+        lines.append("     - meaning")
+        for name, option in OPTIONS.items():
+            default = "none" if option.default is None else f"``{option.default!r}``"
+            flag = f" (command line: ``--{name.replace('_', '-')}``)" if option.metavar else ""
+            lines += [f"   * - ``{name}``", f"     - {default}", f"     - {option.help}{flag}"]
+        content = StringList(lines, source="options_table")
+        node = nodes.section()
+        node.document = self.state.document
+        self.state.nested_parse(content, self.content_offset, node)
+        return node.children
+
+
 def setup(app: Sphinx) -> dict[str, object]:
     app.add_directive("public-api", PublicApi)
+    app.add_directive("options-table", OptionsTable)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..clock import SYSTEM, Clock
+from .._clock import SYSTEM, Clock
 from ._faults import ENQUEUE_TABLE, FaultPlan
 from ._http import Server
 from ._ratelimit import Admission, FixedWindow

@@ -11,7 +11,7 @@ from __future__ import annotations
 #: ``descriptions/2.16/api.intercom.io.yaml`` lists 1.0-1.4 and 2.0-2.16, the Preview
 #: description ``descriptions/0/`` adds ``Preview``), plus ``Unstable``, the name ``Preview``
 #: had until Intercom renamed it (Intercom-OpenAPI #444), still accepted. Clients default to
-#: 2.15 (:data:`intercom_jobs_nb.options.DEFAULT_API_VERSION`); the sandbox has no default:
+#: 2.15 (:data:`intercom_jobs_nb._options.DEFAULT_API_VERSION`); the sandbox has no default:
 #: a request without the header is answered like any other.
 INTERCOM_VERSIONS: tuple[str, ...] = (
     *(f"1.{minor}" for minor in range(5)),

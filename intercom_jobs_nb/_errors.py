@@ -26,7 +26,7 @@ In bulk calls (`fetch_jobs`, `wait_for_jobs`, `refresh`) one job's failure is a 
 carries the rows fetched before the interruption as ``.df``.
 
 Partial results are a contract: every exception that ends a bulk run (`RunAbortedError` and its
-subclasses, `FetchInterrupted`) declares ``df``, and the run engine (``engine.py``) sets it to a
+subclasses, `FetchInterrupted`) declares ``df``, and the run engine (``_engine.py``) sets it to a
 DataFrame of every row fetched so far (final rows from a checkpoint or an input frame included),
 in input order, with the same columns as a finished run.
 """
@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import codes as C
+from . import _codes as C
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -129,7 +129,7 @@ class CheckpointError(RunAbortedError):
 
 class FileInUseError(CheckpointError):
     """Another run (another kernel, process, thread or machine) is using the ledger or
-    checkpoint; this one stopped before sending anything (see ``locking.py``)."""
+    checkpoint; this one stopped before sending anything (see ``_locking.py``)."""
 
 
 class RunFailedError(RunAbortedError):

@@ -27,10 +27,10 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from .errors import CheckpointError, ConfigurationError
-from .locking import WriterLock, describe_run, this_run
-from .options import __version__
-from .rows import COLUMNS, DECLARED, Row, to_frame
+from ._errors import CheckpointError, ConfigurationError
+from ._locking import WriterLock, describe_run, this_run
+from ._options import __version__
+from ._rows import COLUMNS, DECLARED, Row, to_frame
 
 __all__ = ["Checkpoint", "WorkspaceFile", "damaged", "SCHEMA_VERSION", "row_from_db", "SELECT_ROWS"]
 
@@ -113,7 +113,7 @@ class WorkspaceFile:
     """An SQLite file of this toolkit bound to one API host and one workspace: checkpoints of
     job statuses, and ledgers of enqueued tickets. Subclasses name their kind and tables.
 
-    One run at a time: opening the file takes its writer lock (``locking.py``) until `close`.
+    One run at a time: opening the file takes its writer lock (``_locking.py``) until `close`.
     Whole when closed: a run records its rows in SQLite's WAL (``NAME-wal`` beside the file),
     and `close` folds that back into the file and removes it, so a file whose run ended (short
     of SIGKILL) is one file that can be copied, moved or attached alone. While a run has it

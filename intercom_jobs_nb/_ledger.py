@@ -2,7 +2,7 @@
 ever makes two tickets.
 
 What it guarantees, and on what conditions, is written once, in the README's "Never a duplicate
-ticket": one writer per ledger (the file's lock, ``locking.py``), and the ledger's files kept
+ticket": one writer per ledger (the file's lock, ``_locking.py``), and the ledger's files kept
 together while a run has it open (``checkpoint.WorkspaceFile``).
 
 A POST is not idempotent: a request that reached Intercom and whose answer was lost may have
@@ -17,7 +17,7 @@ a key's intent is on disk before its request leaves, power cut included.
 
 A key means one ticket body: with its intent the ledger records the body's fingerprint (a
 SHA-256 of its canonical JSON) and a short hash of each of its fields, so a later run can tell
-that a key now stands for another body, and which fields changed (``enqueue.py`` decides what
+that a key now stands for another body, and which fields changed (``_enqueue.py`` decides what
 follows). Ledgers of schema 1 (before fingerprints) are upgraded in place: their keys have no
 fingerprint, and are taken as they are.
 """
@@ -33,9 +33,9 @@ from typing import Annotated, Any, NamedTuple
 
 import pandas as pd
 
-from .checkpoint import WorkspaceFile
-from .errors import CheckpointError
-from .rows import UTC_TIME, Column, columns_of
+from ._checkpoint import WorkspaceFile
+from ._errors import CheckpointError
+from ._rows import UTC_TIME, Column, columns_of
 
 __all__ = [
     "Ledger",

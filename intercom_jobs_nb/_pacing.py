@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
-from .clock import SYSTEM, Clock
+from ._clock import SYSTEM, Clock
 
 __all__ = [
     "RateGate",

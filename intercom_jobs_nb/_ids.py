@@ -25,9 +25,9 @@ import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 import pyarrow.csv as pa_csv  # type: ignore[import-untyped]
 
-from . import textfiles
+from . import _textfiles as textfiles
+from ._errors import ConfigurationError
 from ._warnings import warn
-from .errors import ConfigurationError
 
 __all__ = [
     "check_job_id",

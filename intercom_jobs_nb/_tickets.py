@@ -15,15 +15,15 @@ from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import pandas as pd
 
-from . import codes as C
-from .checkpoint import WorkspaceFile
-from .engine import Run
-from .errors import CheckpointError, ConfigurationError, FetchInterrupted, RunAbortedError
-from .ids import check_job_id
-from .options import Options, hide_token
-from .pacing import Pacer
-from .rows import UTC_TIME, Column, columns_of, typed
-from .transport import (
+from . import _codes as C
+from ._checkpoint import WorkspaceFile
+from ._engine import Run
+from ._errors import CheckpointError, ConfigurationError, FetchInterrupted, RunAbortedError
+from ._ids import check_job_id
+from ._options import Options, hide_token
+from ._pacing import Pacer
+from ._rows import UTC_TIME, Column, columns_of, typed
+from ._transport import (
     MAX_FIELD,
     READ,
     Answer,
@@ -38,7 +38,7 @@ from .transport import (
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from .options import ClientOptions
+    from ._options import ClientOptions
 
 __all__ = ["fetch_tickets", "TICKET_COLUMNS", "TICKET_NOT_FOUND", "MAX_ATTRIBUTES"]
 
@@ -288,7 +288,7 @@ def fetch_tickets(
             RunFailedError: ``.df`` has the tickets read so far (one row per ticket).
     """
     hide_token(options)
-    from .client import Client  # the client's method calls `tickets_for`, below
+    from ._client import Client  # the client's method calls `tickets_for`, below
 
     with Client(**options) as client:
         return client.fetch_tickets(df, checkpoint=checkpoint)

@@ -1,4 +1,4 @@
-"""Fetching: one job, or many at once into a DataFrame (the run itself is ``engine.py``)."""
+"""Fetching: one job, or many at once into a DataFrame (the run itself is ``_engine.py``)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from .client import Client
-from .options import hide_token
+from ._client import Client
+from ._options import hide_token
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from .options import ClientOptions
+    from ._options import ClientOptions
 
 __all__ = ["fetch_job", "fetch_jobs"]
 

@@ -51,14 +51,14 @@ from typing import Any
 
 import pandas as pd
 
-from . import codes as C
-from . import errors as E
-from . import textfiles
-from .enqueue import INVALID_ROW, KEY_CHANGED, enqueue_tickets, ticket_bodies
-from .fetch import fetch_jobs
-from .frames import export_csv, summarize
-from .ids import JobIds, read_job_ids
-from .options import (
+from . import _codes as C
+from . import _errors as E
+from . import _textfiles as textfiles
+from ._enqueue import INVALID_ROW, KEY_CHANGED, enqueue_tickets, ticket_bodies
+from ._fetch import fetch_jobs
+from ._frames import export_csv, summarize
+from ._ids import JobIds, read_job_ids
+from ._options import (
     DEFAULT_POLL_INTERVAL,
     ENV_NAME,
     OPTIONS,
@@ -66,8 +66,8 @@ from .options import (
     TOKEN_ENV,
     __version__,
 )
-from .parquet import export_parquet
-from .polling import wait_for_jobs
+from ._parquet import export_parquet
+from ._polling import wait_for_jobs
 from .sandbox import DEFAULT_TICKET_TYPES, Sandbox
 
 __all__ = ["main", "build_parser"]
@@ -461,7 +461,7 @@ def _enqueue(args: argparse.Namespace, done: list[pd.DataFrame]) -> pd.DataFrame
     done.append(df)
     if not args.tickets:
         return df
-    from .tickets import fetch_tickets  # imported only when asked for
+    from ._tickets import fetch_tickets  # imported only when asked for
 
     try:
         return fetch_tickets(df, timeout=request_timeout, **options)

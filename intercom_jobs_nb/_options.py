@@ -28,13 +28,13 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict
 from urllib.parse import urlsplit
 
-from .errors import ConfigurationError, MissingTokenError
+from ._errors import ConfigurationError, MissingTokenError
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from .progress import Snapshot
-    from .transports import Transport
+    from ._progress import Snapshot
+    from ._transports import Transport
 
 __all__ = [
     "REGIONS",

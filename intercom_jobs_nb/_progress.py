@@ -26,8 +26,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .pacing import PaceStatus
-from .rows import Row
+from ._pacing import PaceStatus
+from ._rows import Row
 
 __all__ = [
     "Snapshot",

@@ -7,7 +7,7 @@ on the row as ``final``; retries, `refresh`, `wait_for_jobs`, the panel and chec
 that field.
 
 Where a change goes: a new code the toolkit makes is a constant here; a new code that stops the
-whole run goes into `AUTH_CODES` (or gets its own exception in ``errors.py``); a new transient
+whole run goes into `AUTH_CODES` (or gets its own exception in ``_errors.py``); a new transient
 kind of answer is a line in `is_transient`.
 """
 

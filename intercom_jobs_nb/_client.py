@@ -2,7 +2,7 @@
 
 `Client` checks its options once (`options.Options.build`: the token, the region or base URL,
 timeouts, pacing, the ``transport``), and each of its methods is one run of the engine
-(``engine.py``) with them. The module's functions (`fetch_jobs`, `refresh`, `wait_for_jobs`,
+(``_engine.py``) with them. The module's functions (`fetch_jobs`, `refresh`, `wait_for_jobs`,
 `enqueue_tickets`, `fetch_tickets`, `fetch_job`) are each a call through a client made for that
 call and closed after it.
 """
@@ -15,19 +15,19 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from . import codes as C
-from . import errors as E
-from .engine import from_frame, run
-from .ids import JobIds, check_job_id, read_job_ids
-from .options import DEFAULT_POLL_INTERVAL, Options, hide_token
-from .rows import REQUIRED_COLUMNS
+from . import _codes as C
+from . import _errors as E
+from ._engine import from_frame, run
+from ._ids import JobIds, check_job_id, read_job_ids
+from ._options import DEFAULT_POLL_INTERVAL, Options, hide_token
+from ._rows import REQUIRED_COLUMNS
 
 if TYPE_CHECKING:
     from types import TracebackType
 
     from typing_extensions import Self, Unpack
 
-    from .options import ClientOptions
+    from ._options import ClientOptions
 
 __all__ = ["Client"]
 
@@ -206,7 +206,7 @@ class Client:
     ) -> pd.DataFrame:
         """Create a ticket for each row, never two for one key (see
         `intercom_jobs_nb.enqueue_tickets`)."""
-        from .enqueue import enqueue  # enqueue.py's function is a call through a Client
+        from ._enqueue import enqueue  # _enqueue.py's function is a call through a Client
 
         return enqueue(
             rows,
@@ -222,6 +222,6 @@ class Client:
     ) -> pd.DataFrame:
         """The ticket behind every successful job, as columns added to ``df`` (see
         `intercom_jobs_nb.fetch_tickets`)."""
-        from .tickets import tickets_for  # tickets.py's function is a call through a Client
+        from ._tickets import tickets_for  # _tickets.py's function is a call through a Client
 
         return tickets_for(df, self._open(), checkpoint=checkpoint)

@@ -6,7 +6,7 @@ thread (``refresh(block=True)``, what the tests use), and says what is happening
 (`state`, `message`, `detail`, `snapshot`) that each change replaces. It also holds the jobs
 table's view (sort, filters, page, find) so paging and finding are tested without a browser.
 
-The view (``widgets.py``) registers with `on_change` and redraws the part named in the call:
+The view (``_widgets.py``) registers with `on_change` and redraws the part named in the call:
 ``"status"``, ``"progress"``, ``"busy"``, ``"results"``, ``"table"``, ``"ids"``, ``"token"``,
 ``"upload"``, ``"export"``, ``"find"`` or ``"auto"``. Listeners may be called from the run's
 thread.
@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pandas as pd
 
-from . import codes as C
-from . import errors as E
-from .engine import check_workspaces, from_frame, run
-from .frames import export_csv, is_final
-from .ids import ID_FILE_SUFFIXES, JobIds, read_ids_file, read_job_ids
-from .options import (
+from . import _codes as C
+from . import _errors as E
+from ._engine import check_workspaces, from_frame, run
+from ._frames import export_csv, is_final
+from ._ids import ID_FILE_SUFFIXES, JobIds, read_ids_file, read_job_ids
+from ._options import (
     DEFAULT_API_VERSION,
     DEFAULT_REGION,
     REGIONS,
@@ -43,15 +43,15 @@ from .options import (
     hide_token,
     read_tokens,
 )
-from .panel_render import counts_text, number, table_columns
-from .plotting import outcomes
-from .progress import Snapshot
-from .rows import frame_rows, to_frame, unasked_row
+from ._panel_render import counts_text, number, table_columns
+from ._plotting import outcomes
+from ._progress import Snapshot
+from ._rows import frame_rows, to_frame, unasked_row
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from .options import ClientOptions
+    from ._options import ClientOptions
 
 __all__ = [
     "PanelController",

@@ -22,9 +22,9 @@ import pandas as pd
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
-from .checkpoint import SCHEMA_VERSION, SELECT_ROWS, Checkpoint, _inspect, row_from_db
-from .errors import ConfigurationError
-from .rows import DTYPES, OPEN_CATEGORIES, UTC_TIME, to_frame
+from ._checkpoint import SCHEMA_VERSION, SELECT_ROWS, Checkpoint, _inspect, row_from_db
+from ._errors import ConfigurationError
+from ._rows import DTYPES, OPEN_CATEGORIES, UTC_TIME, to_frame
 
 __all__ = ["export_parquet", "checkpoint_to_parquet", "arrow_schema", "ARROW_TYPES"]
 

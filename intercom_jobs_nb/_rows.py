@@ -24,9 +24,9 @@ import pandas as pd
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 
-from . import codes as C
+from . import _codes as C
+from ._errors import ConfigurationError
 from ._warnings import warn
-from .errors import ConfigurationError
 
 __all__ = [
     "Row",

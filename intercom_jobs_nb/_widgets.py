@@ -33,16 +33,16 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as W
 import pandas as pd
 
-from .ids import ID_FILE_SUFFIXES
-from .options import REGIONS, hide_token
-from .panel_controller import ALL, PAGE_SIZE, RANK_SORT, PanelController, parse_ids
-from .panel_render import note_html, status_html, summary_html, table_html
-from .plotting import _figure_key, _figure_png
+from ._ids import ID_FILE_SUFFIXES
+from ._options import REGIONS, hide_token
+from ._panel_controller import ALL, PAGE_SIZE, RANK_SORT, PanelController, parse_ids
+from ._panel_render import note_html, status_html, summary_html, table_html
+from ._plotting import _figure_key, _figure_png
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from .options import ClientOptions
+    from ._options import ClientOptions
 
 __all__ = ["JobsPanel", "parse_ids", "TABLE_ROWS"]
 

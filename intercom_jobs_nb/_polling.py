@@ -3,7 +3,7 @@
 `refresh` makes one pass over the rows that may still change (those whose ``final`` is False:
 pending jobs, and fetches that failed for a passing reason); `wait_for_jobs` repeats that every
 ``poll_interval`` seconds until all jobs are final or the time is up. Both are runs of the one
-engine (``engine.py``); a row already final is never asked for again.
+engine (``_engine.py``); a row already final is never asked for again.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from .client import Client
-from .options import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, hide_token
+from ._client import Client
+from ._options import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, hide_token
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from .options import ClientOptions, ConnectionOptions, TokenOptions
+    from ._options import ClientOptions, ConnectionOptions, TokenOptions
 
     class WaitOptions(TokenOptions, ConnectionOptions, total=False):
         """`ClientOptions` but ``timeout``: `wait_for_jobs` calls it ``request_timeout``."""

@@ -1,7 +1,7 @@
 """Enqueue: create tickets in bulk from a spreadsheet, never one twice.
 
 `enqueue_tickets` turns each row into a ``POST /tickets/enqueue`` body, sends the rows the
-ledger (``ledger.py``) has never sent, through the one run engine, and returns the rows with
+ledger (``_ledger.py``) has never sent, through the one run engine, and returns the rows with
 their job ids. Then `wait_for_jobs` follows the jobs, and `fetch_tickets` the tickets they made.
 
 A row's key is its identity across runs: the ledger sends each key once. The key is the ``key``
@@ -41,11 +41,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from . import codes as C
-from . import textfiles
-from .engine import Run
-from .errors import ConfigurationError
-from .ledger import (
+from . import _codes as C
+from . import _textfiles as textfiles
+from ._engine import Run
+from ._errors import ConfigurationError
+from ._ledger import (
     ENQUEUE_STATUSES,
     ENQUEUED,
     NOT_SENT,
@@ -55,10 +55,10 @@ from .ledger import (
     EnqueueRow,
     Ledger,
 )
-from .options import Options, hide_token
-from .pacing import Pacer
-from .rows import columns_of, records_frame
-from .transport import (
+from ._options import Options, hide_token
+from ._pacing import Pacer
+from ._rows import columns_of, records_frame
+from ._transport import (
     MAX_MESSAGE,
     Answer,
     Channel,
@@ -75,7 +75,7 @@ from .transport import (
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from .options import ClientOptions
+    from ._options import ClientOptions
 
 __all__ = [
     "enqueue_tickets",
@@ -461,7 +461,7 @@ def enqueue_tickets(
         ...                                                           # doctest: +SKIP
     """
     hide_token(options)
-    from .client import Client  # the client's method calls `enqueue`, below
+    from ._client import Client  # the client's method calls `enqueue`, below
 
     with Client(**options) as client:
         return client.enqueue_tickets(

@@ -1,6 +1,6 @@
 """Frames: the everyday questions asked of a result DataFrame, and its CSV export.
 
-The rows and their dtypes are ``rows.py``'s; this module reads frames, it does not build them.
+The rows and their dtypes are ``_rows.py``'s; this module reads frames, it does not build them.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import ConfigurationError
-from .rows import DECLARED, to_frame
+from ._errors import ConfigurationError
+from ._rows import DECLARED, to_frame
 
 __all__ = [
     "summarize",

@@ -34,7 +34,7 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import FileInUseError
+from ._errors import FileInUseError
 
 __all__ = ["WriterLock", "this_run", "describe_run"]
 

@@ -25,7 +25,7 @@ problem (``TransportFailure.configuration``), never retried.
 Where a change goes: a new kind of answer is a branch of `read_job`; what is retried, and how
 often, is `ask` (the one retry loop, of reads and enqueues alike) and its `Policy`; what counts
 as transient is ``codes.is_transient``; what the environment may set (proxy, CAs) is
-`check_connection`. This module is the network; ``transports.py`` is the interface a run sends
+`check_connection`. This module is the network; ``_transports.py`` is the interface a run sends
 through, and `MockTransport`.
 """
 
@@ -54,13 +54,13 @@ from requests.utils import get_environ_proxies, prepend_scheme_if_needed
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.util.wait import wait_for_read
 
-from . import codes as C
-from . import errors as E
-from .clock import SYSTEM, Clock
-from .ids import check_job_id
-from .options import Options, is_loopback
-from .pacing import BLOCKED, STOPPED, Pacer
-from .rows import STATUSES, Row, error_row, job_row
+from . import _codes as C
+from . import _errors as E
+from ._clock import SYSTEM, Clock
+from ._ids import check_job_id
+from ._options import Options, is_loopback
+from ._pacing import BLOCKED, STOPPED, Pacer
+from ._rows import STATUSES, Row, error_row, job_row
 
 __all__ = [
     "TransportFailure",

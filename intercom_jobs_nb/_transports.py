@@ -5,7 +5,7 @@ bounded (`transport.Answer`: status, headers, at most `transport.MAX_BODY` bytes
 raises `transport.TransportFailure` when there is none (``timeout``, ``connection_error``). Every
 run (`Client`, `fetch_jobs`, the panel...) sends through the ``transport=`` option:
 
-- None, the default: the network (``transport.py``: a kept-alive connection per worker thread,
+- None, the default: the network (``_transport.py``: a kept-alive connection per worker thread,
   with a watchdog on each answer's time, proxies and CAs from the environment);
 - `MockTransport(handler)`: answers from a plain function, as httpx's does: no socket, no
   server. Users test their notebook code with it; so do this package's tests where the network
@@ -36,9 +36,9 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
-from . import codes as C
-from .clock import SYSTEM, Clock
-from .transport import (
+from . import _codes as C
+from ._clock import SYSTEM, Clock
+from ._transport import (
     MAX_BODY,
     Answer,
     Connection,

@@ -14,9 +14,9 @@ from typing import Any, cast
 
 import pandas as pd
 
-from .frames import summarize
-from .plotting import outcomes
-from .progress import SHOW_WAIT, Snapshot
+from ._frames import summarize
+from ._plotting import outcomes
+from ._progress import SHOW_WAIT, Snapshot
 
 __all__ = [
     "TABLE_COLUMNS",

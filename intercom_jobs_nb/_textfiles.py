@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import ConfigurationError
+from ._errors import ConfigurationError
 
 __all__ = [
     "sniff",

@@ -10,7 +10,7 @@ is `fetch_jobs` and `refresh`; passes every ``poll_interval`` seconds until ever
 (or the deadline) is `wait_for_jobs`.
 
 How a run ends is decided here, once: a finished run returns its DataFrame; everything that
-stops it early raises an exception whose ``.df`` holds every row so far (see ``errors.py``):
+stops it early raises an exception whose ``.df`` holds every row so far (see ``_errors.py``):
 `FetchInterrupted` (Ctrl-C, or the ``stop`` event), `AuthenticationError` / `ApiVersionError`
 (an answer that every job would meet), `UnreachableError` (`Reach`: no request could be sent
 and none was answered, or a certificate that does not verify), `CheckpointError` (the file
@@ -31,15 +31,15 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 import pandas as pd
 
-from . import codes as C
-from . import errors as E
-from .checkpoint import Checkpoint
-from .clock import SYSTEM, Clock
-from .ids import JobIds, workspace_names
-from .options import Options
-from .pacing import Pacer, PaceStatus, RateGate, shared_gate
-from .progress import JOB_OUTCOMES, Progress, job_outcome
-from .rows import (
+from . import _codes as C
+from . import _errors as E
+from ._checkpoint import Checkpoint
+from ._clock import SYSTEM, Clock
+from ._ids import JobIds, workspace_names
+from ._options import Options
+from ._pacing import Pacer, PaceStatus, RateGate, shared_gate
+from ._progress import JOB_OUTCOMES, Progress, job_outcome
+from ._rows import (
     DTYPES,
     Row,
     RowStore,
@@ -50,7 +50,7 @@ from .rows import (
     user_columns,
     with_extra,
 )
-from .transport import (
+from ._transport import (
     Channel,
     Fatal,
     Route,
@@ -61,7 +61,7 @@ from .transport import (
     fetch_row,
     identify,
 )
-from .transports import connect
+from ._transports import connect
 
 __all__ = [
     "Run",
