@@ -13,7 +13,7 @@ from email.utils import formatdate
 
 import pytest
 
-import intercom_jobs_nb as ij
+from intercom_jobs_nb import _pacing as pacing
 from intercom_jobs_nb import _progress as progress_module
 from intercom_jobs_nb._clock import FakeClock
 from intercom_jobs_nb._pacing import BLOCKED, Pacer, PaceStatus, RateGate
@@ -52,7 +52,7 @@ def test_a_fresh_gate_knows_no_limit_and_holds_nothing():
 
 def test_a_spent_window_says_how_long_requests_are_held():
     gate = RateGate()
-    assert gate.acquire() == ij.pacing.GO
+    assert gate.acquire() == pacing.GO
     gate.release(window_headers(limit=10, remaining=0, reset_in=4), time.time(), 200)
     status = gate.status()
     assert (status.limit, status.remaining, status.blocked) == (10, 0, False)
@@ -404,4 +404,4 @@ def test_a_widget_bar_given_a_delay_is_shown_once(jupyter_kernel, monkeypatch):
 def test_progress_module_exports_what_it_names():
     for name in progress_module.__all__:
         assert hasattr(progress_module, name)
-    assert "PaceStatus" in ij.pacing.__all__
+    assert "PaceStatus" in pacing.__all__
