@@ -18,17 +18,17 @@ Every call that talks to Intercom takes the same keyword-only options, `ClientOp
 one's default and meaning: ``help(ij.ClientOptions)``), e.g. ``token`` (default: the
 ``INTERCOM_TOKEN`` environment variable), ``region``, ``base_url``, ``timeout``, ``transport``.
 
-The modules behind it are private (``_name``: import from the package, not from them), a
-concern each: ``_rows`` (the result row and its one ``final`` rule),
-``_codes`` (every error code), ``_options`` (every option, its default and check, and the
-token), ``_ids`` (input), ``_client`` (`Client`: the options once, a method per call),
-``_transports`` (the `Transport` interface and `MockTransport`), ``_transport`` (the network: one
-request, bounded, with retries), ``_pacing`` (the rate-limit gate), ``_clock``
-(the time the gate and the engine wait through; a fake one for tests), ``_engine`` (the one run
-loop), ``_checkpoint``, ``_fetch`` and ``_polling`` (the public calls), ``_frames`` (analysis and
-CSV), ``_parquet``, ``_progress``, ``_plotting``, ``_panel_render``, ``_panel_controller`` and
-``_widgets`` (the JobsPanel), ``sandbox`` (a local Intercom), ``_cli``, and ``dask`` (many
-workspaces on a cluster; the ``dask`` extra, imported only as ``intercom_jobs_nb.dask``).
+The modules behind it are private (``_name``: import from the package, not from them), a concern
+each: ``_rows`` (the result row and its one ``final`` rule), ``_codes`` (every error code),
+``_options`` (every option, its default and check, and the token), ``_ids`` (input), ``_client``
+(`Client`: the options once, a method per call), ``_transports`` (the `Transport` interface,
+`HTTPTransport` and `MockTransport`), ``_transport`` (the network: one request, bounded, with
+retries), ``_pacing`` (the rate-limit gate), ``_clock`` (the time the gate and the engine wait
+through; a fake one for tests), ``_engine`` (the one run loop), ``_checkpoint``, ``_fetch`` and
+``_polling`` (the public calls), ``_frames`` (analysis and CSV), ``_parquet``, ``_progress``,
+``_plotting``, ``_panel_render``, ``_panel_controller`` and ``_widgets`` (the JobsPanel),
+``sandbox`` (a local Intercom), ``_cli``, and ``dask`` (many workspaces on a cluster; the ``dask``
+extra, imported only as ``intercom_jobs_nb.dask``).
 """
 
 from ._client import Client
@@ -62,7 +62,7 @@ from ._plotting import outcome_counts, outcomes, plot_status
 from ._polling import refresh, wait_for_jobs
 from ._progress import Snapshot
 from ._tickets import fetch_tickets
-from ._transports import MockTransport, Request, Response, Transport
+from ._transports import HTTPTransport, MockTransport, Request, Response, Transport
 from ._widgets import JobsPanel
 from .sandbox import Sandbox
 
@@ -93,6 +93,7 @@ __all__ = [
     # the local Intercom, and answers from a function
     "Sandbox",
     "MockTransport",
+    "HTTPTransport",
     "Response",
     "Request",
     "Transport",

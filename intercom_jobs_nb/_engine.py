@@ -26,7 +26,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -94,8 +94,8 @@ class _Done:
 
 
 _DONE = _Done()
-#: What a worker hands the run's thread: ``(index, row)``, then `_DONE`; or `_Ended` first.
-_Item = tuple[int, Any] | _Ended | _Done
+# What a worker hands the run's thread (see `Run.one_pass`): ``(index, row)``s, then `_DONE`;
+# or `_Ended` first.
 # A run that has had no answer yet ends with UnreachableError when this many requests in a row
 # failed before anything was sent (refused, DNS, the proxy's CONNECT refused, a failed TLS
 # handshake), counted across workers: `max_workers` workers reach it in their first round of
@@ -148,7 +148,17 @@ def from_frame(df: pd.DataFrame) -> tuple[JobIds, dict[Key, Row]]:
     return job_ids, known
 
 
-class Work(Protocol):
+class Settled(Protocol):
+    """What the engine needs of a row: whether asking again may change it."""
+
+    @property
+    def final(self) -> bool: ...
+
+
+R = TypeVar("R", bound=Settled)  # the row a run's work gives for each item
+
+
+class Work(Protocol[R]):
     """What a run asks of each of its items: the kind of run (job statuses, tickets, enqueues).
 
     A row is any object with a boolean ``final``: the engine asks again (in the next pass of a
@@ -158,11 +168,11 @@ class Work(Protocol):
     desc: str  # the progress bar's label
     kinds: tuple[str, ...]  # the progress buckets, in display order
 
-    def outcome(self, row: Any) -> str:
+    def outcome(self, row: R) -> str:
         """The progress bucket of a row."""
         ...
 
-    def ask(self, client: Channel, gate: Pacer, index: int) -> Any:
+    def ask(self, client: Channel, gate: Pacer, index: int) -> R:
         """The row of item ``index`` (called in a worker thread)."""
         ...
 
@@ -306,7 +316,7 @@ class Reach:
         )
 
 
-class Run:
+class Run(Generic[R]):
     """One run: a row slot per item, the workers' shared gate and watchdog, progress, a sink.
 
     Args:
@@ -321,7 +331,7 @@ class Run:
 
     def __init__(
         self,
-        work: Work,
+        work: Work[R],
         size: int,
         options: Options,
         *,
@@ -445,7 +455,7 @@ class Run:
     def frame(self, *, consume: bool = False) -> pd.DataFrame:
         return self.work.frame(self.rows, consume)
 
-    def receive(self, i: int, row: Any) -> None:
+    def receive(self, i: int, row: R) -> None:
         old = self.rows[i]
         self.rows[i] = row
         self.batch.append(row)
@@ -467,7 +477,7 @@ class Run:
 
     def execute(
         self,
-        prepare: Callable[[Run], None] | None = None,
+        prepare: Callable[[Run[R]], None] | None = None,
         *,
         poll_interval: float = 0.0,
         timeout: float | None = None,
@@ -539,7 +549,7 @@ class Run:
         """Ask the ids at ``indices`` once each (retries included)."""
         if not len(indices):
             return
-        out: queue.SimpleQueue[_Item] = queue.SimpleQueue()
+        out: queue.SimpleQueue[tuple[int, R] | _Ended | _Done] = queue.SimpleQueue()
         ask, stop = self.work.ask, self.stop
         by_lane: dict[str | None, np.ndarray]
         if self.lane_of is None:
@@ -704,7 +714,7 @@ def run(
     cp = Checkpoint(checkpoint, options.base_url) if checkpoint is not None else None
     work = JobsWork(job_ids)
 
-    def prepare(state: Run) -> None:
+    def prepare(state: Run[Row]) -> None:
         if cp is not None:  # each workspace bound to its token's before any job is asked
             for lane in state.gates:
                 cp.bind(state.identify(lane), label=lane)

@@ -497,7 +497,7 @@ def enqueue(
         if by_content and book.positional_keys:
             raise ConfigurationError(_POSITIONAL_KEYS.format(ledger=os.fspath(ledger)))
 
-        def prepare(run: Run) -> None:
+        def prepare(run: Run[EnqueueRow]) -> None:
             book.bind(run.identify())
             book.settle_interrupted()
             known = book.entries()

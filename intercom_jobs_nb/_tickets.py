@@ -329,7 +329,7 @@ def tickets_for(
     )
     book = TicketCheckpoint(checkpoint, options.base_url) if checkpoint is not None else None
 
-    def prepare(run: Run) -> None:
+    def prepare(run: Run[TicketRow]) -> None:
         if book is not None:  # bound to the token's workspace before any ticket is asked
             book.bind(run.identify())
             saved = book.rows()

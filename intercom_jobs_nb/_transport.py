@@ -564,6 +564,7 @@ class Connection:
         report: Report | None = None,
         *,
         clock: Clock = SYSTEM,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.options = options
         self.clock = clock  # stamps each answer's received_at, on the run's clock
@@ -573,7 +574,8 @@ class Connection:
         parts = urlsplit(options.base_url)
         self._prefix = parts.path.rstrip("/")
         # Kept on the object, not in locals: a traceback with locals must not show the token.
-        self._headers = options.headers()
+        # ``headers``: a request's own (`HTTPTransport`), else the options' (the token's included).
+        self._headers = dict(headers) if headers is not None else options.headers()
         self._json_headers = {**self._headers, "Content-Type": "application/json"}
         # Encoded once (Options checked the token can be sent): http.client takes bytes as is.
         self._header_lines = [

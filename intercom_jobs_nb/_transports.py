@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 
 from . import _codes as C
 from ._clock import SYSTEM, Clock
+from ._options import DEFAULT_TIMEOUT, Options, Secret
 from ._transport import (
     MAX_BODY,
     Answer,
@@ -48,7 +49,15 @@ from ._transport import (
     _Headers,
 )
 
-__all__ = ["Request", "Response", "Transport", "MockTransport", "Routed", "connect"]
+__all__ = [
+    "Request",
+    "Response",
+    "Transport",
+    "HTTPTransport",
+    "MockTransport",
+    "Routed",
+    "connect",
+]
 
 
 class Request(NamedTuple):
@@ -126,6 +135,82 @@ class Transport(Protocol):
     def handle(self, request: Request) -> Answer: ...
 
     def close(self) -> None: ...
+
+
+class HTTPTransport:
+    """The network as a `Transport`: what a run sends through when ``transport`` is None,
+    given explicitly to wrap it (a transport of your own that records, delays or fails some
+    requests, and hands the rest to this one).
+
+    Each worker thread keeps one kept-alive connection per host and headers (the standard
+    library's `http.client`; a urllib3 pool through a proxy from the environment), every answer
+    bounded in size and, by a watchdog, in time (``timeout`` seconds for the whole answer),
+    exactly as a run's own connections are. `close` closes them all (`Client.close` calls it).
+
+    Example:
+        >>> class Recording:                                         # doctest: +SKIP
+        ...     def __init__(self):
+        ...         self.network, self.paths = ij.HTTPTransport(), []
+        ...     def handle(self, request):
+        ...         self.paths.append(request.path)
+        ...         return self.network.handle(request)
+        ...     def close(self):
+        ...         self.network.close()
+        >>> with ij.Client(transport=Recording()) as client:         # doctest: +SKIP
+        ...     df = client.fetch_jobs(ids)
+    """
+
+    def __init__(self, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        Options.build(token="-", base_url="http://127.0.0.1", timeout=timeout)  # checks it
+        self.timeout = float(timeout)
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._made: list[Connection] = []
+        self._watchdog: Watchdog | None = None
+
+    def handle(self, request: Request) -> Answer:
+        # Sent on this thread's connection to the request's host (made on first use); no usable
+        # answer raises TransportFailure (timeout, connection_error), as the Protocol says.
+        parts = urlsplit(request.url)
+        key = (parts.scheme, parts.netloc, tuple(request.headers.items()))
+        made: dict[Any, Connection] | None = getattr(self._local, "made", None)
+        if made is None:
+            made = self._local.made = {}
+        connection = made.get(key)
+        if connection is None:
+            connection = made[key] = self._connect(parts.scheme, parts.netloc, request.headers)
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        return connection.request(request.method, path, request.body)
+
+    def _connect(self, scheme: str, netloc: str, headers: Mapping[str, str]) -> Connection:
+        auth = headers.get("Authorization", "")
+        token = Secret.wrap(auth.partition(" ")[2] or "-")  # to keep it out of failure messages
+        assert token is not None
+        options = Options(token=token, base_url=f"{scheme}://{netloc}", timeout=self.timeout)
+        with self._lock:
+            if self._watchdog is None:
+                self._watchdog = Watchdog()
+            watchdog = self._watchdog
+        # Content-Type and Content-Length are the connection's to set, per request.
+        fixed = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+        connection = Connection(options, watchdog, headers=fixed)
+        with self._lock:
+            self._made.append(connection)
+        return connection
+
+    def close(self) -> None:
+        """Close every connection made, in any thread, and the watchdog."""
+        with self._lock:
+            made, self._made = self._made, []
+            watchdog, self._watchdog = self._watchdog, None
+        for connection in made:
+            connection.close()
+        if watchdog is not None:
+            watchdog.close()
+        self._local = threading.local()
+
+    def __repr__(self) -> str:
+        return f"HTTPTransport(timeout={self.timeout:g})"
 
 
 Handler = Callable[[Request], "Response | Mapping[str, Any] | Answer"]
