@@ -54,6 +54,7 @@ from ._transport import (
     Channel,
     Fatal,
     Route,
+    Settled,
     Stopped,
     TransportFailure,
     Watchdog,
@@ -146,13 +147,6 @@ def from_frame(df: pd.DataFrame) -> tuple[JobIds, dict[Key, Row]]:
         workspaces=workspaces,
     )
     return job_ids, known
-
-
-class Settled(Protocol):
-    """What the engine needs of a row: whether asking again may change it."""
-
-    @property
-    def final(self) -> bool: ...
 
 
 R = TypeVar("R", bound=Settled)  # the row a run's work gives for each item

@@ -1046,11 +1046,15 @@ BLOCKED_MESSAGE = (
 )
 
 
-class Readable(Protocol):
-    """A row a read gives (a job's `Row`, a ticket's): final or not, and why not."""
+class Settled(Protocol):
+    """What the engine and the retry loop need of any row: whether asking again may change it."""
 
     @property
     def final(self) -> bool: ...
+
+
+class Readable(Settled, Protocol):
+    """A row a read gives (a job's `Row`, a ticket's): final or not, and why not."""
 
     @property
     def error_code(self) -> str | None: ...

@@ -172,13 +172,16 @@ class HTTPTransport:
         # Sent on this thread's connection to the request's host (made on first use); no usable
         # answer raises TransportFailure (timeout, connection_error), as the Protocol says.
         parts = urlsplit(request.url)
-        key = (parts.scheme, parts.netloc, tuple(request.headers.items()))
+        # Content-Type (and Content-Length) are the connection's to set per request: a GET and
+        # a POST with the same other headers share one connection.
+        fixed = tuple((k, v) for k, v in request.headers.items() if k.lower() != "content-type")
+        key = (parts.scheme, parts.netloc, fixed)
         made: dict[Any, Connection] | None = getattr(self._local, "made", None)
         if made is None:
             made = self._local.made = {}
         connection = made.get(key)
         if connection is None:
-            connection = made[key] = self._connect(parts.scheme, parts.netloc, request.headers)
+            connection = made[key] = self._connect(parts.scheme, parts.netloc, dict(fixed))
         path = parts.path + (f"?{parts.query}" if parts.query else "")
         return connection.request(request.method, path, request.body)
 
@@ -191,9 +194,7 @@ class HTTPTransport:
             if self._watchdog is None:
                 self._watchdog = Watchdog()
             watchdog = self._watchdog
-        # Content-Type and Content-Length are the connection's to set, per request.
-        fixed = {k: v for k, v in headers.items() if k.lower() != "content-type"}
-        connection = Connection(options, watchdog, headers=fixed)
+        connection = Connection(options, watchdog, headers=headers)
         with self._lock:
             self._made.append(connection)
         return connection
