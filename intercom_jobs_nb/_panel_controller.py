@@ -29,6 +29,7 @@ import pandas as pd
 from . import _codes as C
 from . import _errors as E
 from ._engine import check_workspaces, from_frame, run
+from ._format import number
 from ._frames import export_csv, is_final
 from ._ids import ID_FILE_SUFFIXES, JobIds, read_ids_file, read_job_ids
 from ._options import (
@@ -43,7 +44,7 @@ from ._options import (
     hide_token,
     read_tokens,
 )
-from ._panel_render import counts_text, number, table_columns
+from ._panel_render import counts_text, table_columns
 from ._plotting import outcomes
 from ._progress import Snapshot
 from ._rows import frame_rows, to_frame, unasked_row

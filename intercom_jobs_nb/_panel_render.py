@@ -8,12 +8,12 @@ untrusted. Widgets get none of JupyterLab's output styling, so the HTML carries 
 from __future__ import annotations
 
 import html
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import pandas as pd
 
+from ._format import duration, number, percent
 from ._frames import summarize
 from ._plotting import outcomes
 from ._progress import SHOW_WAIT, Snapshot
@@ -29,8 +29,6 @@ __all__ = [
     "summary_html",
     "counts_text",
     "note_html",
-    "duration",
-    "number",
 ]
 
 TABLE_COLUMNS = (
@@ -120,23 +118,6 @@ def table_html(page: pd.DataFrame, columns: Sequence[str], *, highlight: str | N
         f'<table class="ij-jobs" style="{_TABLE}"><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(body)}</tbody></table>"
     )
-
-
-def number(n: int | float) -> str:
-    """``5000`` -> ``"5,000"``."""
-    return f"{n:,}"
-
-
-def duration(seconds: float) -> str:
-    """A short human duration: ``"6 s"``, ``"2 min 5 s"``, ``"1 h 3 min"``."""
-    s = max(0, math.ceil(seconds))
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        m, s = divmod(s, 60)
-        return f"{m} min {s} s" if s else f"{m} min"
-    h, rest = divmod(s, 3600)
-    return f"{h} h {rest // 60} min"
 
 
 def progress_text(snapshot: Snapshot) -> str:
@@ -238,7 +219,7 @@ def summary_html(df: pd.DataFrame) -> str:
     rows = []
     for key, row in table.iterrows():
         by, value = cast("tuple[str, str]", key)
-        values = (by, value, number(int(row["count"])), f"{row['share']:.1%}")
+        values = (by, value, number(int(row["count"])), percent(row["share"]))
         cells = "".join(f'<td style="{cell}">{html.escape(str(v))}</td>' for v in values)
         rows.append(f"<tr>{cells}</tr>")
     return (

@@ -8,7 +8,6 @@ import pytest
 from intercom_jobs_nb._panel_render import (
     STATES,
     TABLE_COLUMNS,
-    duration,
     progress_text,
     status_html,
     summary_html,
@@ -126,14 +125,6 @@ def test_running_status_shows_the_progress_and_the_workspaces():
     assert "Fetching… 120/1,000 jobs" in out
     assert "acme: 80/600" in out and "&lt;b&gt;: 40/400" in out
     assert "120/1,000" not in status_html("error", "Stopped on an error.", snapshot=snap())
-
-
-@pytest.mark.parametrize(
-    ("seconds", "text"),
-    [(0.2, "1 s"), (6, "6 s"), (60, "1 min"), (125, "2 min 5 s"), (3780, "1 h 3 min")],
-)
-def test_durations(seconds, text):
-    assert duration(seconds) == text
 
 
 def test_summary_shares_are_percentages_with_one_decimal():
