@@ -22,10 +22,11 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 import numpy as np
@@ -95,6 +96,39 @@ class _Done:
 
 
 _DONE = _Done()
+
+
+@contextlib.contextmanager
+def deferred_sigint() -> Iterator[threading.Event]:
+    """While a pass takes rows in, a Ctrl-C sets the event this yields, and the pass stops at
+    the next row boundary, instead of a `KeyboardInterrupt` raised wherever the run's thread
+    happens to be (between taking a row off the queue and putting it in the batch, the row
+    would be lost to the checkpoint and asked again on resume). A second Ctrl-C raises at once.
+
+    Only in the main thread, and only where Ctrl-C would raise `KeyboardInterrupt` anyway
+    (Python's default handler, which the terminal and Jupyter kernels use): a run in another
+    thread, or with SIGINT ignored or handled by the application, is left as it is.
+    """
+    pressed = threading.Event()
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield pressed
+        return
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if pressed.is_set():
+            raise KeyboardInterrupt
+        pressed.set()
+
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield pressed
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 # What a worker hands the run's thread (see `Run.one_pass`): ``(index, row)``s, then `_DONE`;
 # or `_Ended` first.
 # A run that has had no answer yet ends with UnreachableError when this many requests in a row
@@ -592,62 +626,67 @@ class Run(Generic[R]):
 
         running = 0
         problem: BaseException | None = None
-        self.reach.start()
-        try:
-            # Started inside the try: a Ctrl-C between two starts still stops those started.
-            for lane, mine in by_lane.items():
-                pending, take = map(int, mine), threading.Lock()  # ints made one at a time
-                for k in range(workers[lane]):
-                    thread = threading.Thread(
-                        target=work,
-                        args=(lane, pending, take),
-                        name=f"intercom-jobs-{k}" if lane is None else f"intercom-jobs-{lane}-{k}",
-                        daemon=True,
-                    )
-                    thread.start()
-                    running += 1
-            while running:
-                if self.external_stop is not None and self.external_stop.is_set():
-                    raise KeyboardInterrupt
-                try:
-                    item = out.get(timeout=STOP_POLL)
-                except queue.Empty:
-                    continue
-                # Drain what is ready and hand it on in one batch, but never more than
-                # BATCH_ROWS: workers faster than this loop would keep rows out of the file.
-                while True:
-                    if isinstance(item, _Done):
-                        running -= 1
-                    elif isinstance(item, _Ended):
-                        problem = problem or item.exc
-                    else:
-                        self.receive(*item)
-                        room.release()
-                    if len(self.batch) >= BATCH_ROWS:
-                        break
+        with deferred_sigint() as pressed:
+            self.reach.start()
+            try:
+                # Started inside the try: a Ctrl-C between two starts still stops those started.
+                for lane, mine in by_lane.items():
+                    pending, take = map(int, mine), threading.Lock()  # ints made one at a time
+                    for k in range(workers[lane]):
+                        thread = threading.Thread(
+                            target=work,
+                            args=(lane, pending, take),
+                            name=f"intercom-jobs-{k}"
+                            if lane is None
+                            else f"intercom-jobs-{lane}-{k}",
+                            daemon=True,
+                        )
+                        thread.start()
+                        running += 1
+                while running:
+                    if pressed.is_set() or (
+                        self.external_stop is not None and self.external_stop.is_set()
+                    ):
+                        raise KeyboardInterrupt
                     try:
-                        item = out.get_nowait()
+                        item = out.get(timeout=STOP_POLL)
+                    except queue.Empty:
+                        continue
+                    # Drain what is ready and hand it on in one batch, but never more than
+                    # BATCH_ROWS: workers faster than this loop would keep rows out of the file.
+                    while True:
+                        if isinstance(item, _Done):
+                            running -= 1
+                        elif isinstance(item, _Ended):
+                            problem = problem or item.exc
+                        else:
+                            self.receive(*item)
+                            room.release()
+                        if len(self.batch) >= BATCH_ROWS:
+                            break
+                        try:
+                            item = out.get_nowait()
+                        except queue.Empty:
+                            break
+                    self.flush()
+            except BaseException:
+                self.halt()
+                # The workers end at once (their requests in flight are cut): wait for them a
+                # moment, so that none still writes (a ledger) once the run has ended, and keep the
+                # rows they answered: fetched is fetched, not asked again.
+                deadline = time.monotonic() + STOP_GRACE
+                while running and time.monotonic() < deadline:
+                    try:
+                        item = out.get(timeout=max(0.0, deadline - time.monotonic()))
                     except queue.Empty:
                         break
-                self.flush()
-        except BaseException:
-            self.halt()
-            # The workers end at once (their requests in flight are cut): wait for them a
-            # moment, so that none still writes (a ledger) once the run has ended, and keep the
-            # rows they answered: fetched is fetched, not asked again.
-            deadline = time.monotonic() + STOP_GRACE
-            while running and time.monotonic() < deadline:
-                try:
-                    item = out.get(timeout=max(0.0, deadline - time.monotonic()))
-                except queue.Empty:
-                    break
-                except KeyboardInterrupt:  # a second Ctrl-C: stop waiting
-                    break
-                if isinstance(item, _Done):
-                    running -= 1
-                elif not isinstance(item, _Ended):
-                    self.receive(*item)
-            raise
+                    except KeyboardInterrupt:  # a second Ctrl-C: stop waiting
+                        break
+                    if isinstance(item, _Done):
+                        running -= 1
+                    elif not isinstance(item, _Ended):
+                        self.receive(*item)
+                raise
         if problem is not None:
             exc = problem
             if isinstance(exc, Fatal):
