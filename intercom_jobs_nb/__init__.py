@@ -54,7 +54,7 @@ from ._errors import (
     UnreachableError,
 )
 from ._fetch import fetch_job, fetch_jobs
-from ._frames import export_csv, failures, join_jobs, summarize
+from ._frames import Summary, export_csv, failures, join_jobs, summarize
 from ._ids import check_job_id
 from ._options import REGIONS, ClientOptions, Secret, __version__, get_token
 from ._parquet import checkpoint_to_parquet, export_parquet
@@ -79,6 +79,7 @@ __all__ = [
     "fetch_tickets",
     # analysis
     "summarize",
+    "Summary",
     "failures",
     "join_jobs",
     "export_csv",

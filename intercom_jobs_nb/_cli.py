@@ -56,7 +56,8 @@ from . import _errors as E
 from . import _textfiles as textfiles
 from ._enqueue import INVALID_ROW, KEY_CHANGED, enqueue_tickets, ticket_bodies
 from ._fetch import fetch_jobs
-from ._frames import export_csv, summarize
+from ._format import number
+from ._frames import Summary, counts_by, export_csv, summarize
 from ._ids import JobIds, read_job_ids
 from ._options import (
     DEFAULT_POLL_INTERVAL,
@@ -154,12 +155,12 @@ def _read_workspaces(source: str) -> dict[str, str]:
         )
     tokens: dict[str, str] = {}
     pairs = zip(frame["workspace"], frame["token_env"], strict=True)
-    for number, (name, env) in enumerate(pairs, 2):
+    for line, (name, env) in enumerate(pairs, 2):
         name, env = name.strip(), env.strip()
         if not name or not ENV_NAME.fullmatch(env):
             raise _Stop(
                 EXIT_USAGE,
-                f"--workspaces {source}, line {number}: needs a workspace name and the name of "
+                f"--workspaces {source}, line {line}: needs a workspace name and the name of "
                 f"an environment variable (letters, digits, _), got {name!r}, {env!r}",
             )
         if name in tokens:
@@ -202,41 +203,25 @@ def _write_out(df: pd.DataFrame, out: str) -> Path:
 def _emit(df: pd.DataFrame, out: str | None) -> None:
     if out:
         path = _write_out(df, out)
-        print(f"wrote {len(df)} rows to {path}", file=sys.stderr)
+        print(f"wrote {number(len(df))} rows to {path}", file=sys.stderr)
     else:
         df.to_csv(sys.stdout, index=False)
         sys.stdout.flush()
 
 
 def _print_summary(df: pd.DataFrame) -> None:
-    """The summary of a jobs frame (`summarize`) on stderr, shares as percentages."""
+    """The summary of a jobs frame (`summarize`) on stderr, as a notebook shows it."""
     _print_table(summarize(df))
 
 
 def _print_counts(df: pd.DataFrame, columns: Sequence[str]) -> None:
     """Counts and shares by each of ``columns`` (missing values as ``(none)``), on stderr."""
-    total = len(df)
-    parts = []
-    for by in columns:
-        series = df[by].astype("object")
-        counts = series.value_counts(dropna=True)
-        missing = int(series.isna().sum())
-        if missing:
-            counts = pd.concat([counts, pd.Series({"(none)": missing})])
-        part = pd.DataFrame({"count": counts.astype("int64")})
-        part["share"] = (part["count"] / total).round(4) if total else 0.0
-        part.index = pd.MultiIndex.from_product(
-            [[by], part.index.astype(str)], names=["by", "value"]
-        )
-        parts.append(part)
-    _print_table(pd.concat(parts))
+    _print_table(counts_by(df, columns))
 
 
-def _print_table(table: pd.DataFrame) -> None:
-    if pd.api.types.is_numeric_dtype(table["share"]):
-        table = table.assign(share=table["share"].map("{:.1%}".format))
+def _print_table(table: Summary) -> None:
     with pd.option_context("display.width", 120):
-        print(table.to_string(), file=sys.stderr)
+        print(table.shown().to_string(), file=sys.stderr)
 
 
 def _cli_words(exc: BaseException, args: argparse.Namespace) -> str:
@@ -284,9 +269,9 @@ def _host(args: argparse.Namespace) -> str:
 def _unreachable_message(df: pd.DataFrame, args: argparse.Namespace) -> str:
     failed = df[df["error_code"].isin(C.NO_ANSWER_CODES)]
     return (
-        f"cannot reach Intercom at {_host(args)}: none of the {len(failed)} jobs asked got an "
-        f"answer ({failed['error_message'].iloc[0]}); check the network or proxy, --region or "
-        "--base-url. Nothing was written"
+        f"cannot reach Intercom at {_host(args)}: none of the {number(len(failed))} jobs asked "
+        f"got an answer ({failed['error_message'].iloc[0]}); check the network or proxy, "
+        "--region or --base-url. Nothing was written"
     )
 
 
@@ -442,8 +427,8 @@ def _enqueue(args: argparse.Namespace, done: list[pd.DataFrame]) -> pd.DataFrame
         reason = str(failed["enqueue_error_message"].iloc[0]).partition("; the request may")[0]
         raise _Stop(
             EXIT_UNREACHABLE,
-            f"cannot reach Intercom at {_host(args)}: none of the {len(failed)} rows sent got "
-            f"an answer ({reason}); check the network or "
+            f"cannot reach Intercom at {_host(args)}: none of the {number(len(failed))} rows "
+            f"sent got an answer ({reason}); check the network or "
             f"proxy, --region or --base-url. The ledger {args.ledger} knows which rows may "
             "have made a ticket (unknown): the same command sends only the others (those with "
             "--resend-unknown, once checked in Intercom)",
@@ -543,7 +528,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     )
     try:  # from the first line printed on: a Ctrl-C as soon as it is read stops it cleanly
         print(
-            f"sandbox listening on {sandbox.base_url} with {len(sandbox.job_ids)} jobs "
+            f"sandbox listening on {sandbox.base_url} with {number(len(sandbox.job_ids))} jobs "
             f"({sandbox.job_ids[0]}..{sandbox.job_ids[-1]})",
             flush=True,
         )
@@ -572,7 +557,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         ids = [*sandbox.job_ids, "404404", "not/a/job"]
         print(
             f"Offline demo: a local Intercom sandbox at {sandbox.base_url}, "
-            f"{len(ids)} job ids (two of them bad on purpose).",
+            f"{number(len(ids))} job ids (two of them bad on purpose).",
             file=sys.stderr,
         )
         started = time.perf_counter()
@@ -581,7 +566,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     finally:
         sandbox.stop()
     print(
-        f"fetched {len(df)} jobs in {elapsed:.1f} s ({len(df) / elapsed:,.0f} jobs/s)",
+        f"fetched {number(len(df))} jobs in {elapsed:.1f} s ({len(df) / elapsed:,.0f} jobs/s)",
         file=sys.stderr,
     )
     _print_summary(df)

@@ -7,16 +7,22 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from ._errors import ConfigurationError
-from ._rows import DECLARED, to_frame
+from ._format import number, percent
+from ._rows import DECLARED, STRING, to_frame
 
 __all__ = [
+    "Summary",
     "summarize",
+    "counts_by",
     "failures",
+    "NO_REASON",
     "join_jobs",
     "export_csv",
     "is_final",
@@ -30,27 +36,42 @@ def is_final(df: pd.DataFrame) -> pd.Series:
     return df["final"].astype(bool)
 
 
-def summarize(df: pd.DataFrame) -> pd.DataFrame:
-    """Counts and shares by ``status``, ``resource_type`` and ``error_code``.
+class Summary(pd.DataFrame):
+    """A summary table (`summarize`): its ``share`` values are fractions, for code; shown (in a
+    notebook or printed) as percentages, ``72.4%``, like the CLI and the panel show them.
 
-    Missing values are shown as ``(none)``; a row whose fetch failed has status ``(none)`` and
-    its ``error_code`` says why.
-
-    Example:
-        >>> ij.summarize(df)                                  # doctest: +SKIP
-                               count  share
-        by            value
-        status        pending     12  0.006
-                      success   1850  0.925
-        ...
+    Any operation on it gives a plain DataFrame (pandas' documented way to subclass it).
     """
-    if "status" not in df.columns:
-        raise ConfigurationError("summarize needs a jobs DataFrame (from fetch_jobs)")
+
+    @property
+    def _constructor(self) -> type[pd.DataFrame]:
+        return pd.DataFrame
+
+    def shown(self) -> pd.DataFrame:
+        """The table as displayed: ``count`` as ``1,502``, ``share`` as ``72.4%`` (text)."""
+        plain = pd.DataFrame(self)
+        return plain.assign(count=plain["count"].map(number), share=plain["share"].map(percent))
+
+    def __repr__(self) -> str:
+        return repr(self.shown())
+
+    def _repr_html_(self) -> str | None:
+        return self.shown().to_html(notebook=True)
+
+
+def counts_by(df: pd.DataFrame, columns: Sequence[str]) -> Summary:
+    """Counts and shares of the values of each of ``columns``, missing ones as ``(none)``.
+
+    ``status`` keeps its declared order (pending, success, failed, each even when absent);
+    other columns list their most frequent values first.
+    """
     total = len(df)
     parts = []
-    for by in ("status", "resource_type", "error_code"):
+    for by in columns:
         series = df[by]
         counts = series.value_counts(dropna=True, sort=by != "status")
+        if by != "status":  # a categorical's unused categories are not values of the frame
+            counts = counts[counts > 0]
         missing = int(series.isna().sum())
         if missing:
             counts = pd.concat([counts, pd.Series({"(none)": missing})])
@@ -60,13 +81,91 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
             [[by], part.index.astype(str)], names=["by", "value"]
         )
         parts.append(part)
-    return pd.concat(parts)
+    return Summary(pd.concat(parts))
+
+
+def summarize(df: pd.DataFrame) -> Summary:
+    """Counts and shares by ``status``, ``resource_type`` and ``error_code``.
+
+    Missing values are shown as ``(none)``; a row whose fetch failed has status ``(none)`` and
+    its ``error_code`` says why. ``share`` holds fractions (0.7426), displayed as percentages
+    (74.3%).
+
+    Example:
+        >>> ij.summarize(df)                                  # doctest: +SKIP
+                              count   share
+        by            value
+        status        pending    12    0.6%
+                      success 1,850   92.5%
+        ...
+    """
+    if "status" not in df.columns:
+        raise ConfigurationError("summarize needs a jobs DataFrame (from fetch_jobs)")
+    return counts_by(df, ("status", "resource_type", "error_code"))
+
+
+#: What `failures` says of a job Intercom marked failed without a word.
+NO_REASON = "Intercom marked the job failed and gave no reason"
 
 
 def failures(df: pd.DataFrame) -> pd.DataFrame:
-    """The rows that need a look: jobs that failed, and jobs whose status could not be read."""
+    """The rows that need a look, each with a ``reason`` a person can act on.
+
+    The rows: jobs that failed, jobs whose status could not be read, and (in a frame from
+    `enqueue_tickets`) rows Intercom refused to enqueue. Their ``reason``:
+
+    - Intercom's (or the network's) message, where there is one; a failure that may pass
+      (``final`` is False) adds that `refresh` asks again;
+    - for a ``failed`` job with no message: that Intercom gave none, and what to look at (what
+      the enqueue answered, the ticket type, the attributes the row sent).
+    """
     mask = (df["status"] == "failed").fillna(False) | df["error_code"].notna()
-    return df.loc[mask]
+    if "enqueue_error_code" in df.columns:
+        mask |= df["enqueue_error_code"].notna()
+    out = df.loc[mask].copy()
+    columns = {name: out[name].tolist() for name in _REASON_COLUMNS if name in out.columns}
+    out["reason"] = pd.array(
+        [_reason({k: v[i] for k, v in columns.items()}) for i in range(len(out))],
+        dtype=STRING,
+    )
+    return out
+
+
+_REASON_COLUMNS = (
+    "status",
+    "error_code",
+    "error_message",
+    "final",
+    "enqueue_error_code",
+    "enqueue_error_message",
+    "ticket_type_id",
+)
+
+
+def _given(value: Any) -> str | None:
+    return None if value is None or pd.isna(value) or str(value).strip() == "" else str(value)
+
+
+def _reason(row: dict[str, Any]) -> str:
+    """One row's ``reason`` (see `failures`)."""
+    refused, refused_code = (
+        _given(row.get("enqueue_error_message")),
+        _given(row.get("enqueue_error_code")),
+    )
+    if refused or refused_code:
+        return f"Intercom refused to enqueue the row: {refused or refused_code}"
+    message, code = _given(row.get("error_message")), _given(row.get("error_code"))
+    if message or code:
+        said = message or f"{code} (no message)"
+        final = row.get("final")
+        if final is not None and not pd.isna(final) and not final:
+            said += "; this may pass: ij.refresh(df) asks again"
+        return said
+    hint = "look at the row that enqueued it: its ticket type and the attributes it sent"
+    ticket_type = _given(row.get("ticket_type_id"))
+    if ticket_type:
+        hint += f" (ticket type {ticket_type})"
+    return f"{NO_REASON}; {hint}"
 
 
 def join_jobs(

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ._errors import ConfigurationError
+from ._format import number
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -154,7 +155,7 @@ def plot_status(df: pd.DataFrame, ax: Axes | None = None, *, title: str | None =
         ax.legend(title="resource type", frameon=False, fontsize="small")
     ax.set_xticks(x, [str(o) for o in table.index])
     ax.set_ylabel("jobs")
-    ax.set_title(title if title is not None else f"Job outcomes ({len(df)} jobs)")
+    ax.set_title(title if title is not None else f"Job outcomes ({number(len(df))} jobs)")
     ax.margins(y=0.15)  # room for the count labels above the tallest bar
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._format import number
 from ._pacing import PaceStatus
 from ._rows import Row
 
@@ -114,7 +115,7 @@ class Snapshot:
         """One line: ``120/300 · success 100 · … · 40.0/s · ETA 5 s · waiting 6 s for the
         rate-limit window``."""
         parts = [f"{self.done}/{self.total}"]
-        parts += [f"{kind} {n}" for kind, n in self.counts.items()]
+        parts += [f"{kind} {number(n)}" for kind, n in self.counts.items()]
         if self.rate is not None and not self.finished:
             parts.append(f"{self.rate:.1f}/s")
             if self.eta is not None and self.done < self.total:

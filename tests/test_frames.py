@@ -33,11 +33,86 @@ def test_summarize_lists_every_status_even_when_absent(final_sandbox, opts):
     assert "pending" in ij.summarize(df).loc["status"].index
 
 
+def test_summarize_shows_shares_as_percentages_but_keeps_fractions_for_code(results):
+    summary = ij.summarize(results)
+    share = summary.loc[("status", "success"), "share"]
+    assert 0 < share < 1  # a fraction, to compute with
+    shown = f"{share:.1%}"
+    assert shown in repr(summary) and shown in summary._repr_html_()
+    assert str(share) not in repr(summary)  # never the raw fraction on screen
+    count = int(summary.loc[("status", "success"), "count"])
+    big = ij.summarize(pd.concat([results] * 10, ignore_index=True))  # counts past 1,000
+    assert f"{count * 10:,}" in repr(big)
+    # What is derived from it is a plain DataFrame, with plain numbers.
+    assert type(summary.loc["status"]) is pd.DataFrame
+    assert type(summary.reset_index()) is pd.DataFrame
+
+
+def test_the_cli_prints_the_summary_a_notebook_shows(results, capsys):
+    from intercom_jobs_nb._cli import _print_summary
+
+    _print_summary(results)
+    printed = capsys.readouterr().err
+    summary = ij.summarize(results)
+    assert printed.strip() == repr(summary).strip()
+
+
 def test_failures_are_failed_jobs_and_unreadable_ones(results):
     bad = ij.failures(results)
     assert set(bad["job_id"]) >= {"404404", "bad/id"}
     assert ((bad["status"] == "failed") | bad["error_code"].notna()).all()
     assert len(bad) == (results["status"] == "failed").sum() + 2
+
+
+def test_each_failure_has_a_reason_a_person_can_act_on(results):
+    bad = ij.failures(results).set_index("job_id")
+    assert bad["reason"].notna().all() and (bad["reason"].str.len() > 0).all()
+    # Intercom's own message where there is one.
+    assert bad.loc["404404", "reason"] == bad.loc["404404", "error_message"]
+    assert "bad/id" in bad.loc["bad/id", "reason"]
+    # A failed job Intercom gave no reason for says so, and where to look.
+    silent = bad[(bad["status"] == "failed") & bad["error_message"].isna()]
+    assert len(silent)
+    assert (
+        silent["reason"].str.startswith("Intercom marked the job failed and gave no reason").all()
+    )
+    assert silent["reason"].str.contains("ticket type").all()
+
+
+def test_a_failure_that_may_pass_says_refresh_asks_again():
+    frame = pd.DataFrame(
+        {
+            "job_id": ["1", "2"],
+            "status": pd.array([None, "failed"], dtype="string"),
+            "error_code": ["timeout", None],
+            "error_message": ["no answer within 10 s", None],
+            "final": [False, True],
+            "ticket_type_id": ["88", "88"],
+        }
+    )
+    bad = ij.failures(frame).set_index("job_id")
+    assert (
+        bad.loc["1", "reason"] == "no answer within 10 s; this may pass: ij.refresh(df) asks again"
+    )
+    assert bad.loc["2", "reason"].endswith("(ticket type 88)")
+
+
+def test_failures_of_an_enqueue_frame_include_the_rows_intercom_refused():
+    frame = pd.DataFrame(
+        {
+            "key": ["a", "b"],
+            "job_id": [None, "7"],
+            "status": pd.array([None, "success"], dtype="string"),
+            "error_code": [None, None],
+            "error_message": [None, None],
+            "final": [True, True],
+            "enqueue_error_code": ["parameter_invalid", None],
+            "enqueue_error_message": ["Ticket type not found", None],
+        }
+    )
+    bad = ij.failures(frame)
+    assert bad["key"].tolist() == ["a"]
+    assert bad["reason"].tolist() == ["Intercom refused to enqueue the row: Ticket type not found"]
 
 
 def test_join_jobs_matches_int_ids_to_string_ids(results, mixed_sandbox):

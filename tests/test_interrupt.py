@@ -102,8 +102,12 @@ def _checkpointed_fetch(sandbox, tmp_path):
             stderr=subprocess.PIPE,
             text=True,
         )
-        deadline = time.monotonic() + 20
-        while saved_rows(checkpoint) < saved_at_least and time.monotonic() < deadline:
+        deadline = time.monotonic() + 120  # generous: a loaded machine starts Python slowly
+        while saved_rows(checkpoint) < saved_at_least:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                _, err = process.communicate()
+                pytest.fail(f"the run never saved {saved_at_least} rows: {err}")
             time.sleep(0.05)
         return process
 
