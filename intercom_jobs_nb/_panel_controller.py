@@ -41,6 +41,7 @@ from ._options import (
 from ._panel_ids import IdsInput, parse_ids
 from ._panel_run import NO_IDS, NO_TOKEN, Runner, explain
 from ._panel_table import ALL, NO_VALUE, RANK_SORT, Note, TableView
+from ._panel_token import TokenInput
 from ._progress import Snapshot
 
 if TYPE_CHECKING:
@@ -102,10 +103,7 @@ class PanelController:
         self.options: dict[str, Any] = rest  # the other options, for each run
         self.api_version = str(rest.get("api_version", DEFAULT_API_VERSION))
         self._tokens = None if tokens is None else read_tokens(tokens)
-        self._token: Secret | None = token
-        self._token_given = token is not None
-        self._token_typed = False  # something is in the Token field, not yet used
-        self._run_token: Secret | None = None
+        self.token = TokenInput(token, self._tokens)
         self.lock = threading.RLock()  # the status and the results, written by the run
         self.state, self.message = "ready", ""
         self.detail: str | None = None
@@ -147,8 +145,7 @@ class PanelController:
 
     def set_status(self, state: str, message: str, detail: str | None = None) -> None:
         """Replace the status (each message replaces the last); no token is ever in it."""
-        secrets = [t for t in (self._run_token, self._token) if t is not None]
-        for secret in [*secrets, *(self._tokens or {}).values()]:
+        for secret in self.token.secrets():
             message = secret.scrub(message)
             detail = secret.scrub(detail) if detail else detail
         with self.lock:
@@ -233,82 +230,41 @@ class PanelController:
     # -- the token ----------------------------------------------------------------------------
 
     def has_token(self) -> bool:
-        """Whether a refresh has a token (given, typed, or from `get_token` without a prompt)."""
-        if self._token is not None or self._token_typed or self._tokens is not None:
-            return True
-        try:
-            get_token(prompt=False)
-        except E.ConfigurationError:
-            return False
-        return True
+        return self.token.available()
 
     def token_source(self) -> str:
-        if self._tokens is not None:
-            return f"given for {number(len(self._tokens))} workspaces"
-        if self._token is not None:
-            return "given" if self._token_given else "typed, kept in memory"
-        return f"from {TOKEN_ENV}" if os.environ.get(TOKEN_ENV) else "none yet"
+        return self.token.source()
 
     def token_note(self) -> str:
-        """Where the token comes from (plain text)."""
-        if self._tokens is not None:
-            names = sorted(self._tokens)
-            shown = ", ".join(names[:5]) + (" …" if len(names) > 5 else "")
-            return f"Using the tokens given for {number(len(names))} workspaces: {shown}."
-        if self._token is not None:
-            return (
-                "Using the token given to JobsPanel."
-                if self._token_given
-                else "A token is kept in memory (not in the notebook); type another to replace it."
-            )
-        if os.environ.get(TOKEN_ENV):
-            return f"Using the token in {TOKEN_ENV}: nothing to type (type one to use another)."
-        return "A token typed here is kept in memory only, never saved with the notebook."
+        return self.token.note()
 
     def token_typing(self, typed: bool) -> None:
         """Something is (or no longer is) in the Token field: the status follows."""
-        self._token_typed = typed
+        self.token.typed = typed
         gained = self.state == "no_token" and typed
         lost = self.state == "ready" and not typed and not self.has_token()
         if gained or lost:
             self._set_idle()
 
     def use_token(self, typed: str) -> bool:
-        """Take a typed token (into a `Secret`); a malformed one is an error status and False."""
-        self._token_typed = False
-        if not typed.strip():
-            return True
-        if self._tokens is not None:
-            self.set_status(
-                "error", "This panel runs many workspaces with the tokens given in code."
-            )
+        """Take a typed token; a malformed one is an error status and False."""
+        problem = self.token.use(typed)
+        if problem:
+            self.set_status("error", problem)
             return False
-        try:
-            self._token = Secret.wrap(typed, source="the typed token")
-        except E.ConfigurationError as exc:
-            self.set_status("error", f"The token typed is not valid: {exc}.")
-            return False
-        self._token_given = False
-        self.notify("token")
+        if typed.strip():
+            self.notify("token")
         return True
 
     def run_token(self) -> Secret | None:
-        """The token of a run (None for many workspaces). Raises MissingTokenError."""
-        token = None if self.many else self._token or get_token(prompt=False)
-        self._run_token = token
-        return token
+        return self.token.for_run()
 
     def rejected(self, exc: E.AuthenticationError) -> str:
         """The sentence for a rejected token, which is forgotten (unless given in code)."""
-        if exc.workspace is not None:
-            whose = f" of the workspace {exc.workspace}"
-        elif self._token is not None or self.many:
-            whose = ""
-        else:
-            whose = f" (the token in {TOKEN_ENV})"
+        whose = self.token.whose(exc)
         text = explain(exc, where=self.where)[0].replace("access token.", f"access token{whose}.")
         if not self.many:  # tokens given in code stay: there is nothing to type
-            self._token, self._token_given = None, False
+            self.token.forget()
             self.notify("token")
         return text
 
@@ -319,7 +275,7 @@ class PanelController:
 
     def run_options(self) -> Options:
         return Options.build(
-            token=self._run_token,
+            token=self.token.last,
             tokens=self._tokens,
             region=self.region,
             base_url=self.base_url,
@@ -337,7 +293,7 @@ class PanelController:
         if not self.has_ids():
             self.set_status("error", NO_IDS)
             return False
-        if self._token is None and self._tokens is None:
+        if self.token.token is None and self._tokens is None:
             try:  # INTERCOM_TOKEN, a .env file, Colab's secrets; never a prompt from here
                 get_token(prompt=False)
             except E.MissingTokenError:

@@ -557,11 +557,8 @@ def _open_notebook(server: Server, chromium, name: str, width: int, kernel: str)
     context = chromium.new_context(viewport={"width": guess, "height": WINDOW_HEIGHT})
     context.grant_permissions(["clipboard-read", "clipboard-write"])
     page = context.new_page()
-    page.on(
-        "console",
-        lambda m: print("console:", m.type, m.text) if m.type in ("error", "warning") else None,
-    )
-    page.on("pageerror", lambda e: print("pageerror:", e))
+    # The page's own errors, in the test's output (a failure's first clue).
+    page.on("pageerror", lambda e: print("page error:", e))
     page.set_default_timeout(UI_TIMEOUT)
     page.goto(server.url + FRONT_ENDS[server.front_end].format(name=name, stem=Path(name).stem))
     return page, notebook
@@ -832,9 +829,10 @@ def _sort_and_find(panel, expected) -> None:
     assert where["id"] == wanted
     # The message goes when it no longer applies: a filter that hides the row.
     code_select = panel.locator(".ij-filter-code select")
+    note = panel.locator(".ij-find-msg").element_handle()
     code_select.select_option(label="job_not_found (1)")  # shows the unknown id alone
     panel.locator(".ij-count", has_text="1 rows").wait_for()
-    panel.page.wait_for_function("(m) => m.innerText.trim() === ''", arg=msg.element_handle())
+    panel.page.wait_for_function("(m) => m.innerText.trim() === ''", arg=note)
     assert panel.locator("tr.ij-found").count() == 0
     code_select.select_option(index=0)
     find.fill("")
@@ -887,3 +885,116 @@ def test_the_panel_works_under_ipykernel_6_29(jupyter, chromium, expected, tmp_p
     widget from a background thread: the same test with an ipykernel 6.29 kernel."""
     _kernel6_python()
     _panel_session(jupyter, chromium, expected, tmp_path, 650, KERNEL6)
+
+
+# -- marimo ---------------------------------------------------------------------------------------
+
+MARIMO_NOTEBOOK = ROOT / "tests" / "notebooks" / "marimo_panel.py"
+MARIMO_TOKEN = "marimo-sandbox-t0ken"
+
+
+class SandboxHand:
+    """The test's hand on a sandbox of its own (the marimo notebook's panel asks it) and on the
+    notebook's buttons that swap the 100,000-row frame in and out."""
+
+    def __init__(self, sb, page, pending: str) -> None:
+        self.sb, self.page, self.pending = sb, page, pending
+
+    def latency(self, seconds: float) -> None:
+        self.sb.latency = seconds
+
+    def rate_limit_once(self) -> None:
+        self.sb.inject(self.pending, "rate_limit")
+        left = self.sb.window - time.time() % self.sb.window
+        time.sleep(left if left < 4 else 0)
+
+    def big_table(self, rows: int) -> None:
+        assert rows == BIG_ROWS
+        self.page.get_by_role("button", name="Show 100,000 rows").click()
+
+    def restore(self) -> None:
+        self.page.get_by_role("button", name="Back to the sandbox's rows").click()
+
+
+@pytest.fixture
+def marimo_app(tmp_path):
+    """``marimo run`` of the panel notebook on 127.0.0.1, no token, against a sandbox of the
+    test's own; yields its URL, the sandbox, what the panel must show, and its folder."""
+    _chromium_or_skip()
+    with Sandbox(**SANDBOX_SETTINGS, token=MARIMO_TOKEN) as sb:
+        df = ij.fetch_jobs(sb.job_ids, token=sb.token, base_url=sb.base_url, progress=False)
+        sb.reset_stats()
+        counts = df["status"].value_counts()
+        expected = {
+            "token": sb.token,
+            "total": len(df),
+            "ids": [int(i) for i in df["job_id"]],
+            **{s: int(counts[s]) for s in ("success", "failed", "pending")},
+        }
+        pending = str(df.loc[df["status"] == "pending", "job_id"].iloc[0])
+        root = tmp_path / "marimo"
+        root.mkdir()
+        env = {k: v for k, v in os.environ.items() if k != "INTERCOM_TOKEN"}
+        env.update(
+            {
+                "IJ_BASE_URL": sb.base_url,
+                "IJ_IDS": ",".join(sb.job_ids),
+                "HOME": str(root),  # marimo's config and state, not the user's
+                "PYTHONPATH": os.pathsep.join(
+                    filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])
+                ),
+            }
+        )
+        port = _free_port()
+        log_path = root / "marimo.log"
+        command = [
+            sys.executable, "-m", "marimo", "run", str(MARIMO_NOTEBOOK), "--headless",
+            "--no-token", "--host", "127.0.0.1", "--port", str(port), "--no-sandbox",
+        ]  # fmt: skip
+        with log_path.open("wb") as log:
+            server = subprocess.Popen(
+                command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+            url = f"http://127.0.0.1:{port}"
+            try:
+                deadline = time.monotonic() + START_TIMEOUT
+                while True:
+                    if server.poll() is not None:
+                        pytest.fail(f"marimo exited ({server.returncode}); see {log_path}")
+                    try:
+                        if requests.get(url, timeout=2).status_code == 200:
+                            break
+                    except requests.RequestException:
+                        pass
+                    if time.monotonic() > deadline:
+                        pytest.fail(f"marimo did not answer in {START_TIMEOUT} s: {log_path}")
+                    time.sleep(0.3)
+                yield url, sb, expected, root, pending
+            finally:
+                _stop_group(server)
+
+
+@pytest.mark.parametrize("width", [650, 1400])
+def test_the_panel_works_and_fits_in_marimo(marimo_app, chromium, tmp_path, width):
+    url, sb, expected, root, pending = marimo_app
+    context = chromium.new_context(viewport={"width": width + 120, "height": WINDOW_HEIGHT})
+    context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    page.on("pageerror", lambda e: print("page error:", e))
+    page.set_default_timeout(UI_TIMEOUT)
+    try:
+        page.goto(url)
+        panel = page.locator(".ij-panel")
+        panel.wait_for()
+        measured = _size_output(page, width)
+        assert abs(measured - width) <= 20, f"output area {measured:.0f} px, not about {width}"
+        label = f"marimo {width} px"
+        _drive_panel(page, panel, SandboxHand(sb, page, pending), expected, tmp_path, label, root)
+        if os.environ.get("UPDATE_SCREENSHOT") == "1":
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(tmp_path / "panel.png", SCREENSHOTS / f"panel-marimo-{width}.png")
+    finally:
+        with contextlib.suppress(Exception):
+            page.screenshot(path=str(tmp_path / "page-at-end.png"))
+        context.close()
