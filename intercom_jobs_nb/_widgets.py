@@ -166,6 +166,7 @@ class JobsPanel(anywidget.AnyWidget):
         )
         self.controller = c
         self._draw_lock = threading.RLock()  # the run's thread and the page's handlers draw
+        self._asked = (0, FIRST_WINDOW)  # the rows the page asked for last: start, count
         self.base_url = c.base_url
         self.observe(self._on_trait, names=["region", "ids_text", "interval", "export_path"])
         self.on_msg(self._on_message)
@@ -288,7 +289,9 @@ class JobsPanel(anywidget.AnyWidget):
         elif kind == "find":
             self.find(str(content.get("text", "")))
         elif kind == "window":
-            self._send_window(int(content.get("start", 0)), int(content.get("count", 0)))
+            start, count = int(content.get("start", 0)), int(content.get("count", 0))
+            self._asked = (start, count or FIRST_WINDOW)
+            self._send_window(*self._asked)
         elif kind == "export":
             c.export()
         elif kind == "upload":
@@ -361,8 +364,12 @@ class JobsPanel(anywidget.AnyWidget):
             self.view_id += 1
             row = t.found_row
             self.found = {} if row is None else {"id": t.found, "row": row, "view": self.view_id}
-            start = 0 if row is None else max(0, row - FIRST_WINDOW // 2)
-            self._send_window(start, FIRST_WINDOW)
+            # The rows the page shows now (it asks again if it scrolled elsewhere meanwhile),
+            # or those around the row found.
+            start, count = self._asked
+            if row is not None:
+                start = max(0, row - count // 2)
+            self._send_window(start, count)
 
     def _send_window(self, start: int, count: int) -> None:
         with self._draw_lock:

@@ -240,6 +240,9 @@ def test_the_page_gets_the_rows_it_asks_for_and_never_more_than_the_bound(panel_
     page_sends(panel, type="window", start=400, count=30)
     assert panel.window["start"] == 400
     assert [r[0] for r in rows_sent(panel)] == view[400:430]
+    page_sends(panel, type="sort", column="job_id")  # the view changes: the same rows in sight
+    assert panel.window["start"] == 400 and len(rows_sent(panel)) == 30
+    assert rows_sent(panel)[0][0] == sorted(view, key=int)[400]
     page_sends(panel, type="window", start=0, count=10_000)
     assert len(rows_sent(panel)) == MAX_WINDOW
 

@@ -93,294 +93,319 @@ function chartSvg(chart, tip) {
   return root;
 }
 
-function render({ model, el }) {
-  const send = (msg) => model.send(msg);
-  const setTrait = (name, value) => { model.set(name, value); model.save_changes(); };
+function button(cls, text, title) {
+  return h("button", { class: `ij-button ${cls}`, type: "button", title, text });
+}
 
-  // -- inputs ---------------------------------------------------------------------------------
-  const token = h("input", { type: "password", autocomplete: "off", spellcheck: "false" });
-  const region = h("select");
-  const ids = h("textarea", { rows: 4, placeholder: "one id a line (or separated by commas/spaces)" });
-  const tokenNote = h("div", { class: "ij-note ij-token-note" });
-  const file = h("input", { type: "file", accept: ".csv,.txt", class: "ij-file" });
-  file.hidden = true;
-  const upload = h("button", { class: "ij-button ij-upload", type: "button", title: "a .csv or .txt of job ids", text: "Upload ids" });
-  const uploadMsg = h("span", { class: "ij-msg ij-upload-msg" });
-  // -- actions --------------------------------------------------------------------------------
-  const refresh = h("button", { class: "ij-button ij-primary ij-refresh", type: "button", title: "fetch the jobs' status", text: "Refresh" });
-  const stop = h("button", { class: "ij-button ij-stop", type: "button", title: "stop the fetch: the rows so far are kept", text: "Stop" });
-  const auto = h("button", { class: "ij-button ij-auto", type: "button", title: "poll the pending jobs until none is left", text: "Auto-refresh" });
-  const interval = h("input", { type: "number", min: "0.5", max: "3600", step: "1" });
-  const progress = h("progress", { class: "ij-progress" });
-  const status = h("div", { class: "ij-status", "aria-live": "polite" });
-  // -- results --------------------------------------------------------------------------------
-  const summary = h("div", { class: "ij-summary" });
-  const tip = h("div", { class: "ij-tip", role: "tooltip" });
-  tip.hidden = true;
-  const chart = h("div", { class: "ij-chart" });
-  const statusFilter = h("select");
-  const codeFilter = h("select");
-  const find = h("input", { type: "search", placeholder: "a job id", spellcheck: "false" });
-  const findMsg = h("span", { class: "ij-msg ij-find-msg" });
-  const colgroup = h("colgroup");
-  const headRow = h("tr");
-  const body = h("tbody");
-  const table = h("table", { class: "ij-jobs" }, colgroup, h("thead", {}, headRow), body);
-  const box = h("div", { class: "ij-table", tabindex: "0" }, table);
-  const count = h("span", { class: "ij-count" });
-  const copyCell = h("button", { class: "ij-button ij-copy-cell", type: "button", title: "copy the selected cell (click a cell first)", text: "Copy cell" });
-  const copyRows = h("button", { class: "ij-button ij-copy-rows", type: "button", title: "copy the rows in sight, tab-separated, with the header", text: "Copy visible rows" });
-  const copyMsg = h("span", { class: "ij-msg ij-copy-msg" });
-  const exportPath = h("input", { type: "text", spellcheck: "false" });
-  const exportButton = h("button", { class: "ij-button ij-export", type: "button", title: "write the rows the table shows (all of them) to the CSV file", text: "Export CSV" });
-  const exportMsg = h("span", { class: "ij-msg ij-export-msg" });
-  const results = h("div", { class: "ij-results" },
-    h("div", { class: "ij-line ij-overview" }, summary, h("div", { class: "ij-chart-box" }, chart, tip)),
+// -- the page's elements ---------------------------------------------------------------------
+
+function inputsPart(ui) {
+  ui.token = h("input", { type: "password", autocomplete: "off", spellcheck: "false" });
+  ui.region = h("select");
+  ui.ids = h("textarea", { rows: 4, placeholder: "one id a line (or separated by commas/spaces)" });
+  ui.tokenNote = h("div", { class: "ij-note ij-token-note" });
+  ui.file = h("input", { type: "file", accept: ".csv,.txt", class: "ij-file" });
+  ui.file.hidden = true;
+  ui.upload = button("ij-upload", "Upload ids", "a .csv or .txt of job ids");
+  ui.uploadMsg = h("span", { class: "ij-msg ij-upload-msg" });
+  ui.refresh = button("ij-primary ij-refresh", "Refresh", "fetch the jobs' status");
+  ui.stop = button("ij-stop", "Stop", "stop the fetch: the rows so far are kept");
+  ui.auto = button("ij-auto", "Auto-refresh", "poll the pending jobs until none is left");
+  ui.interval = h("input", { type: "number", min: "0.5", max: "3600", step: "1" });
+  ui.progress = h("progress", { class: "ij-progress" });
+  ui.status = h("div", { class: "ij-status", "aria-live": "polite" });
+  return [
+    h("div", { class: "ij-line" }, labelled("ij-token", "Token", ui.token), labelled("ij-region", "Region", ui.region)),
+    ui.tokenNote,
+    labelled("ij-ids", "Job ids", ui.ids),
+    h("div", { class: "ij-line" }, ui.upload, ui.file, ui.uploadMsg),
+    h("div", { class: "ij-line" }, ui.refresh, ui.stop, ui.auto,
+      labelled("ij-interval", "every (s)", ui.interval), ui.progress),
+    ui.status,
+  ];
+}
+
+function resultsPart(ui) {
+  ui.summary = h("div", { class: "ij-summary" });
+  ui.tip = h("div", { class: "ij-tip", role: "tooltip" });
+  ui.tip.hidden = true;
+  ui.chart = h("div", { class: "ij-chart" });
+  ui.statusFilter = h("select");
+  ui.codeFilter = h("select");
+  ui.find = h("input", { type: "search", placeholder: "a job id", spellcheck: "false" });
+  ui.findMsg = h("span", { class: "ij-msg ij-find-msg" });
+  ui.colgroup = h("colgroup");
+  ui.headRow = h("tr");
+  ui.body = h("tbody");
+  ui.table = h("table", { class: "ij-jobs" }, ui.colgroup, h("thead", {}, ui.headRow), ui.body);
+  ui.box = h("div", { class: "ij-table", tabindex: "0" }, ui.table);
+  ui.count = h("span", { class: "ij-count" });
+  ui.copyCell = button("ij-copy-cell", "Copy cell", "copy the selected cell (click a cell first)");
+  ui.copyRows = button("ij-copy-rows", "Copy visible rows", "copy the rows in sight, tab-separated, with the header");
+  ui.copyMsg = h("span", { class: "ij-msg ij-copy-msg" });
+  ui.exportPath = h("input", { type: "text", spellcheck: "false" });
+  ui.exportButton = button("ij-export", "Export CSV", "write the rows the table shows (all of them) to the CSV file");
+  ui.exportMsg = h("span", { class: "ij-msg ij-export-msg" });
+  ui.results = h("div", { class: "ij-results" },
+    h("div", { class: "ij-line ij-overview" }, ui.summary, h("div", { class: "ij-chart-box" }, ui.chart, ui.tip)),
     h("div", { class: "ij-line ij-controls" },
-      labelled("ij-filter-status", "Status", statusFilter),
-      labelled("ij-filter-code", "Error code", codeFilter),
-      labelled("ij-find", "Find id", find), findMsg),
-    box,
-    h("div", { class: "ij-line" }, count, copyCell, copyRows, copyMsg),
-    h("div", { class: "ij-line" }, labelled("ij-export-path", "CSV file", exportPath), exportButton, exportMsg));
-  const panel = h("div", { class: "ij-panel" },
-    h("div", { class: "ij-line" }, labelled("ij-token", "Token", token), labelled("ij-region", "Region", region)),
-    tokenNote,
-    labelled("ij-ids", "Job ids", ids),
-    h("div", { class: "ij-line" }, upload, file, uploadMsg),
-    h("div", { class: "ij-line" }, refresh, stop, auto, labelled("ij-interval", "every (s)", interval), progress),
-    status,
-    results);
-  el.replaceChildren(panel);
+      labelled("ij-filter-status", "Status", ui.statusFilter),
+      labelled("ij-filter-code", "Error code", ui.codeFilter),
+      labelled("ij-find", "Find id", ui.find), ui.findMsg),
+    ui.box,
+    h("div", { class: "ij-line" }, ui.count, ui.copyCell, ui.copyRows, ui.copyMsg),
+    h("div", { class: "ij-line" }, labelled("ij-export-path", "CSV file", ui.exportPath), ui.exportButton, ui.exportMsg));
+  return ui.results;
+}
 
-  // -- the table: a window of rows in a box as tall as every row ------------------------------
-  let win = { start: 0, rows: [], outcomes: [], view: -1 };
-  let asked = null; // the window last asked for, not yet come
-  let selected = null; // {row, col} of the clicked cell
+// -- the table: a window of rows in a box as tall as every row -------------------------------
 
-  const inSight = () => {
-    const first = Math.floor(box.scrollTop / ROW_HEIGHT);
-    const n = Math.ceil(box.clientHeight / ROW_HEIGHT) + 1;
-    return [first, Math.min(model.get("total"), first + n)];
-  };
+function drawHead(model, ui, send) {
+  const columns = model.get("columns"), widths = model.get("widths");
+  ui.colgroup.replaceChildren(...columns.map((_c, k) =>
+    h("col", { style: `width:calc(${widths[k] || 10}ch + 16px)` })));
+  ui.table.style.width = `calc(${widths.reduce((a, b) => a + b, 0)}ch + ${16 * columns.length}px)`;
+  const by = model.get("sort_by"), asc = model.get("ascending");
+  ui.headRow.replaceChildren(...columns.map((c, k) => {
+    const sorted = c === by;
+    const th = h("th", { "data-column": c, class: k === 0 ? "ij-pin" : "",
+      title: `sort by ${c} (click again for the other order)`,
+      "aria-sort": sorted ? (asc ? "ascending" : "descending") : "none" },
+      h("span", { text: c }), h("span", { class: "ij-arrow", text: sorted ? (asc ? " \u25b2" : " \u25bc") : "" }));
+    th.addEventListener("click", () => send({ type: "sort", column: c }));
+    return th;
+  }));
+}
 
-  function drawHead() {
-    const columns = model.get("columns"), widths = model.get("widths");
-    colgroup.replaceChildren(...columns.map((_c, k) =>
-      h("col", { style: `width:calc(${widths[k] || 10}ch + 16px)` })));
-    table.style.width = `calc(${widths.reduce((a, b) => a + b, 0)}ch + ${16 * columns.length}px)`;
-    const by = model.get("sort_by"), asc = model.get("ascending");
-    headRow.replaceChildren(...columns.map((c, k) => {
-      const sorted = c === by;
-      const th = h("th", { "data-column": c, class: k === 0 ? "ij-pin" : "", title: `sort by ${c} (click again for the other order)`,
-        "aria-sort": sorted ? (asc ? "ascending" : "descending") : "none" },
-        h("span", { text: c }), h("span", { class: "ij-arrow", text: sorted ? (asc ? " \u25b2" : " \u25bc") : "" }));
-      th.addEventListener("click", () => send({ type: "sort", column: c }));
-      return th;
-    }));
+function cell(table, row, c, text, kind) {
+  const widths = table.model.get("widths");
+  const td = h("td", { class: c === 0 ? "ij-id ij-pin" : "" });
+  if (c === 0 && MARKS[kind]) {
+    const [mark, says] = MARKS[kind];
+    td.append(h("span", { class: "ij-mark", title: says, "aria-label": says, text: mark }), " ");
   }
-
-  function drawRows() {
-    const total = model.get("total"), widths = model.get("widths");
-    const found = model.get("found");
-    const rows = win.rows;
-    const span = String(model.get("columns").length || 1);
-    const spacer = (n) => {
-      const td = h("td", { colspan: span });
-      td.style.height = `${n * ROW_HEIGHT}px`;
-      td.hidden = n === 0;
-      return h("tr", { class: "ij-spacer", "aria-hidden": "true" }, td);
-    };
-    const out = [spacer(win.start)];
-    if (!total) {
-      out.push(h("tr", {}, h("td", { colspan: String(model.get("columns").length || 1), class: "ij-empty", text: "no jobs to show" })));
-    }
-    rows.forEach((cells, k) => {
-      const row = win.start + k, kind = win.outcomes[k];
-      const tr = h("tr", { class: `ij-row ij-${kind}`, "data-row": String(row) });
-      if (found && found.id === cells[0]) tr.classList.add("ij-found");
-      cells.forEach((text, c) => {
-        const td = h("td", { class: c === 0 ? "ij-id ij-pin" : "" });
-        if (c === 0 && MARKS[kind]) {
-          td.append(h("span", { class: "ij-mark", title: MARKS[kind][1], "aria-label": MARKS[kind][1], text: MARKS[kind][0] }), " ");
-        }
-        td.append(text);
-        if (text.length > (widths[c] || 10) - 2) td.title = text; // cut by an ellipsis: whole on hover
-        if (selected && selected.row === row && selected.col === c) td.classList.add("ij-selected");
-        td.addEventListener("click", () => {
-          selected = { row, col: c, text };
-          for (const x of body.querySelectorAll(".ij-selected")) x.classList.remove("ij-selected");
-          td.classList.add("ij-selected");
-          copyCell.disabled = false;
-        });
-        tr.append(td);
-      });
-      out.push(tr);
-    });
-    out.push(spacer(Math.max(0, total - win.start - rows.length)));
-    body.replaceChildren(...out);
-  }
-
-  function ask() {
-    const total = model.get("total");
-    const [first, last] = inSight();
-    const have = win.view === model.get("view_id") && win.start <= first &&
-      win.start + win.rows.length >= last;
-    if (have || !total) return;
-    const start = Math.max(0, first - MARGIN);
-    const n = Math.min(MAX_WINDOW, last - first + 2 * MARGIN);
-    const key = `${model.get("view_id")}:${start}:${n}`;
-    if (asked === key) return;
-    asked = key;
-    send({ type: "window", start, count: n });
-  }
-
-  let frame = 0;
-  box.addEventListener("scroll", () => {
-    if (!frame) frame = requestAnimationFrame(() => { frame = 0; ask(); });
+  td.append(text);
+  if (text.length > (widths[c] || 10) - 2) td.title = text; // cut by an ellipsis: whole on hover
+  const selected = table.selected;
+  if (selected && selected.row === row && selected.col === c) td.classList.add("ij-selected");
+  td.addEventListener("click", () => {
+    table.selected = { row, col: c, text };
+    for (const x of table.ui.body.querySelectorAll(".ij-selected")) x.classList.remove("ij-selected");
+    td.classList.add("ij-selected");
+    table.ui.copyCell.disabled = false;
   });
+  return td;
+}
 
-  function onWindow() {
+function drawRows(table) {
+  const { model, ui, win } = table;
+  const total = model.get("total"), found = model.get("found");
+  const span = String(model.get("columns").length || 1);
+  const spacer = (n) => {
+    const td = h("td", { colspan: span });
+    td.style.height = `${n * ROW_HEIGHT}px`;
+    td.hidden = n === 0;
+    return h("tr", { class: "ij-spacer", "aria-hidden": "true" }, td);
+  };
+  const out = [spacer(win.start)];
+  if (!total) out.push(h("tr", {}, h("td", { colspan: span, class: "ij-empty", text: "no jobs to show" })));
+  win.rows.forEach((cells, k) => {
+    const row = win.start + k, kind = win.outcomes[k];
+    const tr = h("tr", { class: `ij-row ij-${kind}`, "data-row": String(row) });
+    if (found && found.id === cells[0]) tr.classList.add("ij-found");
+    cells.forEach((text, c) => tr.append(cell(table, row, c, text, kind)));
+    out.push(tr);
+  });
+  out.push(spacer(Math.max(0, total - win.start - win.rows.length)));
+  ui.body.replaceChildren(...out);
+}
+
+function inSight(table) {
+  const box = table.ui.box;
+  const first = Math.floor(box.scrollTop / ROW_HEIGHT);
+  const n = Math.ceil(box.clientHeight / ROW_HEIGHT) + 1;
+  return [first, Math.min(table.model.get("total"), first + n)];
+}
+
+function ask(table) {
+  const { model, win } = table;
+  const total = model.get("total");
+  const [first, last] = inSight(table);
+  const view = model.get("view_id");
+  const have = win.view === view && win.start <= first && win.start + win.rows.length >= last;
+  if (have || !total) return;
+  const start = Math.max(0, first - MARGIN);
+  const count = Math.min(MAX_WINDOW, last - first + 2 * MARGIN);
+  const key = `${view}:${start}:${count}`;
+  if (table.asked === key) return;
+  table.asked = key;
+  table.send({ type: "window", start, count });
+}
+
+function makeTable(model, ui, send) {
+  const table = { model, ui, send, win: { start: 0, rows: [], outcomes: [], view: -1 }, asked: null, selected: null };
+  let frame = 0;
+  ui.box.addEventListener("scroll", () => {
+    if (!frame) frame = requestAnimationFrame(() => { frame = 0; ask(table); });
+  });
+  table.onWindow = () => {
     const got = model.get("window");
-    if (got && got.rows) win = got;
-    asked = null;
-    drawRows();
-    ask();
-  }
-
-  function onFound() {
+    if (got && got.rows) table.win = got;
+    table.asked = null;
+    drawRows(table);
+    ask(table);
+  };
+  table.onFound = () => {
     const found = model.get("found");
     if (found && found.row !== undefined) {
-      box.scrollTop = Math.max(0, found.row * ROW_HEIGHT - (box.clientHeight - ROW_HEIGHT) / 2);
+      ui.box.scrollTop = Math.max(0, found.row * ROW_HEIGHT - (ui.box.clientHeight - ROW_HEIGHT) / 2);
     }
-    drawRows();
-  }
-
-  function visibleRows() {
-    const [first, last] = inSight();
-    const head = model.get("columns").join("\t");
-    const lines = [];
+    drawRows(table);
+  };
+  table.visibleRows = () => {
+    const [first, last] = inSight(table);
+    const lines = [model.get("columns").join("\t")];
     for (let row = first; row < last; row++) {
-      const cells = win.rows[row - win.start];
+      const cells = table.win.rows[row - table.win.start];
       if (cells) lines.push(cells.join("\t"));
     }
-    return [head, ...lines];
-  }
+    return lines;
+  };
+  return table;
+}
 
-  async function copied(text, what) {
+function wireCopy(ui, table) {
+  const copied = async (text, what) => {
     const ok = await copyText(text);
-    copyMsg.textContent = ok ? `Copied ${what}.` : "Could not copy: the browser refused.";
-    copyMsg.dataset.copied = ok ? text : "";
-  }
-
-  copyRows.addEventListener("click", () => {
-    const lines = visibleRows();
+    ui.copyMsg.textContent = ok ? `Copied ${what}.` : "Could not copy: the browser refused.";
+    ui.copyMsg.dataset.copied = ok ? text : "";
+  };
+  ui.copyRows.addEventListener("click", () => {
+    const lines = table.visibleRows();
     copied(lines.join("\n"), `${(lines.length - 1).toLocaleString("en-US")} rows`);
   });
-  copyCell.disabled = true;
-  copyCell.addEventListener("click", () => { if (selected) copied(selected.text, "the cell"); });
-  box.addEventListener("keydown", (ev) => {
+  ui.copyCell.disabled = true;
+  ui.copyCell.addEventListener("click", () => { if (table.selected) copied(table.selected.text, "the cell"); });
+  ui.box.addEventListener("keydown", (ev) => {
     const selection = window.getSelection();
-    if ((ev.ctrlKey || ev.metaKey) && ev.key === "c" && selected && (!selection || selection.isCollapsed)) {
+    if ((ev.ctrlKey || ev.metaKey) && ev.key === "c" && table.selected && (!selection || selection.isCollapsed)) {
       ev.preventDefault();
-      copied(selected.text, "the cell");
+      copied(table.selected.text, "the cell");
     }
   });
+}
 
-  // -- the rest of the model -------------------------------------------------------------------
-  const note = (node, name) => () => { node.innerHTML = model.get(name); };
+// -- the model, drawn ------------------------------------------------------------------------
+
+function makeDraws(model, ui, table) {
+  const html = (node, name) => () => { node.innerHTML = model.get(name); };
+  const head = () => drawHead(model, ui, table.send);
   const draws = {
-    status: note(status, "status"),
-    summary: note(summary, "summary"),
-    upload_note: note(uploadMsg, "upload_note"),
-    export_note: note(exportMsg, "export_note"),
-    find_note: note(findMsg, "find_note"),
-    token_note: () => { tokenNote.textContent = model.get("token_note"); },
-    token_placeholder: () => { token.placeholder = model.get("token_placeholder"); },
-    many: () => { token.disabled = ids.readOnly = model.get("many"); },
+    status: html(ui.status, "status"),
+    summary: html(ui.summary, "summary"),
+    upload_note: html(ui.uploadMsg, "upload_note"),
+    export_note: html(ui.exportMsg, "export_note"),
+    find_note: html(ui.findMsg, "find_note"),
+    token_note: () => { ui.tokenNote.textContent = model.get("token_note"); },
+    token_placeholder: () => { ui.token.placeholder = model.get("token_placeholder"); },
+    many: () => { ui.token.disabled = ui.ids.readOnly = model.get("many"); },
     busy: () => {
       const busy = model.get("busy");
-      refresh.disabled = exportButton.disabled = upload.disabled = busy;
-      stop.disabled = !(busy || model.get("auto"));
-      progress.style.visibility = busy ? "visible" : "hidden";
+      ui.refresh.disabled = ui.exportButton.disabled = ui.upload.disabled = busy;
+      ui.stop.disabled = !(busy || model.get("auto"));
+      ui.progress.style.visibility = busy ? "visible" : "hidden";
     },
     auto: () => {
       const on = model.get("auto");
-      auto.classList.toggle("mod-active", on);
-      auto.setAttribute("aria-pressed", String(on));
+      ui.auto.classList.toggle("mod-active", on);
+      ui.auto.setAttribute("aria-pressed", String(on));
       draws.busy();
     },
-    progress: () => { const [done, total] = model.get("progress"); progress.max = total; progress.value = Math.min(done, total); },
-    interval: () => { if (document.activeElement !== interval) interval.value = model.get("interval"); },
+    progress: () => { const [done, total] = model.get("progress"); ui.progress.max = total; ui.progress.value = Math.min(done, total); },
+    interval: () => { if (document.activeElement !== ui.interval) ui.interval.value = model.get("interval"); },
     regions: () => {
-      options(region, model.get("regions"), model.get("region"));
-      region.disabled = model.get("regions").length < 2;
+      options(ui.region, model.get("regions"), model.get("region"));
+      ui.region.disabled = model.get("regions").length < 2;
     },
-    region: () => { region.value = model.get("region"); },
-    ids_text: () => { if (ids.value !== model.get("ids_text")) ids.value = model.get("ids_text"); },
-    export_path: () => { if (document.activeElement !== exportPath) exportPath.value = model.get("export_path"); },
-    has_results: () => { results.hidden = !model.get("has_results"); },
-    chart: () => { chart.replaceChildren(chartSvg(model.get("chart"), tip)); },
-    columns: drawHead,
-    widths: drawHead,
-    sort_by: drawHead,
-    ascending: drawHead,
-    status_choices: () => options(statusFilter, model.get("status_choices"), model.get("status_filter")),
-    code_choices: () => options(codeFilter, model.get("code_choices"), model.get("code_filter")),
-    status_filter: () => { statusFilter.value = model.get("status_filter"); },
-    code_filter: () => { codeFilter.value = model.get("code_filter"); },
-    count: () => { count.textContent = model.get("count"); },
-    window: onWindow,
-    found: onFound,
+    region: () => { ui.region.value = model.get("region"); },
+    ids_text: () => { if (ui.ids.value !== model.get("ids_text")) ui.ids.value = model.get("ids_text"); },
+    export_path: () => { if (document.activeElement !== ui.exportPath) ui.exportPath.value = model.get("export_path"); },
+    has_results: () => { ui.results.hidden = !model.get("has_results"); },
+    chart: () => { ui.chart.replaceChildren(chartSvg(model.get("chart"), ui.tip)); },
+    columns: head,
+    widths: head,
+    sort_by: head,
+    ascending: head,
+    status_choices: () => options(ui.statusFilter, model.get("status_choices"), model.get("status_filter")),
+    code_choices: () => options(ui.codeFilter, model.get("code_choices"), model.get("code_filter")),
+    status_filter: () => { ui.statusFilter.value = model.get("status_filter"); },
+    code_filter: () => { ui.codeFilter.value = model.get("code_filter"); },
+    count: () => { ui.count.textContent = model.get("count"); },
+    window: table.onWindow,
+    found: table.onFound,
   };
-  const handlers = [];
-  for (const [name, draw] of Object.entries(draws)) {
-    const handler = () => draw();
-    model.on(`change:${name}`, handler);
-    handlers.push([name, handler]);
-    draw();
-  }
+  return draws;
+}
 
-  // -- from the page to Python -----------------------------------------------------------------
+// -- from the page to Python -----------------------------------------------------------------
+
+function wireInputs(model, ui, send) {
+  const setTrait = (name, value) => { model.set(name, value); model.save_changes(); };
   let typed = false;
-  token.addEventListener("input", () => {
-    if (typed !== (token.value !== "")) { typed = !typed; send({ type: "typing", typed }); }
+  ui.token.addEventListener("input", () => {
+    if (typed !== (ui.token.value !== "")) { typed = !typed; send({ type: "typing", typed }); }
   });
-  const doRefresh = () => {
-    const value = token.value;
-    token.value = ""; // out of the page at once
+  const refresh = () => {
+    const token = ui.token.value;
+    ui.token.value = ""; // out of the page at once
     typed = false;
-    send({ type: "refresh", token: value });
+    send({ type: "refresh", token });
   };
-  refresh.addEventListener("click", doRefresh);
-  token.addEventListener("keydown", (ev) => { if (ev.key === "Enter") doRefresh(); });
-  stop.addEventListener("click", () => send({ type: "stop" }));
-  auto.addEventListener("click", () => send({ type: "auto", on: !model.get("auto") }));
-  region.addEventListener("change", () => setTrait("region", region.value));
-  ids.addEventListener("change", () => setTrait("ids_text", ids.value));
-  interval.addEventListener("change", () => {
-    const v = Number(interval.value);
+  ui.refresh.addEventListener("click", refresh);
+  ui.token.addEventListener("keydown", (ev) => { if (ev.key === "Enter") refresh(); });
+  ui.stop.addEventListener("click", () => send({ type: "stop" }));
+  ui.auto.addEventListener("click", () => send({ type: "auto", on: !model.get("auto") }));
+  ui.region.addEventListener("change", () => setTrait("region", ui.region.value));
+  ui.ids.addEventListener("change", () => setTrait("ids_text", ui.ids.value));
+  ui.interval.addEventListener("change", () => {
+    const v = Number(ui.interval.value);
     if (v >= 0.5) setTrait("interval", v);
   });
-  exportPath.addEventListener("change", () => setTrait("export_path", exportPath.value));
-  exportButton.addEventListener("click", () => send({ type: "export" }));
-  statusFilter.addEventListener("change", () => send({ type: "filter", status: statusFilter.value }));
-  codeFilter.addEventListener("change", () => send({ type: "filter", code: codeFilter.value }));
-  const doFind = () => send({ type: "find", text: find.value });
-  find.addEventListener("change", doFind);
-  find.addEventListener("keydown", (ev) => { if (ev.key === "Enter") doFind(); });
-  upload.addEventListener("click", () => file.click());
-  file.addEventListener("change", async () => {
-    const chosen = file.files && file.files[0];
-    if (!chosen) return;
-    const bytes = new Uint8Array(await chosen.arrayBuffer());
-    let text = "";
-    for (let k = 0; k < bytes.length; k += 0x8000) text += String.fromCharCode(...bytes.subarray(k, k + 0x8000));
-    send({ type: "upload", name: chosen.name, content: btoa(text) });
-    upload.textContent = "Upload ids (1)";
-    file.value = "";
-  });
+  ui.exportPath.addEventListener("change", () => setTrait("export_path", ui.exportPath.value));
+  ui.exportButton.addEventListener("click", () => send({ type: "export" }));
+  ui.statusFilter.addEventListener("change", () => send({ type: "filter", status: ui.statusFilter.value }));
+  ui.codeFilter.addEventListener("change", () => send({ type: "filter", code: ui.codeFilter.value }));
+  const find = () => send({ type: "find", text: ui.find.value });
+  ui.find.addEventListener("change", find);
+  ui.find.addEventListener("keydown", (ev) => { if (ev.key === "Enter") find(); });
+  ui.upload.addEventListener("click", () => ui.file.click());
+  ui.file.addEventListener("change", () => uploadFile(ui, send));
+}
 
+async function uploadFile(ui, send) {
+  const chosen = ui.file.files && ui.file.files[0];
+  if (!chosen) return;
+  const bytes = new Uint8Array(await chosen.arrayBuffer());
+  let text = "";
+  for (let k = 0; k < bytes.length; k += 0x8000) text += String.fromCharCode(...bytes.subarray(k, k + 0x8000));
+  send({ type: "upload", name: chosen.name, content: btoa(text) });
+  ui.upload.textContent = "Upload ids (1)";
+  ui.file.value = "";
+}
+
+function render({ model, el }) {
+  const send = (msg) => model.send(msg);
+  const ui = {};
+  el.replaceChildren(h("div", { class: "ij-panel" }, ...inputsPart(ui), resultsPart(ui)));
+  const table = makeTable(model, ui, send);
+  wireCopy(ui, table);
+  const handlers = Object.entries(makeDraws(model, ui, table)).map(([name, draw]) => {
+    const handler = () => draw();
+    model.on(`change:${name}`, handler);
+    draw();
+    return [name, handler];
+  });
+  wireInputs(model, ui, send);
   return () => {
     for (const [name, handler] of handlers) model.off(`change:${name}`, handler);
   };
