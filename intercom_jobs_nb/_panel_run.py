@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import pandas as pd
 
@@ -139,17 +139,6 @@ def _check_network(df: pd.DataFrame, asked: set[str] | None) -> None:
         )
 
 
-def _thread_class() -> Any:
-    """`threading.Thread`, or in a marimo notebook `marimo.Thread` (a thread that keeps the
-    cell's context, so what it changes reaches the page)."""
-    import sys
-
-    marimo = sys.modules.get("marimo")
-    if marimo is not None and getattr(marimo, "running_in_notebook", lambda: False)():
-        return marimo.Thread
-    return threading.Thread
-
-
 class Runner:
     """The run's thread, Stop and auto-refresh, for one `Host`."""
 
@@ -185,7 +174,7 @@ class Runner:
             self.host.set_status("running", "Starting…")
             self._thread = None
             if not block:
-                self._thread = _thread_class()(target=self._loop, name="jobs-panel", daemon=True)
+                self._thread = threading.Thread(target=self._loop, name="jobs-panel", daemon=True)
                 self._thread.start()
         if block:
             self._loop()

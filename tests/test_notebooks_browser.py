@@ -1,44 +1,39 @@
 """The JobsPanel in real front ends, driven by headless Chromium: what unit tests cannot see.
 
-Widgets that pass their Python tests can still fail to render, to sync or to fit in the browser
-(a missing front-end extension, a trait the JavaScript side rejects, a label cut by its box).
-For each front end (JupyterLab 4, ``jupyter lab``; Notebook 7, ``jupyter notebook``), one
-server on loopback with no token serves a copy of ``notebooks/panel.ipynb``; each test opens
-its own copy (its own kernel), sizes the window so the output area is 650 px or 1400 px wide
-(in JupyterLab with the file browser open, respectively collapsed), runs the notebook up to the
-panel, and then, from the page alone:
+A widget that passes its Python tests can still fail to render, to sync or to fit in the browser
+(a front end that does not load its module, a message the page never sends, a label cut by its
+box). The panel is one anywidget, so the same page-only drive runs in three front ends:
+JupyterLab 4 (``jupyter lab``) and Notebook 7 (``jupyter notebook``), each a server on loopback
+with no token serving a copy of ``notebooks/panel.ipynb``, run up to the panel; and marimo
+(``marimo run --no-token`` of ``tests/notebooks/marimo_panel.py``, ``mo.ui.anywidget(panel)``,
+against a sandbox of the test's own). Each test sizes the window so the output area is 650 px or
+1,400 px wide (in JupyterLab with the file browser open, respectively collapsed), then, from the
+page alone:
 
-- types the sandbox's token and clicks **Refresh**: the status says finished, every job is a
-  row (``tr.ij-row``);
 - types a wrong token and clicks **Refresh**: the status is a sentence about the token, the
   detail (401) behind a closed disclosure that opens, the token nowhere in the page;
-- checks that the ✖/⚠ marks stay on their id's line (marked cells are no taller than others);
+- types the sandbox's token and clicks **Refresh**: the status says finished, the field is empty,
+  the chart is an SVG whose bars show their count and share on hover, the summary is grouped,
+  the ✖/⚠ marks stay on their id's line;
 - makes the sandbox slow, clicks **Refresh**, then **Stop**: within a second of the click, by
   the page's own clock, the status says stopped and Refresh is enabled again; the rows stay;
-- has the sandbox answer one request with the rate limiter's 429 and clicks **Refresh**: the
-  status says "waiting N s for the rate-limit window" and the budget left, then finishes;
-- uploads a file of more jobs than a page (and one id Intercom does not know) from the page:
-  the note beside Upload counts them, Refresh fetches them;
-- pages through every page with **Next**, then **First**, **Last**, **Prev**: every row is
-  reached, the pager's label says which;
-- filters by status (every row shown is failed, as many as the option's count) and by error
-  code (the unknown id, alone), then back to all;
-- switches **Auto-refresh** on from the page and ends it with **Stop** while it waits for its
-  next poll;
-- finds an id: its page is shown and its row marked, the browser's own find sees it; an
-  unknown id is "not found";
-- sorts by ``job_id``, both orders, and checks the order of the ids on the page;
-- pages to the last page and scrolls the table's own box to its last row, which is in view
-  under a sticky header;
-- clicks **Export CSV**: the message appears next to the button, the file is written;
-- checks that no element of the panel is clipped: each fits its box or sits in a box that
-  scrolls (one JavaScript pass over every element);
-- takes a screenshot of the panel (``UPDATE_SCREENSHOT=1`` copies it to
-  ``docs/screenshots/panel-<front end>-<width>.png``, the README's pictures);
-- runs the rest of the notebook (the no-mouse cells, auto-refresh) with no error output.
+- has the sandbox answer one request with the rate limiter's 429: the status says "waiting N s
+  for the rate-limit window", then finishes;
+- clicks **Export CSV** (its message beside the button), uploads a file of ids from the page
+  (with one Intercom does not know) and refreshes;
+- filters by status and by error code (with counts), then back to all;
+- clicks the ``job_id`` header (ascending), again (descending); finds the id of the last row:
+  the box scrolls to it and marks it; a filter that hides it takes the note away; the id column
+  stays pinned when the box scrolls sideways;
+- copies the visible rows and a cell;
+- checks that no element of the panel is clipped (one JavaScript pass over every element) and
+  takes a screenshot (``UPDATE_SCREENSHOT=1`` copies it to ``docs/screenshots/``);
+- swaps in a 100,000-row frame, scrolls the box to its end: the last row is drawn in view under
+  the sticky header with at most 200 rows in the page;
+- (Jupyter) runs the rest of the notebook (the no-mouse cells, auto-refresh) with no error output.
 
-The panel updates its widgets from a background thread, and ipykernel 7 changed how output from
-other threads is routed, so the same test also runs with an ipykernel 6.29 kernel: the
+The panel updates its widget from a background thread, and ipykernel 7 changed how output from
+other threads is routed, so the Jupyter test also runs with an ipykernel 6.29 kernel: the
 virtualenv named by ``IJ_KERNEL_VENV`` (``.ci/run`` makes it). Without that variable the test is
 skipped here and fails under CI (``CI`` set): a skipped proof is not a pass.
 
