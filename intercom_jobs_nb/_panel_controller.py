@@ -9,8 +9,8 @@ replaces, and export.
 The run's thread writes the status and the results while the view reads them: both are written
 under `lock`, and `status` reads the four fields of the status at once. The view registers with
 `on_change` and redraws the part named in the call: ``"status"``, ``"progress"``, ``"busy"``,
-``"results"``, ``"table"``, ``"ids"``, ``"token"``, ``"upload"``, ``"export"``, ``"find"`` or
-``"auto"``. Listeners may be called from the run's thread.
+``"results"``, ``"table"`` (its rows, sort, filters or found row), ``"ids"``, ``"token"``,
+``"upload"``, ``"export"`` or ``"auto"``. Listeners may be called from the run's thread.
 """
 
 from __future__ import annotations
@@ -335,7 +335,7 @@ class PanelController:
         """Show ``df`` (a jobs frame) as the results."""
         with self.lock:
             self.table.show(df)
-        self.notify("results", "table", "find")
+        self.notify("results", "table")
 
     def export(self, path: str | os.PathLike[str] | None = None) -> Path | None:
         """Write the rows the table shows (in its order) to a CSV; the note beside Export says

@@ -221,7 +221,10 @@ class JobsPanel(anywidget.AnyWidget):
     def sort(self, column: str, ascending: bool | None = None) -> None:
         """Sort the table (a header click without ``ascending``)."""
         t = self.controller.table
-        t.sort(column) if ascending is None else t.set_sort(column, ascending)
+        if ascending is None:
+            t.sort(column)
+        else:
+            t.set_sort(column, ascending)
         self._redraw("table")
 
     def filter(self, *, status: str | None = None, code: str | None = None) -> None:
@@ -318,7 +321,7 @@ class JobsPanel(anywidget.AnyWidget):
             self.auto = c.auto
         elif what == "results":
             self._show_results()
-        elif what in ("table", "find"):
+        elif what == "table":
             self._show_table()
         elif what == "ids":
             self.ids_text = c.ids_input.text

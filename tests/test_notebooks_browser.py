@@ -859,6 +859,10 @@ def _big_table(panel, hand, label) -> None:
     hand.big_table(BIG_ROWS)
     panel.locator(".ij-count", has_text=f"{BIG_ROWS:,} rows").wait_for(timeout=60_000)
     box = panel.locator(".ij-table")
+    # The box is as tall as every row once the page has drawn the new view.
+    panel.page.wait_for_function(
+        f"(box) => box.scrollHeight >= {BIG_ROWS * 24}", arg=box.element_handle()
+    )
     started = time.monotonic()
     box.evaluate("(box) => { box.scrollTop = box.scrollHeight; }")
     last = BIG_ROWS - 1

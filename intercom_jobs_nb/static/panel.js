@@ -172,7 +172,11 @@ function drawHead(model, ui, send) {
       title: `sort by ${c} (click again for the other order)`,
       "aria-sort": sorted ? (asc ? "ascending" : "descending") : "none" },
       h("span", { text: c }), h("span", { class: "ij-arrow", text: sorted ? (asc ? " \u25b2" : " \u25bc") : "" }));
+    th.tabIndex = 0; // sortable from the keyboard too
     th.addEventListener("click", () => send({ type: "sort", column: c }));
+    th.addEventListener("keydown", (ev) => {
+      if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); send({ type: "sort", column: c }); }
+    });
     return th;
   }));
 }
@@ -341,7 +345,10 @@ function makeDraws(model, ui, table) {
     status_filter: () => { ui.statusFilter.value = model.get("status_filter"); },
     code_filter: () => { ui.codeFilter.value = model.get("code_filter"); },
     count: () => { ui.count.textContent = model.get("count"); },
+    // A model may announce its keys one at a time (marimo does): the rows are drawn again when
+    // any of what they depend on changes.
     window: table.onWindow,
+    total: table.onWindow,
     found: table.onFound,
   };
   return draws;
