@@ -169,12 +169,12 @@ class TableView:
             return widths
 
     def label(self) -> str:
-        """``"1,001 rows"``, or ``"12 rows (filtered from 1,001)"``."""
+        """``"1,001 rows"``, or ``"12 rows (filtered from 1,001)"``, or ``"1 row"``."""
         df = self._df
         if df is None:
             return ""
         shown = len(self.view())
-        label = f"{number(shown)} rows" if shown else "no rows"
+        label = f"{number(shown)} {'row' if shown == 1 else 'rows'}" if shown else "no rows"
         if shown != len(df):
             label += f" (filtered from {number(len(df))})"
         return label

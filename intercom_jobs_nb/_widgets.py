@@ -252,7 +252,9 @@ class JobsPanel(anywidget.AnyWidget):
     def __repr__(self) -> str:
         c = self.controller
         rows = "no results yet" if c.df is None else f"{number(len(c.df))} rows in .df"
-        return f"JobsPanel({len(c.ids)} job ids, {c.where}, token={c.token_source()}, {rows})"
+        return (
+            f"JobsPanel({number(len(c.ids))} job ids, {c.where}, token={c.token_source()}, {rows})"
+        )
 
     # -- from the page to the controller ------------------------------------------------------
 

@@ -791,7 +791,7 @@ def _filters(panel, expected) -> None:
     choices = _options(code_select)
     assert "job_not_found (1)" in choices, choices
     code_select.select_option(label="job_not_found (1)")
-    panel.locator(".ij-count", has_text=f"1 rows (filtered from {total})").wait_for()
+    panel.locator(".ij-count", has_text=f"1 row (filtered from {total})").wait_for()
     shown = box.evaluate(TABLE_JS)
     assert [r["job_id"].lstrip("✖⚠ ") for r in shown] == [UNKNOWN_ID], shown
     code_select.select_option(index=0)  # all
@@ -827,7 +827,7 @@ def _sort_and_find(panel, expected) -> None:
     code_select = panel.locator(".ij-filter-code select")
     note = panel.locator(".ij-find-msg").element_handle()
     code_select.select_option(label="job_not_found (1)")  # shows the unknown id alone
-    panel.locator(".ij-count", has_text="1 rows").wait_for()
+    panel.locator(".ij-count", has_text="1 row (").wait_for()
     panel.page.wait_for_function("(m) => m.innerText.trim() === ''", arg=note)
     assert panel.locator("tr.ij-found").count() == 0
     code_select.select_option(index=0)

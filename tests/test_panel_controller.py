@@ -294,6 +294,7 @@ def test_filters_by_status_and_by_error_code(fetched):
     assert c.table.label().endswith("rows (filtered from 1,001)")
     c.table.set_filters(status=ALL, code="job_not_found")
     assert c.table.view()["job_id"].tolist() == ["999999"]
+    assert c.table.label() == "1 row (filtered from 1,001)"
     c.table.set_filters(status=NO_VALUE, code=ALL)
     assert c.table.view()["job_id"].tolist() == ["999999"]
     c.table.set_filters(status="success", code="job_not_found")
