@@ -41,6 +41,11 @@ def main() -> None:
     files = importlib.resources.files("intercom_jobs_nb")
     check(files.joinpath("py.typed").is_file(), "py.typed is in the wheel")
     check(files.joinpath("sandbox").joinpath("__init__.py").is_file(), "the sandbox is in it")
+    static = files.joinpath("static")
+    check(
+        all(static.joinpath(name).is_file() for name in ("panel.js", "panel.css")),
+        "the panel's front end (static/panel.js, panel.css) is in it",
+    )
 
     work = Path(tempfile.mkdtemp(prefix="ij-smoke-"))
     os.chdir(work)
@@ -65,8 +70,7 @@ def main() -> None:
               "the ledger: sent again, nothing sent twice")  # fmt: skip
 
         panel = ij.JobsPanel(sb.job_ids[:20], base_url=sb.base_url)
-        panel.token_input.value = sb.token
-        panel.refresh_button.click()
+        panel.refresh(token=sb.token)  # what typing the token and clicking Refresh do
         panel.wait(timeout=60)
         check(len(panel.df) == 20, "the JobsPanel's first refresh")
 

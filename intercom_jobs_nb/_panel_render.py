@@ -8,8 +8,8 @@ untrusted. Widgets get none of JupyterLab's output styling, so the HTML carries 
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from collections.abc import Mapping
+from typing import cast
 
 import pandas as pd
 
@@ -23,7 +23,6 @@ __all__ = [
     "OPTIONAL_TABLE_COLUMNS",
     "STATES",
     "table_columns",
-    "table_html",
     "status_html",
     "progress_text",
     "summary_html",
@@ -53,71 +52,14 @@ STATES = {
     "stopped": "#9c6500",
     "error": "#b00020",
 }
-_ROW_STYLE = {
-    "error": "background:#f9e0ef;color:#222;",
-    "failed": "background:#fde2d6;color:#222;",
-}
-_FOUND_STYLE = "background:#fff3a0;color:#222;outline:2px solid #e0b000;"
-_MARK = {"error": "⚠", "failed": "✖"}
-_MARK_TITLE = {"error": "the status could not be read", "failed": "the job failed"}
-_CELL = "padding:2px 8px;border-bottom:1px solid #ddd;text-align:left;white-space:nowrap;"
-_HEAD = (
-    "position:sticky;top:0;z-index:1;background:var(--jp-layout-color1,#fff);"
-    "font-weight:600;box-shadow:inset 0 -1px 0 #bbb;"
-)
-_TABLE = "border-collapse:separate;border-spacing:0;font-size:12px;line-height:1.5;"
 
 
 def table_columns(df: pd.DataFrame) -> list[str]:
-    """The columns the jobs table shows for ``df`` (its workspace first, in a run of many)."""
-    first = ["workspace"] if "workspace" in df.columns else []
-    return [*first, *TABLE_COLUMNS, *(c for c in OPTIONAL_TABLE_COLUMNS if c in df.columns)]
-
-
-def _text(value: Any) -> str:
-    if value is None or value is pd.NA or (not isinstance(value, str) and pd.isna(value)):
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def table_html(page: pd.DataFrame, columns: Sequence[str], *, highlight: str | None = None) -> str:
-    """One page of the jobs table: a sticky header, a row per job (``tr.ij-row``), the id in
-    ``td.ij-id`` with its ✖/⚠ mark on the same line; the row whose id is ``highlight`` marked
-    (``tr.ij-found``). Cells never wrap: the table's box scrolls sideways instead.
-
-    Args:
-        page: the rows to draw (already filtered, sorted and cut to a page).
-        columns: the columns to draw, ``job_id`` first.
-        highlight: a job id to highlight (the one found).
-    """
-    head = "".join(f'<th style="{_CELL}{_HEAD}">{html.escape(c)}</th>' for c in columns)
-    body = []
-    if len(page):
-        marks = outcomes(page).astype(object).tolist()
-        for mark, values in zip(marks, page[list(columns)].itertuples(index=False), strict=True):
-            job_id = _text(values[0])
-            found = highlight is not None and job_id == highlight
-            style = _FOUND_STYLE if found else _ROW_STYLE.get(mark, "")
-            sign = _MARK.get(mark)
-            badge = (
-                f'<span title="{_MARK_TITLE[mark]}" aria-label="{_MARK_TITLE[mark]}">{sign}</span> '
-                if sign
-                else ""
-            )
-            cells = [f'<td class="ij-id" style="{_CELL}">{badge}{html.escape(job_id)}</td>']
-            cells += [f'<td style="{_CELL}">{html.escape(_text(v))}</td>' for v in values[1:]]
-            kind = "ij-row ij-found" if found else "ij-row"
-            body.append(f'<tr class="{kind}" style="{style}">{"".join(cells)}</tr>')
-    else:
-        body.append(
-            f'<tr><td colspan="{len(columns)}" style="{_CELL}color:#666">no jobs to show</td></tr>'
-        )
-    return (
-        f'<table class="ij-jobs" style="{_TABLE}"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(body)}</tbody></table>"
-    )
+    """The columns the jobs table shows for ``df``: the job id first (the table pins it), then
+    its workspace in a run of many."""
+    space = ["workspace"] if "workspace" in df.columns else []
+    rest = (c for c in OPTIONAL_TABLE_COLUMNS if c in df.columns)
+    return [TABLE_COLUMNS[0], *space, *TABLE_COLUMNS[1:], *rest]
 
 
 def progress_text(snapshot: Snapshot) -> str:
@@ -210,20 +152,23 @@ def counts_text(df: pd.DataFrame) -> str:
 
 
 def summary_html(df: pd.DataFrame) -> str:
-    """`summarize` as a compact HTML table, shares as percentages with one decimal."""
+    """`summarize` as a compact HTML table grouped by what it counts (a heading for status,
+    resource type and error code, then each value's count and share as a percentage)."""
     table = summarize(df)
-    cell = "padding:2px 8px;border-bottom:1px solid #ddd;text-align:left;white-space:nowrap;"
-    head = "".join(
-        f'<th style="{cell}font-weight:600">{h}</th>' for h in ("by", "value", "count", "share")
-    )
+    cell = "padding:1px 8px;text-align:left;white-space:nowrap;"
     rows = []
-    for key, row in table.iterrows():
-        by, value = cast("tuple[str, str]", key)
-        values = (by, value, number(int(row["count"])), percent(row["share"]))
-        cells = "".join(f'<td style="{cell}">{html.escape(str(v))}</td>' for v in values)
-        rows.append(f"<tr>{cells}</tr>")
+    for by, part in table.groupby(level="by", sort=False):
+        title = html.escape(str(by).replace("_", " "))
+        rows.append(f'<tr><th class="ij-group" colspan="3" style="{cell}">{title}</th></tr>')
+        for key, row in part.iterrows():
+            value = cast("tuple[str, str]", key)[1]
+            values = (value, number(int(row["count"])), percent(row["share"]))
+            cells = "".join(
+                f'<td style="{cell}{"text-align:right;" if k else ""}">{html.escape(str(v))}</td>'
+                for k, v in enumerate(values)
+            )
+            rows.append(f"<tr>{cells}</tr>")
     return (
-        f'<table style="border-collapse:collapse;font-size:12px;line-height:1.5">'
-        f"<thead><tr>{head}</tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table>"
+        f'<table class="ij-summary-table" style="border-collapse:collapse;font-size:12px;'
+        f'line-height:1.5"><tbody>{"".join(rows)}</tbody></table>'
     )

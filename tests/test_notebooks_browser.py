@@ -1,44 +1,39 @@
 """The JobsPanel in real front ends, driven by headless Chromium: what unit tests cannot see.
 
-Widgets that pass their Python tests can still fail to render, to sync or to fit in the browser
-(a missing front-end extension, a trait the JavaScript side rejects, a label cut by its box).
-For each front end (JupyterLab 4, ``jupyter lab``; Notebook 7, ``jupyter notebook``), one
-server on loopback with no token serves a copy of ``notebooks/panel.ipynb``; each test opens
-its own copy (its own kernel), sizes the window so the output area is 650 px or 1400 px wide
-(in JupyterLab with the file browser open, respectively collapsed), runs the notebook up to the
-panel, and then, from the page alone:
+A widget that passes its Python tests can still fail to render, to sync or to fit in the browser
+(a front end that does not load its module, a message the page never sends, a label cut by its
+box). The panel is one anywidget, so the same page-only drive runs in three front ends:
+JupyterLab 4 (``jupyter lab``) and Notebook 7 (``jupyter notebook``), each a server on loopback
+with no token serving a copy of ``notebooks/panel.ipynb``, run up to the panel; and marimo
+(``marimo run --no-token`` of ``tests/notebooks/marimo_panel.py``, ``mo.ui.anywidget(panel)``,
+against a sandbox of the test's own). Each test sizes the window so the output area is 650 px or
+1,400 px wide (in JupyterLab with the file browser open, respectively collapsed), then, from the
+page alone:
 
-- types the sandbox's token and clicks **Refresh**: the status says finished, every job is a
-  row (``tr.ij-row``);
 - types a wrong token and clicks **Refresh**: the status is a sentence about the token, the
   detail (401) behind a closed disclosure that opens, the token nowhere in the page;
-- checks that the ✖/⚠ marks stay on their id's line (marked cells are no taller than others);
+- types the sandbox's token and clicks **Refresh**: the status says finished, the field is empty,
+  the chart is an SVG whose bars show their count and share on hover, the summary is grouped,
+  the ✖/⚠ marks stay on their id's line;
 - makes the sandbox slow, clicks **Refresh**, then **Stop**: within a second of the click, by
   the page's own clock, the status says stopped and Refresh is enabled again; the rows stay;
-- has the sandbox answer one request with the rate limiter's 429 and clicks **Refresh**: the
-  status says "waiting N s for the rate-limit window" and the budget left, then finishes;
-- uploads a file of more jobs than a page (and one id Intercom does not know) from the page:
-  the note beside Upload counts them, Refresh fetches them;
-- pages through every page with **Next**, then **First**, **Last**, **Prev**: every row is
-  reached, the pager's label says which;
-- filters by status (every row shown is failed, as many as the option's count) and by error
-  code (the unknown id, alone), then back to all;
-- switches **Auto-refresh** on from the page and ends it with **Stop** while it waits for its
-  next poll;
-- finds an id: its page is shown and its row marked, the browser's own find sees it; an
-  unknown id is "not found";
-- sorts by ``job_id``, both orders, and checks the order of the ids on the page;
-- pages to the last page and scrolls the table's own box to its last row, which is in view
-  under a sticky header;
-- clicks **Export CSV**: the message appears next to the button, the file is written;
-- checks that no element of the panel is clipped: each fits its box or sits in a box that
-  scrolls (one JavaScript pass over every element);
-- takes a screenshot of the panel (``UPDATE_SCREENSHOT=1`` copies it to
-  ``docs/screenshots/panel-<front end>-<width>.png``, the README's pictures);
-- runs the rest of the notebook (the no-mouse cells, auto-refresh) with no error output.
+- has the sandbox answer one request with the rate limiter's 429: the status says "waiting N s
+  for the rate-limit window", then finishes;
+- clicks **Export CSV** (its message beside the button), uploads a file of ids from the page
+  (with one Intercom does not know) and refreshes;
+- filters by status and by error code (with counts), then back to all;
+- clicks the ``job_id`` header (ascending), again (descending); finds the id of the last row:
+  the box scrolls to it and marks it; a filter that hides it takes the note away; the id column
+  stays pinned when the box scrolls sideways;
+- copies the visible rows and a cell;
+- checks that no element of the panel is clipped (one JavaScript pass over every element) and
+  takes a screenshot (``UPDATE_SCREENSHOT=1`` copies it to ``docs/screenshots/``);
+- swaps in a 100,000-row frame, scrolls the box to its end: the last row is drawn in view under
+  the sticky header with at most 200 rows in the page;
+- (Jupyter) runs the rest of the notebook (the no-mouse cells, auto-refresh) with no error output.
 
-The panel updates its widgets from a background thread, and ipykernel 7 changed how output from
-other threads is routed, so the same test also runs with an ipykernel 6.29 kernel: the
+The panel updates its widget from a background thread, and ipykernel 7 changed how output from
+other threads is routed, so the Jupyter test also runs with an ipykernel 6.29 kernel: the
 virtualenv named by ``IJ_KERNEL_VENV`` (``.ci/run`` makes it). Without that variable the test is
 skipped here and fails under CI (``CI`` set): a skipped proof is not a pass.
 
@@ -65,7 +60,6 @@ import pytest
 import requests
 
 import intercom_jobs_nb as ij
-from intercom_jobs_nb._widgets import TABLE_ROWS
 from intercom_jobs_nb.sandbox import Sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,10 +86,8 @@ START_TIMEOUT = 90  # seconds for a server to answer
 UI_TIMEOUT = 45_000  # milliseconds for any one thing to appear in the page
 SLOW_LATENCY = 1.0  # seconds per answer while Stop is tried: a fetch of several seconds
 STOP_WITHIN_MS = 1000  # Stop: the status says stopped and Refresh is enabled within a second
-MORE_JOBS = 250  # jobs added to the sandbox and uploaded from the page: more than a page
 WRONG_TOKEN = "wrong-t0ken-for-the-browser-test"  # what a person mistypes
 UNKNOWN_ID = "99999999"  # an id in the uploaded file that Intercom does not know
-PAGE_ROWS = TABLE_ROWS  # rows of the jobs table on one page
 WINDOW_HEIGHT = 1800  # tall enough for the whole panel in one screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
@@ -403,18 +395,18 @@ def _set_file_browser(page, front_end: str, open_: bool) -> None:
     )
 
 
-OUTPUT_WIDTH_JS = """() => {
-  const panel = document.querySelector('.ij-panel');
-  const output = panel && panel.closest('.jp-OutputArea-output');
-  return output ? output.getBoundingClientRect().width : 0;
+OUTPUT_WIDTH_JS = """(panel) => {
+  const host = panel.closest('.jp-OutputArea-output') || panel.parentElement;
+  return host ? host.getBoundingClientRect().width : 0;
 }"""
 
 
 def _size_output(page, width: int) -> float:
     """Resize the window until the panel's output area is about ``width`` px wide."""
     measured = 0.0
-    for _ in range(5):
-        measured = page.evaluate(OUTPUT_WIDTH_JS)
+    panel = page.locator(".ij-panel").first
+    for _ in range(6):
+        measured = panel.evaluate(OUTPUT_WIDTH_JS)
         if abs(measured - width) <= 4:
             break
         viewport = page.viewport_size
@@ -426,9 +418,8 @@ def _size_output(page, width: int) -> float:
 
 
 # Every element of the panel fits its box, except in the jobs table's box (``.ij-table``), which
-# scrolls both ways, and in text fields (their text scrolls). Anything else that overflows is
-# content a person cannot see or that spills over its neighbours: a label cut with an ellipsis,
-# a column beyond the edge, a row of buttons that needs a scrollbar.
+# scrolls both ways (its cells cut long text with an ellipsis, whole on hover), and in text
+# fields. Anything else that overflows is content a person cannot see.
 CLIPPED_JS = """(panel) => {
   const name = (el) => el.tagName.toLowerCase() +
       (typeof el.className === 'string' && el.className.trim()
@@ -442,6 +433,12 @@ CLIPPED_JS = """(panel) => {
         ['auto', 'scroll'].includes(getComputedStyle(table).overflowX)) continue;
     clipped.push(`${name(el)} "${(el.innerText || '').slice(0, 40)}" ` +
                  `scrollWidth ${el.scrollWidth} > clientWidth ${el.clientWidth}`);
+  }
+  // Nothing sticks out of the panel's right edge either.
+  const right = panel.getBoundingClientRect().right;
+  for (const el of panel.querySelectorAll('button, select, input, textarea, .ij-table, svg')) {
+    if (el.offsetParent && el.getBoundingClientRect().right > right + 1)
+      clipped.push(`${name(el)} ends past the panel's edge`);
   }
   return clipped;
 }"""
@@ -459,29 +456,38 @@ PROBE_JS = (
 }"""
 )
 
-LAST_ROW_JS = """(box) => {
-  box.scrollTop = box.scrollHeight;  // what the mouse wheel does, all the way down
-  const rows = box.querySelectorAll('tr.ij-row');
-  const last = rows[rows.length - 1];
-  const b = box.getBoundingClientRect(), r = last.getBoundingClientRect();
+# Where a row is, seen from the table's box: in view (under the sticky header), and whether the
+# pinned id cell stays at the box's left edge when the box is scrolled sideways.
+ROW_IN_VIEW_JS = """([box, row]) => {
+  const tr = box.querySelector(`tr.ij-row[data-row='${row}']`);
+  if (!tr) return null;
+  const b = box.getBoundingClientRect(), r = tr.getBoundingClientRect();
   const head = box.querySelector('thead th').getBoundingClientRect();
   return {
-    id: last.querySelector('td.ij-id').innerText,
-    rows: rows.length,
-    overflowY: getComputedStyle(box).overflowY,
-    boxHeight: b.height,
-    inView: r.top >= b.top - 1 && r.bottom <= b.top + box.clientHeight + 1,
+    id: tr.querySelector('td.ij-id').innerText.replace(/[^0-9]/g, ''),
+    found: tr.classList.contains('ij-found'),
+    inView: r.top >= head.bottom - 1 && r.bottom <= b.top + box.clientHeight + 1,
     headerOnTop: Math.abs(head.top - b.top) <= 2,
+    rows: box.querySelectorAll('tr.ij-row').length,
+    rowTop: r.top - b.top, rowBottom: r.bottom - b.top, headBottom: head.bottom - b.top,
+    clientHeight: box.clientHeight, scrollTop: box.scrollTop, scrollHeight: box.scrollHeight,
   };
 }"""
 
+PIN_JS = """(box) => {
+  box.scrollLeft = box.scrollWidth;
+  const id = box.querySelector('tr.ij-row td.ij-id').getBoundingClientRect();
+  const other = box.querySelector('tr.ij-row td:nth-child(3)').getBoundingClientRect();
+  const b = box.getBoundingClientRect();
+  const out = {scrolled: box.scrollLeft, idLeft: id.left - b.left, otherLeft: other.left - b.left};
+  box.scrollLeft = 0;
+  return out;
+}"""
+
 # Clicks Stop and watches the panel: when the status says stopped and when Refresh is enabled
-# again, in milliseconds from the click by the page's clock (what a person sees; the test's
-# own polling of the page would add its round trips).
+# again, in milliseconds from the click by the page's clock.
 STOP_JS = """(panel) => new Promise((resolve) => {
-  const button = (label) =>
-    [...panel.querySelectorAll('button')].find(b => b.innerText.trim() === label);
-  const refresh = button('Refresh');
+  const refresh = panel.querySelector('button.ij-refresh');
   let stopped = null, enabled = null, timer = null;
   const t0 = performance.now();
   const look = () => {
@@ -495,7 +501,7 @@ STOP_JS = """(panel) => new Promise((resolve) => {
   const observer = new MutationObserver(look);
   observer.observe(panel, {subtree: true, childList: true, attributes: true, characterData: true});
   timer = setTimeout(() => { observer.disconnect(); resolve({stopped, enabled}); }, 10000);
-  button('Stop').click();
+  panel.querySelector('button.ij-stop').click();
 })"""
 
 # The heights of the id cells with a ✖/⚠ mark and of those without one.
@@ -507,9 +513,9 @@ MARK_HEIGHTS_JS = """(box) => {
           plain: cells.filter(td => !marked(td)).map(height)};
 }"""
 
-# The rows of the table's page as {column header: cell text}.
+# The rows drawn as {column header: cell text}.
 TABLE_JS = """(box) => {
-  const head = [...box.querySelectorAll('thead th')].map(th => th.innerText.trim());
+  const head = [...box.querySelectorAll('thead th')].map(th => th.dataset.column);
   return [...box.querySelectorAll('tr.ij-row')].map(tr => Object.fromEntries(
     [...tr.querySelectorAll('td')].map((td, k) => [head[k], td.innerText.trim()])));
 }"""
@@ -517,27 +523,18 @@ TABLE_JS = """(box) => {
 IDS_JS = "(box) => Array.from(box.querySelectorAll('td.ij-id')).map(td => td.innerText)"
 
 
-def _ids_on_page(page) -> list[int]:
-    texts = page.locator(".ij-panel .ij-table").evaluate(IDS_JS)
+def _ids_drawn(panel) -> list[int]:
+    texts = panel.locator(".ij-table").evaluate(IDS_JS)
     return [int(re.sub(r"\D", "", text)) for text in texts]  # without the ✖/⚠ mark
 
 
 def _options(select) -> list[str]:
-    """The labels of a ``select`` element's options (ipywidgets writes their spaces as
-    no-break spaces: plain spaces here)."""
-    labels = select.evaluate("(s) => [...s.options].map(o => o.label)")
-    return [label.replace("\xa0", " ") for label in labels]
+    """The labels of a ``select`` element's options."""
+    return select.evaluate("(s) => [...s.options].map(o => o.label)")
 
 
-def _state(page, state: str):
-    return page.locator(f".ij-panel .ij-status [data-state='{state}']")
-
-
-def _button(page, label: str):
-    """The panel's button with this label (its icon is no text: not a role name match, which
-    would include Font Awesome's glyph)."""
-    exact = re.compile(rf"^\s*{re.escape(label)}\s*$")
-    return page.locator(".ij-panel button").filter(has_text=exact)
+def _state(panel, state: str):
+    return panel.locator(f".ij-status [data-state='{state}']")
 
 
 def _open_notebook(server: Server, chromium, name: str, width: int, kernel: str):
@@ -552,7 +549,11 @@ def _open_notebook(server: Server, chromium, name: str, width: int, kernel: str)
     lab_sidebar = server.front_end == "lab" and width < 1000
     # A first guess; `_size_output` corrects it once the output area exists.
     guess = width + (450 if lab_sidebar else 180)
-    page = chromium.new_page(viewport={"width": guess, "height": WINDOW_HEIGHT})
+    context = chromium.new_context(viewport={"width": guess, "height": WINDOW_HEIGHT})
+    context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    # The page's own errors, in the test's output (a failure's first clue).
+    page.on("pageerror", lambda e: print("page error:", e))
     page.set_default_timeout(UI_TIMEOUT)
     page.goto(server.url + FRONT_ENDS[server.front_end].format(name=name, stem=Path(name).stem))
     return page, notebook
@@ -563,17 +564,53 @@ def _panel_session(server, chromium, expected, tmp_path, width: int, kernel: str
     name = f"panel-{server.front_end}-{width}-{kernel}.ipynb"
     page, notebook = _open_notebook(server, chromium, name, width, kernel)
     try:
-        _drive_panel(page, server, notebook, name, expected, tmp_path, width, kernel)
+        _drive_notebook(page, server, notebook, name, expected, tmp_path, width, kernel)
     finally:
         with contextlib.suppress(Exception):
             page.screenshot(path=str(tmp_path / "page-at-end.png"))
-        page.close()
+        page.context.close()
         session = _session(server, name)
         if session:  # the kernel's work is done: free the CPU for the next test
             requests.delete(f"{server.url}/api/sessions/{session['id']}", timeout=10)
 
 
-def _drive_panel(page, server, notebook, name, expected, tmp_path, width, kernel) -> None:
+class JupyterHand:
+    """The test's hand on the notebook's kernel (its sandbox and its panel)."""
+
+    def __init__(self, kc) -> None:
+        self.kc = kc
+
+    def latency(self, seconds: float) -> None:
+        _run_in_kernel(self.kc, f"sb.latency = {seconds}")
+
+    def rate_limit_once(self) -> None:
+        # One pending job is answered with the limiter's own 429, in a window with 4 s left.
+        _run_in_kernel(
+            self.kc,
+            "import time\n"
+            "sb.inject(panel.df.loc[panel.df['status'] == 'pending', 'job_id'].iloc[0],"
+            " 'rate_limit')\n"
+            "left = sb.window - time.time() % sb.window\n"
+            "time.sleep(left if left < 4 else 0)",
+        )
+
+    def big_table(self, rows: int) -> None:
+        _run_in_kernel(self.kc, f"small = panel.df\npanel.df = {BIG_FRAME.format(rows=rows)}")
+
+    def restore(self) -> None:
+        _run_in_kernel(self.kc, "panel.df = small")
+
+
+# A jobs frame of ``rows`` rows: the panel's own, repeated, with ids of their own.
+BIG_FRAME = (
+    "(lambda df: df.assign(job_id=[str(10**7 + k) for k in range(len(df))]))("
+    "__import__('pandas').concat([panel.df] * -(-{rows} // len(panel.df)), ignore_index=True)"
+    ".iloc[:{rows}])"
+)
+BIG_ROWS = 100_000
+
+
+def _drive_notebook(page, server, notebook, name, expected, tmp_path, width, kernel) -> None:
     sources = ["".join(cell["source"]) for cell in notebook["cells"]]
     n_cells = len(sources)
     panel_cell = next(i for i, source in enumerate(sources) if "ij.JobsPanel(" in source)
@@ -581,266 +618,26 @@ def _drive_panel(page, server, notebook, name, expected, tmp_path, width, kernel
     cells.nth(n_cells - 1).wait_for()
     kernel_id = _wait_kernel_idle(server, name)
     _set_file_browser(page, server.front_end, open_=width < 1000)
-
     # Run the notebook up to (and with) the panel; the rest runs after the panel was used.
     _select_cell(page, 0)
     _run_cells(page, panel_cell + 1)
     panel = page.locator(".ij-panel")
     panel.wait_for()
-    assert page.locator(".jp-OutputArea-output", has_text="Loading widget").count() == 0
     measured = _size_output(page, width)
     assert abs(measured - width) <= 20, f"output area {measured:.0f} px, not about {width}"
-    # base_url overrides the region: the Region control says where requests go.
-    region = _options(page.locator(".ij-panel .ij-region select"))
-    assert len(region) == 1 and region[0].startswith("http://127.0.0.1:"), region
-
     with _kernel_client(server, kernel_id) as kc:
-        # The proof is worth something only if the kernel is the one named: 6.29, or what pip
-        # resolves (7 or later) for the default kernel.
+        # The proof is worth something only if the kernel is the one named.
         version = _run_in_kernel(kc, "import ipykernel; print(ipykernel.__version__)").strip()
         if kernel == KERNEL6:
             assert version.startswith("6.29."), version
         else:
             assert int(version.split(".")[0]) >= 7, version
-
-        # -- A rejected token: a sentence, the detail behind a disclosure, no token shown ----
-        token_field = page.locator(".ij-panel .ij-token input")
-        token_field.fill(WRONG_TOKEN)
-        _button(page, "Refresh").click()
-        _state(page, "error").wait_for()
-        status = page.locator(".ij-panel .ij-status")
-        assert "access token" in status.inner_text(), status.inner_text()
-        disclosure = status.locator("details")
-        assert disclosure.count() == 1 and not disclosure.evaluate("d => d.open")
-        disclosure.locator("summary").click()
-        assert disclosure.evaluate("d => d.open") and "401" in disclosure.inner_text()
-        assert WRONG_TOKEN not in page.locator(".ij-panel").inner_html()
-        assert _button(page, "Refresh").is_enabled()
-
-        # -- Refresh -----------------------------------------------------------------------
-        token_field.fill(expected["token"])
-        _button(page, "Refresh").click()
-        _state(page, "finished").wait_for()
-        assert token_field.input_value() == ""  # the token left the widget on use
-        status_text = page.locator(".ij-panel .ij-status").inner_text()
-        assert str(expected["total"]) in status_text, status_text
-        rows = page.locator(".ij-panel tr.ij-row")
-        page_size = rows.count()
-        assert 0 < page_size <= expected["total"]
-        page.locator(".ij-panel .ij-chart").first.wait_for()
-        # The ✖/⚠ marks stay on their id's line: a marked id's cell is no taller than a plain one.
-        heights = page.locator(".ij-panel .ij-table").evaluate(MARK_HEIGHTS_JS)
-        assert heights["marked"] and heights["plain"], heights
-        assert max(heights["marked"]) <= min(heights["plain"]) + 1, heights
-
-        # -- Stop ends a slow fetch within about a second --------------------------------
-        _run_in_kernel(kc, f"sb.latency = {SLOW_LATENCY}")
-        _button(page, "Refresh").click()  # asks the pending jobs again, a second each
-        _state(page, "running").wait_for()
-        page.wait_for_timeout(300)
-        took = panel.evaluate(STOP_JS)  # milliseconds, by the page's own clock
-        print(
-            f"{server.front_end} {width} px ({kernel}): output area {measured:.0f} px, Stop:"
-            f" stopped shown {took['stopped']} ms, Refresh enabled {took['enabled']} ms"
-            " after the click"
-        )
-        assert took["stopped"] is not None and took["enabled"] is not None, took
-        assert max(took["stopped"], took["enabled"]) < STOP_WITHIN_MS, took
-        assert rows.count() == page_size  # the rows so far stay on screen
-        _run_in_kernel(kc, "sb.latency = 0.0")
-        _button(page, "Refresh").click()
-        _state(page, "finished").wait_for()
-        # -- The rate limit holds a request back: the status says so, and for how long -----
-        # One pending job is answered with the limiter's own 429 (nothing left until the
-        # window ends), in a window with at least 4 s left.
-        _run_in_kernel(
-            kc,
-            "import time\n"
-            "sb.inject(panel.df.loc[panel.df['status'] == 'pending', 'job_id'].iloc[0],"
-            " 'rate_limit')\n"
-            "left = sb.window - time.time() % sb.window\n"
-            "time.sleep(left if left < 4 else 0)",
-        )
-        _button(page, "Refresh").click()
-        held = page.locator(
-            ".ij-panel .ij-status [data-state='running']", has_text="for the rate-limit window"
-        )
-        held.wait_for(timeout=15_000)
-        assert re.search(r"waiting \d+ s for the rate-limit window", held.inner_text())
-        assert "left in the window" in held.inner_text(), held.inner_text()
-        _state(page, "finished").wait_for(timeout=30_000)
-
-        # More jobs than a page, for the upload below (a fifth of them failed).
-        added = _run_in_kernel(
-            kc,
-            "import json; print(json.dumps("
-            f"[sb.add_job('failed' if k % 5 == 0 else 'success') for k in range({MORE_JOBS})]))",
-        )
-        new_ids = [str(i) for i in json.loads(added)]
-
-    # -- Export: its message next to the button -----------------------------------------------
-    export = _button(page, "Export CSV")
-    export.click()
-    message = page.locator(".ij-panel .ij-export-msg")
-    page.wait_for_function(
-        "() => (document.querySelector('.ij-panel .ij-export-msg')?.innerText || '').length > 0"
-    )
-    assert ".csv" in message.inner_text(), message.inner_text()
-    button_box, message_box = export.bounding_box(), message.bounding_box()
-    assert button_box and message_box
-    assert abs(message_box["y"] - button_box["y"]) < 80, (button_box, message_box)
-    assert (server.root / "jobs.csv").exists()
-    assert len((server.root / "jobs.csv").read_text().splitlines()) == expected["total"] + 1
-
-    # -- Nothing clipped, at this width, with the results shown --------------------------------
-    # First, that the check sees a label cut by its box (a probe put in the panel, then removed).
-    assert any(".ij-probe" in c for c in panel.evaluate(PROBE_JS)), "the check sees no clipping"
-    clipped = panel.evaluate(CLIPPED_JS)
-    assert clipped == [], f"clipped at {width} px in {server.front_end}: {clipped}"
-
-    shot = tmp_path / f"panel-{server.front_end}-{width}.png"
-    panel.screenshot(path=str(shot))
-    assert shot.stat().st_size > 10_000  # a real picture, not a blank
+        label = f"{server.front_end} {width} px ({kernel})"
+        _drive_panel(page, panel, JupyterHand(kc), expected, tmp_path, label, server.root)
     if os.environ.get("UPDATE_SCREENSHOT") == "1" and kernel == "python3":
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(shot, SCREENSHOTS / shot.name)
-
-    # -- Upload from the page: more jobs than a page, and an id Intercom does not know -------
-    uploaded = [str(i) for i in expected["ids"]] + new_ids + [UNKNOWN_ID]
-    ids_file = tmp_path / "more-jobs.csv"
-    ids_file.write_text("job_id\n" + "\n".join(uploaded) + "\n")
-    with page.expect_file_chooser() as chooser:  # what a click on Upload opens
-        page.locator(".ij-panel .ij-upload").first.click()
-    chooser.value.set_files(str(ids_file))
-    upload_msg = page.locator(".ij-panel .ij-upload-msg")
-    page.wait_for_function(
-        "() => /Read/.test(document.querySelector('.ij-panel .ij-upload-msg')?.innerText || '')"
-    )
-    assert f"Read {len(uploaded)} job ids from more-jobs.csv" in upload_msg.inner_text()
-    upload_box, upload_msg_box = (
-        page.locator(".ij-panel button.ij-upload, .ij-panel .ij-upload").first.bounding_box(),
-        upload_msg.bounding_box(),
-    )
-    assert upload_box and upload_msg_box
-    assert abs(upload_msg_box["y"] - upload_box["y"]) < 80, (upload_box, upload_msg_box)
-    assert "(1)" in page.locator(".ij-panel .ij-upload").first.inner_text()  # one file kept
-    _button(page, "Refresh").click()
-    total = len(uploaded)
-    pager_label = page.locator(".ij-panel .ij-page")
-    page.locator(".ij-panel .ij-page", has_text=f"rows 1–{PAGE_ROWS} of {total}").wait_for()
-    _state(page, "finished").wait_for()
-
-    # -- The pager reaches every row ----------------------------------------------------------
-    seen: list[int] = []
-    n_pages = -(-total // PAGE_ROWS)
-    for k in range(n_pages):
-        start, end = k * PAGE_ROWS + 1, min((k + 1) * PAGE_ROWS, total)
-        pager_label.filter(has_text=f"rows {start}–{end} of {total}").wait_for()
-        assert rows.count() == end - start + 1
-        seen += _ids_on_page(page)
-        if k < n_pages - 1:
-            assert page.locator(".ij-panel .ij-next").first.is_enabled()
-            page.locator(".ij-panel .ij-next").first.click()
-    assert page.locator(".ij-panel .ij-next").first.is_disabled()
-    assert sorted(seen) == sorted(int(i) for i in uploaded), "some rows are not reachable"
-    page.locator(".ij-panel .ij-first").first.click()
-    pager_label.filter(has_text=f"rows 1–{PAGE_ROWS} of {total}").wait_for()
-    assert page.locator(".ij-panel .ij-prev").first.is_disabled()
-    page.locator(".ij-panel .ij-last").first.click()
-    pager_label.filter(has_text=f"rows {(n_pages - 1) * PAGE_ROWS + 1}–{total}").wait_for()
-    page.locator(".ij-panel .ij-prev").first.click()
-    pager_label.filter(has_text=f"rows {(n_pages - 2) * PAGE_ROWS + 1}–").wait_for()
-
-    # -- Filter by status, then by error code -------------------------------------------------
-    table = page.locator(".ij-panel .ij-table")
-    status_select = page.locator(".ij-panel .ij-filter-status select")
-    choices = _options(status_select)
-    failed_label = next((o for o in choices if o.startswith("failed (")), None)
-    assert failed_label, choices
-    failed = int(re.sub(r"\D", "", failed_label))
-    status_select.select_option(index=choices.index(failed_label))
-    pager_label.filter(has_text=f"(filtered from {total})").wait_for()
-    shown = table.evaluate(TABLE_JS)
-    assert len(shown) == min(failed, PAGE_ROWS) and failed > 0
-    assert {r["status"] for r in shown} == {"failed"}, shown[:3]
-    status_select.select_option(index=0)  # all
-    code_select = page.locator(".ij-panel .ij-filter-code select")
-    choices = _options(code_select)
-    assert "job_not_found (1)" in choices, choices
-    code_select.select_option(index=choices.index("job_not_found (1)"))
-    pager_label.filter(has_text=f"rows 1–1 of 1 (filtered from {total})").wait_for()
-    shown = table.evaluate(TABLE_JS)
-    assert [r["job_id"].lstrip("✖⚠ ") for r in shown] == [UNKNOWN_ID], shown
-    assert shown[0]["error_code"] == "job_not_found", shown
-    code_select.select_option(index=0)  # all
-    pager_label.filter(has_text=re.compile(rf"of {total}$")).wait_for()
-
-    # -- Auto-refresh from the page, and Stop ends it while it waits for its next poll -------
-    auto = page.locator(".ij-panel button.ij-auto")
-    auto.click()
-    page.locator(".ij-panel .ij-status", has_text="Next refresh in").wait_for()
-    stop = _button(page, "Stop")
-    assert stop.is_enabled(), "Stop cannot end auto-refresh while it waits"
-    stop.click()
-    page.locator(".ij-panel .ij-status [data-state='stopped']", has_text="Auto-refresh").wait_for()
-    page.wait_for_function(
-        "() => !document.querySelector('.ij-panel button.ij-auto').classList.contains('mod-active')"
-    )
-    assert stop.is_disabled() and _button(page, "Refresh").is_enabled()
-
-    # -- Find an id: its page is shown and its row marked --------------------------------------
-    wanted = new_ids[-1]  # a success, on the last page in the default order
-    find = page.locator(".ij-panel .ij-find input")
-    find.fill(wanted)
-    find.press("Enter")
-    page.locator(".ij-panel .ij-find-msg", has_text=wanted).wait_for()
-    found = page.locator(".ij-panel tr.ij-found td.ij-id")
-    assert found.count() == 1 and found.inner_text().endswith(wanted)
-    assert f"of {total}" in page.locator(".ij-panel .ij-find-msg").inner_text()
-    # Rows are real text: the browser's own find sees the id, and it can be selected.
-    assert page.evaluate("(text) => window.find(text)", wanted)
-    assert found.evaluate("(td) => getComputedStyle(td).userSelect") != "none"
-    find.fill(UNKNOWN_ID + "0")
-    find.press("Enter")
-    page.locator(".ij-panel .ij-find-msg", has_text="not found").wait_for()
-    find.fill("")
-    find.press("Enter")
-
-    # -- Sort ---------------------------------------------------------------------------------
-    page.locator(".ij-panel .ij-sort select").select_option(label="job_id")
-    ascending = sorted(int(i) for i in uploaded)
-    page.wait_for_function(
-        f"() => document.querySelector('.ij-panel td.ij-id')?.innerText.endsWith('{ascending[0]}')"
-    )
-    ids = _ids_on_page(page)
-    assert ids == sorted(ids), "the page is not sorted by job_id"
-    page.locator(".ij-panel .ij-order").first.click()  # the other order
-    page.wait_for_function(
-        f"() => document.querySelector('.ij-panel td.ij-id')?.innerText.endsWith('{ascending[-1]}')"
-    )
-    ids = _ids_on_page(page)
-    assert ids == sorted(ids, reverse=True), "the page is not sorted by job_id, descending"
-
-    # -- The last row: the last page, then the table's own box scrolled down ------------------
-    last_button = page.locator(".ij-panel .ij-last").first
-    if last_button.is_enabled():
-        last_button.click()
-        page.wait_for_function(
-            "() => document.querySelector('.ij-panel td.ij-id') &&"
-            f" !document.querySelector('.ij-panel td.ij-id').innerText.endsWith('{ascending[-1]}')"
-        )
-    label = page.locator(".ij-panel .ij-page").inner_text()
-    pages = re.findall(r"\d[\d,]*", label)
-    assert pages, f"the pager says {label!r}"
-    box = page.locator(".ij-panel .ij-table")
-    last = box.evaluate(LAST_ROW_JS)
-    assert last["overflowY"] in ("auto", "scroll") and last["boxHeight"] <= 700, last
-    assert last["inView"] and last["headerOnTop"], last
-    assert int(re.sub(r"\D", "", last["id"])) == ascending[0]  # descending: the smallest last
-
-    clipped = panel.evaluate(CLIPPED_JS)  # and with the table sorted and scrolled
-    assert clipped == [], f"clipped at {width} px in {server.front_end}: {clipped}"
-
+        shot = tmp_path / "panel.png"
+        shutil.copyfile(shot, SCREENSHOTS / f"panel-{server.front_end}-{width}.png")
     # -- The rest of the notebook, in the same kernel: the no-mouse cells, auto-refresh -------
     _select_cell(page, panel_cell + 1)
     _run_cells(page, n_cells - panel_cell - 1)
@@ -853,7 +650,231 @@ def _drive_panel(page, server, notebook, name, expected, tmp_path, width, kernel
     errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
     assert errors.count() == 0, errors.all_inner_texts()
     assert page.locator(".jp-OutputArea-output", has_text="Traceback").count() == 0
-    _state(page, "finished").wait_for()
+    _state(panel, "finished").wait_for()
+
+
+def _drive_panel(page, panel, hand, expected, tmp_path, label, root) -> None:
+    """Everything a person does with the panel, from the page alone (``hand`` changes the
+    sandbox and the panel's frame behind it)."""
+    # base_url overrides the region: the Region control says so, and shows no address.
+    region = _options(panel.locator(".ij-region select"))
+    assert region == ["set by base_url"], region
+    _rejected_token(panel)
+    _refresh(panel, expected)
+    _stop(panel, hand, label)
+    hand.rate_limit_once()
+    _rate_limit(panel)
+    _export(panel, root, expected)
+    _upload(panel, expected, tmp_path)
+    _filters(panel, expected)
+    _sort_and_find(panel, expected)
+    _copy(page, panel)
+    assert any(".ij-probe" in c for c in panel.evaluate(PROBE_JS)), "the check sees no clipping"
+    clipped = panel.evaluate(CLIPPED_JS)
+    assert clipped == [], f"clipped at {label}: {clipped}"
+    shot = tmp_path / "panel.png"
+    panel.screenshot(path=str(shot))
+    assert shot.stat().st_size > 10_000  # a real picture, not a blank
+    _big_table(panel, hand, label)
+    hand.restore()
+    panel.locator(".ij-count", has_text=f"{expected['total'] + 1} rows").wait_for()
+
+
+def _rejected_token(panel) -> None:
+    token_field = panel.locator(".ij-token input")
+    token_field.fill(WRONG_TOKEN)
+    panel.locator("button.ij-refresh").click()
+    _state(panel, "error").wait_for()
+    status = panel.locator(".ij-status")
+    assert "access token" in status.inner_text(), status.inner_text()
+    disclosure = status.locator("details")
+    assert disclosure.count() == 1 and not disclosure.evaluate("d => d.open")
+    disclosure.locator("summary").click()
+    assert disclosure.evaluate("d => d.open") and "401" in disclosure.inner_text()
+    assert WRONG_TOKEN not in panel.inner_html()
+    assert token_field.input_value() == ""
+    assert panel.locator("button.ij-refresh").is_enabled()
+
+
+def _refresh(panel, expected) -> None:
+    token_field = panel.locator(".ij-token input")
+    token_field.fill(expected["token"])
+    panel.locator("button.ij-refresh").click()
+    _state(panel, "finished").wait_for()
+    assert token_field.input_value() == ""  # the token left the page on use
+    status_text = panel.locator(".ij-status").inner_text()
+    assert str(expected["total"]) in status_text, status_text
+    assert panel.locator("tr.ij-row").count() > 0
+    panel.locator(".ij-count", has_text=f"{expected['total']} rows").wait_for()
+    # The chart: an SVG of four bars; hovering a bar shows its count and share.
+    bars = panel.locator(".ij-chart svg .ij-bar")
+    assert bars.count() == 4
+    bars.nth(1).hover()
+    tip = panel.locator(".ij-tip")
+    tip.wait_for()
+    assert re.fullmatch(rf"failed: {expected['failed']} jobs \(\d+\.\d%\)", tip.inner_text())
+    # The summary, grouped: a heading per thing counted.
+    groups = panel.locator(".ij-summary th.ij-group").all_inner_texts()
+    assert groups == ["status", "resource type", "error code"], groups
+    # The ✖/⚠ marks stay on their id's line: a marked id's cell is no taller than a plain one.
+    heights = panel.locator(".ij-table").evaluate(MARK_HEIGHTS_JS)
+    assert heights["marked"] and heights["plain"], heights
+    assert max(heights["marked"]) <= min(heights["plain"]) + 1, heights
+
+
+def _stop(panel, hand, label) -> None:
+    rows = panel.locator(".ij-count").inner_text()
+    hand.latency(SLOW_LATENCY)
+    panel.locator("button.ij-refresh").click()  # asks the pending jobs again, a second each
+    _state(panel, "running").wait_for()
+    panel.page.wait_for_timeout(300)
+    took = panel.evaluate(STOP_JS)  # milliseconds, by the page's own clock
+    print(
+        f"{label}: Stop: stopped shown {took['stopped']} ms, Refresh enabled {took['enabled']} ms"
+    )
+    assert took["stopped"] is not None and took["enabled"] is not None, took
+    assert max(took["stopped"], took["enabled"]) < STOP_WITHIN_MS, took
+    assert panel.locator(".ij-count").inner_text() == rows  # the rows so far stay
+    assert panel.locator("tr.ij-row").count() > 0
+    hand.latency(0.0)
+    panel.locator("button.ij-refresh").click()
+    _state(panel, "finished").wait_for()
+
+
+def _rate_limit(panel) -> None:
+    panel.locator("button.ij-refresh").click()
+    held = panel.locator(".ij-status [data-state='running']", has_text="for the rate-limit window")
+    held.wait_for(timeout=15_000)
+    assert re.search(r"waiting \d+ s for the rate-limit window", held.inner_text())
+    _state(panel, "finished").wait_for(timeout=30_000)
+
+
+def _export(panel, root, expected) -> None:
+    export = panel.locator("button.ij-export")
+    export.click()
+    message = panel.locator(".ij-export-msg", has_text=".csv")
+    message.wait_for()
+    button_box, message_box = export.bounding_box(), message.bounding_box()
+    assert button_box and message_box
+    assert abs(message_box["y"] - button_box["y"]) < 80, (button_box, message_box)
+    if root is not None:
+        written = (root / "jobs.csv").read_text().splitlines()
+        assert len(written) == expected["total"] + 1
+
+
+def _upload(panel, expected, tmp_path) -> None:
+    uploaded = [str(i) for i in expected["ids"]] + [UNKNOWN_ID]
+    ids_file = tmp_path / "more-jobs.csv"
+    ids_file.write_text("job_id\n" + "\n".join(uploaded) + "\n")
+    panel.locator("input[type=file]").set_input_files(str(ids_file))
+    note = panel.locator(".ij-upload-msg", has_text="Read")
+    note.wait_for()
+    assert f"Read {len(uploaded)} job ids from more-jobs.csv" in note.inner_text()
+    panel.locator("button.ij-refresh").click()
+    panel.locator(".ij-count", has_text=f"{len(uploaded)} rows").wait_for()
+    _state(panel, "finished").wait_for()
+
+
+def _filters(panel, expected) -> None:
+    total = expected["total"] + 1
+    box = panel.locator(".ij-table")
+    status_select = panel.locator(".ij-filter-status select")
+    choices = _options(status_select)
+    failed_label = next(o for o in choices if o.startswith("failed ("))
+    failed = int(re.sub(r"\D", "", failed_label))
+    status_select.select_option(label=failed_label)
+    panel.locator(".ij-count", has_text=f"{failed} rows (filtered from {total})").wait_for()
+    shown = box.evaluate(TABLE_JS)
+    assert len(shown) == failed and {r["status"] for r in shown} == {"failed"}, shown[:3]
+    status_select.select_option(index=0)  # all
+    code_select = panel.locator(".ij-filter-code select")
+    choices = _options(code_select)
+    assert "job_not_found (1)" in choices, choices
+    code_select.select_option(label="job_not_found (1)")
+    panel.locator(".ij-count", has_text=f"1 row (filtered from {total})").wait_for()
+    shown = box.evaluate(TABLE_JS)
+    assert [r["job_id"].lstrip("✖⚠ ") for r in shown] == [UNKNOWN_ID], shown
+    code_select.select_option(index=0)  # all
+    panel.locator(".ij-count", has_text=re.compile(rf"^{total} rows$")).wait_for()
+
+
+def _sort_and_find(panel, expected) -> None:
+    box = panel.locator(".ij-table")
+    ascending = sorted([*expected["ids"], int(UNKNOWN_ID)])
+    header = panel.locator("th[data-column='job_id']")
+    header.click()
+    panel.locator("th[data-column='job_id'][aria-sort='ascending']").wait_for()
+    ids = _ids_drawn(panel)
+    assert ids[0] == ascending[0] and ids == sorted(ids), ids[:5]
+    header.click()  # again: the other order
+    panel.locator("th[data-column='job_id'][aria-sort='descending']").wait_for()
+    ids = _ids_drawn(panel)
+    assert ids[0] == ascending[-1] and ids == sorted(ids, reverse=True), ids[:5]
+    # Find an id far down the table: the box scrolls to its row, which is marked.
+    wanted = str(ascending[0])  # the last row in this order
+    find = panel.locator(".ij-find input")
+    find.fill(wanted)
+    find.press("Enter")
+    msg = panel.locator(".ij-find-msg", has_text=wanted)
+    msg.wait_for()
+    row = len(ascending) - 1
+    assert f"row {row + 1} of {len(ascending)}" in msg.inner_text()
+    panel.locator("tr.ij-found").wait_for()
+    where = panel.page.evaluate(ROW_IN_VIEW_JS, [box.element_handle(), row])
+    assert where and where["found"] and where["inView"] and where["headerOnTop"], json.dumps(where)
+    assert where["id"] == wanted
+    # The message goes when it no longer applies: a filter that hides the row.
+    code_select = panel.locator(".ij-filter-code select")
+    note = panel.locator(".ij-find-msg").element_handle()
+    code_select.select_option(label="job_not_found (1)")  # shows the unknown id alone
+    panel.locator(".ij-count", has_text="1 row (").wait_for()
+    panel.page.wait_for_function("(m) => m.innerText.trim() === ''", arg=note)
+    assert panel.locator("tr.ij-found").count() == 0
+    code_select.select_option(index=0)
+    find.fill("")
+    find.press("Enter")
+    # The id column stays pinned when the box scrolls sideways.
+    pin = box.evaluate(PIN_JS)
+    if pin["scrolled"] > 0:
+        assert abs(pin["idLeft"]) <= 2 and pin["otherLeft"] < 0, pin
+
+
+def _copy(page, panel) -> None:
+    panel.locator(".ij-table").evaluate("(box) => { box.scrollTop = 0; }")
+    panel.locator("tr.ij-row[data-row='0']").wait_for()
+    panel.locator("button.ij-copy-rows").click()
+    msg = panel.locator(".ij-copy-msg", has_text="Copied")
+    msg.wait_for()
+    copied = msg.evaluate("(m) => m.dataset.copied")
+    lines = copied.split("\n")
+    assert lines[0].startswith("job_id\t") and len(lines) > 5, lines[:3]
+    first_cell = panel.locator("tr.ij-row td").nth(2)
+    first_cell.click()
+    panel.locator("button.ij-copy-cell").click()
+    panel.locator(".ij-copy-msg", has_text="Copied the cell").wait_for()
+
+
+def _big_table(panel, hand, label) -> None:
+    """A 100,000-row table: scrolled to its last row, the page holds a window of rows only."""
+    hand.big_table(BIG_ROWS)
+    panel.locator(".ij-count", has_text=f"{BIG_ROWS:,} rows").wait_for(timeout=60_000)
+    box = panel.locator(".ij-table")
+    # The box is as tall as every row once the page has drawn the new view.
+    panel.page.wait_for_function(
+        f"(box) => box.scrollHeight >= {BIG_ROWS * 24}", arg=box.element_handle()
+    )
+    started = time.monotonic()
+    box.evaluate("(box) => { box.scrollTop = box.scrollHeight; }")
+    last = BIG_ROWS - 1
+    panel.locator(f"tr.ij-row[data-row='{last}']").wait_for(timeout=30_000)
+    took = time.monotonic() - started
+    where = panel.page.evaluate(ROW_IN_VIEW_JS, [box.element_handle(), last])
+    print(
+        f"{label}: the last of {BIG_ROWS:,} rows drawn {took:.2f} s after the scroll;"
+        f" {where['rows']} rows in the page"
+    )
+    assert where["inView"] and where["headerOnTop"], where
+    assert where["rows"] <= 200, where  # a window, not the table
 
 
 @pytest.mark.parametrize("width", [650, 1400])
@@ -863,6 +884,119 @@ def test_the_panel_works_and_fits_in_the_front_end(jupyter, chromium, expected, 
 
 def test_the_panel_works_under_ipykernel_6_29(jupyter, chromium, expected, tmp_path):
     """ipykernel 7 changed how output from other threads is routed; the panel updates its
-    widgets from a background thread: the same test with an ipykernel 6.29 kernel."""
+    widget from a background thread: the same test with an ipykernel 6.29 kernel."""
     _kernel6_python()
     _panel_session(jupyter, chromium, expected, tmp_path, 650, KERNEL6)
+
+
+# -- marimo ---------------------------------------------------------------------------------------
+
+MARIMO_NOTEBOOK = ROOT / "tests" / "notebooks" / "marimo_panel.py"
+MARIMO_TOKEN = "marimo-sandbox-t0ken"
+
+
+class SandboxHand:
+    """The test's hand on a sandbox of its own (the marimo notebook's panel asks it) and on the
+    notebook's buttons that swap the 100,000-row frame in and out."""
+
+    def __init__(self, sb, page, pending: str) -> None:
+        self.sb, self.page, self.pending = sb, page, pending
+
+    def latency(self, seconds: float) -> None:
+        self.sb.latency = seconds
+
+    def rate_limit_once(self) -> None:
+        self.sb.inject(self.pending, "rate_limit")
+        left = self.sb.window - time.time() % self.sb.window
+        time.sleep(left if left < 4 else 0)
+
+    def big_table(self, rows: int) -> None:
+        assert rows == BIG_ROWS
+        self.page.get_by_role("button", name="Show 100,000 rows").click()
+
+    def restore(self) -> None:
+        self.page.get_by_role("button", name="Back to the sandbox's rows").click()
+
+
+@pytest.fixture
+def marimo_app(tmp_path):
+    """``marimo run`` of the panel notebook on 127.0.0.1, no token, against a sandbox of the
+    test's own; yields its URL, the sandbox, what the panel must show, and its folder."""
+    _chromium_or_skip()
+    with Sandbox(**SANDBOX_SETTINGS, token=MARIMO_TOKEN) as sb:
+        df = ij.fetch_jobs(sb.job_ids, token=sb.token, base_url=sb.base_url, progress=False)
+        sb.reset_stats()
+        counts = df["status"].value_counts()
+        expected = {
+            "token": sb.token,
+            "total": len(df),
+            "ids": [int(i) for i in df["job_id"]],
+            **{s: int(counts[s]) for s in ("success", "failed", "pending")},
+        }
+        pending = str(df.loc[df["status"] == "pending", "job_id"].iloc[0])
+        root = tmp_path / "marimo"
+        root.mkdir()
+        env = {k: v for k, v in os.environ.items() if k != "INTERCOM_TOKEN"}
+        env.update(
+            {
+                "IJ_BASE_URL": sb.base_url,
+                "IJ_IDS": ",".join(sb.job_ids),
+                "HOME": str(root),  # marimo's config and state, not the user's
+                "PYTHONPATH": os.pathsep.join(
+                    filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])
+                ),
+            }
+        )
+        port = _free_port()
+        log_path = root / "marimo.log"
+        command = [
+            sys.executable, "-m", "marimo", "run", str(MARIMO_NOTEBOOK), "--headless",
+            "--no-token", "--host", "127.0.0.1", "--port", str(port), "--no-sandbox",
+        ]  # fmt: skip
+        with log_path.open("wb") as log:
+            server = subprocess.Popen(
+                command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+            url = f"http://127.0.0.1:{port}"
+            try:
+                deadline = time.monotonic() + START_TIMEOUT
+                while True:
+                    if server.poll() is not None:
+                        pytest.fail(f"marimo exited ({server.returncode}); see {log_path}")
+                    try:
+                        if requests.get(url, timeout=2).status_code == 200:
+                            break
+                    except requests.RequestException:
+                        pass
+                    if time.monotonic() > deadline:
+                        pytest.fail(f"marimo did not answer in {START_TIMEOUT} s: {log_path}")
+                    time.sleep(0.3)
+                yield url, sb, expected, root, pending
+            finally:
+                _stop_group(server)
+
+
+@pytest.mark.parametrize("width", [650, 1400])
+def test_the_panel_works_and_fits_in_marimo(marimo_app, chromium, tmp_path, width):
+    url, sb, expected, root, pending = marimo_app
+    context = chromium.new_context(viewport={"width": width + 120, "height": WINDOW_HEIGHT})
+    context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    page.on("pageerror", lambda e: print("page error:", e))
+    page.set_default_timeout(UI_TIMEOUT)
+    try:
+        page.goto(url)
+        panel = page.locator(".ij-panel")
+        panel.wait_for()
+        measured = _size_output(page, width)
+        assert abs(measured - width) <= 20, f"output area {measured:.0f} px, not about {width}"
+        label = f"marimo {width} px"
+        _drive_panel(page, panel, SandboxHand(sb, page, pending), expected, tmp_path, label, root)
+        if os.environ.get("UPDATE_SCREENSHOT") == "1":
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(tmp_path / "panel.png", SCREENSHOTS / f"panel-marimo-{width}.png")
+    finally:
+        with contextlib.suppress(Exception):
+            page.screenshot(path=str(tmp_path / "page-at-end.png"))
+        context.close()

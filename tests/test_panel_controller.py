@@ -15,6 +15,7 @@ import intercom_jobs_nb as ij
 from intercom_jobs_nb import _errors as E
 from intercom_jobs_nb._panel_controller import ALL, NO_VALUE, PanelController, explain
 from intercom_jobs_nb._panel_render import status_html
+from intercom_jobs_nb._panel_table import MAX_WINDOW
 from intercom_jobs_nb._progress import SHOW_WAIT
 from intercom_jobs_nb.sandbox import Sandbox
 
@@ -218,26 +219,39 @@ def test_stop_says_stopped_and_frees_refresh_before_drawing_the_rows():
 # -- the table's view -------------------------------------------------------------------------
 
 
-def test_paging_reaches_the_last_row_of_1000_jobs(fetched):
+def test_windows_reach_every_row_and_never_send_more_than_the_bound(fetched):
     c = fetched
-    assert c.page_label() == "rows 1–200 of 1,001"
-    seen = []
-    while True:
-        seen += c.page_frame()["job_id"].tolist()
-        if c.page == c.page_count - 1:
-            break
-        c.go("next")
-    assert len(seen) == 1001 and set(seen) == set(c.df["job_id"])
-    c.go("first")
-    c.go("last")
-    assert c.page_label() == "rows 1,001–1,001 of 1,001"
-    assert c.page_frame()["job_id"].tolist() == [c.view()["job_id"].iloc[-1]]
-    c.go("next")  # past the end: stays on the last page
-    assert c.page == c.page_count - 1 == 5
+    assert c.table.label() == "1,001 rows"
+    seen = {}
+    for start in range(0, 1001, 150):  # the last window is moved back to end with the view
+        part = c.table.window(start, 150)
+        assert len(part.rows) == 150 and part.start == min(start, 1001 - 150)
+        seen.update({part.start + k: row[0] for k, row in enumerate(part.rows)})
+    assert [seen[k] for k in range(1001)] == c.table.view()["job_id"].tolist()
+    assert len(c.table.window(0, 10**6).rows) == MAX_WINDOW  # the bound, whatever is asked
+    last = c.table.window(5000, 10)  # past the end: the last rows
+    assert last.start == 991 and last.rows[-1][0] == c.table.view()["job_id"].iloc[-1]
+    assert len(last.outcomes) == 10 and set(last.outcomes) <= {
+        "success",
+        "failed",
+        "pending",
+        "error",
+    }
+
+
+def test_a_header_click_sorts_and_a_second_reverses(fetched):
+    t = fetched.table
+    t.sort("job_id")
+    ids = [int(i) for i in t.view()["job_id"]]
+    assert (t.sort_by, t.ascending) == ("job_id", True) and ids == sorted(ids)
+    t.sort("job_id")
+    assert not t.ascending and [int(i) for i in t.view()["job_id"]] == sorted(ids, reverse=True)
+    t.sort("status")  # another column: ascending again
+    assert (t.sort_by, t.ascending) == ("status", True)
 
 
 def test_default_order_is_failed_and_unreadable_first(fetched):
-    outcome = fetched.view()["status"].astype(object).fillna("error").tolist()
+    outcome = fetched.table.view()["status"].astype(object).fillna("error").tolist()
     assert outcome[0] == "error"  # 999999 is not found
     assert outcome[1 : 1 + outcome.count("failed")] == ["failed"] * outcome.count("failed")
 
@@ -245,75 +259,88 @@ def test_default_order_is_failed_and_unreadable_first(fetched):
 @pytest.mark.parametrize("column", ["job_id", "status", "resource_id", "attempts", "error_code"])
 def test_sort_by_any_column_both_ways(fetched, column):
     c = fetched
-    c.go("last")
-    c.set_sort(column, ascending=True)
-    assert c.page == 0
-    values = c.view()[column]
+    c.table.set_sort(column, ascending=True)
+    values = c.table.view()[column]
     present = values.dropna().astype(object).tolist()
     key = (lambda v: int(v)) if column in ("job_id", "resource_id", "attempts") else str
     assert [key(v) for v in present] == sorted(key(v) for v in present)
     assert values.isna().sum() == 0 or values.iloc[-1:].isna().all()  # empty ones last
-    c.set_sort(column, ascending=False)
-    present = c.view()[column].dropna().astype(object).tolist()
+    c.table.set_sort(column, ascending=False)
+    present = c.table.view()[column].dropna().astype(object).tolist()
     assert [key(v) for v in present] == sorted((key(v) for v in present), reverse=True)
 
 
 def test_sort_by_an_unknown_column_is_refused(fetched):
     with pytest.raises(E.ConfigurationError):
-        fetched.set_sort("nope")
+        fetched.table.set_sort("nope")
 
 
 def test_filter_choices_come_from_the_data_with_counts(fetched):
     c = fetched
-    status = dict((v, label) for label, v in c.filter_choices("status"))
+    status = dict((v, label) for label, v in c.table.filter_choices("status"))
     n_failed = int((c.df["status"] == "failed").sum())
     assert status[ALL] == "all (1,001)"
     assert status["failed"] == f"failed ({n_failed})"
     assert status[NO_VALUE] == "unreadable (1)"
-    codes = dict((v, label) for label, v in c.filter_choices("error_code"))
+    codes = dict((v, label) for label, v in c.table.filter_choices("error_code"))
     assert codes["job_not_found"] == "job_not_found (1)"
     assert codes[NO_VALUE] == "no error (1,000)"
 
 
 def test_filters_by_status_and_by_error_code(fetched):
     c = fetched
-    c.set_filters(status="failed")
-    assert set(c.view()["status"].astype(object)) == {"failed"}
-    assert c.page_label().endswith("(filtered from 1,001)")
-    c.set_filters(status=ALL, code="job_not_found")
-    assert c.view()["job_id"].tolist() == ["999999"]
-    c.set_filters(status=NO_VALUE, code=ALL)
-    assert c.view()["job_id"].tolist() == ["999999"]
-    c.set_filters(status="success", code="job_not_found")
-    assert len(c.view()) == 0 and c.page_label().startswith("no rows")
+    c.table.set_filters(status="failed")
+    assert set(c.table.view()["status"].astype(object)) == {"failed"}
+    assert c.table.label().endswith("rows (filtered from 1,001)")
+    c.table.set_filters(status=ALL, code="job_not_found")
+    assert c.table.view()["job_id"].tolist() == ["999999"]
+    assert c.table.label() == "1 row (filtered from 1,001)"
+    c.table.set_filters(status=NO_VALUE, code=ALL)
+    assert c.table.view()["job_id"].tolist() == ["999999"]
+    c.table.set_filters(status="success", code="job_not_found")
+    assert len(c.table.view()) == 0 and c.table.label().startswith("no rows")
 
 
-def test_find_shows_the_page_with_the_id_and_highlights_it(fetched):
+def test_find_gives_the_row_of_the_id_and_its_note_goes_when_the_view_hides_it(fetched):
     c = fetched
-    c.set_sort("job_id", ascending=True)
-    target = c.view()["job_id"].iloc[650]
-    assert c.find(target)
-    assert c.found == target and c.page == 3
-    assert target in c.page_frame()["job_id"].tolist()
-    assert c.find_note.text == f"{target}: row 651 of 1,001."
-    assert not c.find("no-such-job")
-    assert c.find_note == ("no-such-job: not found.", "error") and c.found is None
-    c.set_filters(status="success")
+    c.table.set_sort("job_id", ascending=True)
+    target = c.table.view()["job_id"].iloc[650]
+    assert c.table.find(target)
+    assert c.table.found == target and c.table.found_row == 650
+    assert c.table.window(c.table.found_row, 1).rows[0][0] == target
+    assert c.table.find_note.text == f"{target}: row 651 of 1,001."
+    c.table.set_sort("job_id", ascending=False)  # still shown: the note follows its row
+    assert c.table.found_row == 350 and c.table.find_note.text == f"{target}: row 351 of 1,001."
+    status = c.df.loc[c.df["job_id"] == target, "status"].iloc[0]
+    other = "failed" if status != "failed" else "success"
+    c.table.set_filters(status=other)  # hidden now: no found row, no note
+    assert c.table.found is None and c.table.found_row is None and c.table.find_note.text == ""
+    c.table.set_filters(status=ALL)
+    assert not c.table.find("no-such-job")
+    assert c.table.find_note == ("no-such-job: not found.", "error") and c.table.found is None
+    c.table.set_filters(status="success")
     failed = c.df.loc[c.df["status"] == "failed", "job_id"].iloc[0]
-    assert not c.find(failed)
-    assert "hidden by the filters" in c.find_note.text
+    assert not c.table.find(failed)
+    assert "hidden by the filters" in c.table.find_note.text
+
+
+def test_the_widths_fit_the_longest_text_within_bounds(fetched):
+    t = fetched.table
+    widths = dict(zip(t.columns, t.widths(), strict=True))
+    assert widths["job_id"] == max(len("job_id"), 6) + 2
+    assert min(widths.values()) >= 4 and max(widths.values()) <= 48
 
 
 def test_export_writes_every_page_of_the_view(fetched, tmp_path):
     c = fetched
-    c.set_filters(status="pending")
+    c.table.set_filters(status="pending")
     path = c.export(tmp_path / "pending.csv")
     assert path == tmp_path / "pending.csv"
-    assert c.export_note.text == f"Saved {len(c.view()):,} rows (filtered) to {path}"
+    assert c.export_note.text == f"Saved {len(c.table.view()):,} rows (filtered) to {path}"
     import pandas as pd
 
     written = pd.read_csv(path, dtype=str)
-    assert written["job_id"].tolist() == c.view()["job_id"].tolist()
+    assert written["job_id"].tolist() == c.table.view()["job_id"].tolist()
 
 
 # -- ids --------------------------------------------------------------------------------------
@@ -325,9 +352,9 @@ def test_uploaded_ids_are_kept_exactly_an_id_with_a_space_is_one_job():
         content = f"job_id\n{sb.job_ids[0]}\nabc def\n{sb.job_ids[1]}\n".encode()
         c.upload([{"name": "ids.csv", "content": memoryview(content)}])
         assert c.ids == [sb.job_ids[0], "abc def", sb.job_ids[1]]
-        assert c.upload_note.text == "Read 3 job ids from ids.csv."
-        assert c.upload_count == 3
-        c.set_ids_text(c.ids_text)  # the view echoing the text box back changes nothing
+        assert c.ids_input.upload_note.text == "Read 3 job ids from ids.csv."
+        assert c.ids_input.upload_count == 3
+        c.set_ids_text(c.ids_input.text)  # the view echoing the text box back changes nothing
         assert c.ids == [sb.job_ids[0], "abc def", sb.job_ids[1]]
         c.refresh(block=True)
         assert c.df["job_id"].tolist() == [sb.job_ids[0], "abc def", sb.job_ids[1]]
@@ -340,7 +367,9 @@ def test_uploaded_ids_are_kept_exactly_an_id_with_a_space_is_one_job():
 def test_an_upload_that_is_not_ids_is_a_note_beside_upload():
     c = PanelController(["1001"], base_url="http://127.0.0.1:9", token=TOKEN)
     c.upload([{"name": "ids.xlsx", "content": b"PK"}])
-    assert c.upload_note.kind == "error" and ".csv or .txt" in c.upload_note.text
+    assert (
+        c.ids_input.upload_note.kind == "error" and ".csv or .txt" in c.ids_input.upload_note.text
+    )
     assert c.ids == ["1001"] and c.state == "ready"
 
 

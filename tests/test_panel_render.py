@@ -1,4 +1,4 @@
-"""The JobsPanel's HTML, as strings: the jobs table, the status area, the summary."""
+"""The JobsPanel's HTML, as strings: the status area, the summary; the table's columns."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from intercom_jobs_nb._panel_render import (
     status_html,
     summary_html,
     table_columns,
-    table_html,
 )
 from intercom_jobs_nb._progress import Snapshot
 
@@ -26,58 +25,17 @@ def jobs(**columns) -> pd.DataFrame:
     return df
 
 
-def test_every_value_is_escaped():
-    df = jobs(
-        job_id=["<img src=x onerror=alert(1)>"],
-        status=[None],
-        error_code=["invalid_job_id"],
-        error_message=["<script>alert('x')</script> & more"],
-    )
-    out = table_html(df, table_columns(df))
-    assert "<script>" not in out and "<img" not in out
-    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; more" in out
-    assert "&lt;img src=x onerror=alert(1)&gt;" in out
-
-
-def test_rows_are_text_rows_with_the_mark_on_the_ids_line():
-    df = jobs(
-        job_id=["1", "2", "3"],
-        status=["failed", None, "success"],
-        error_code=[None, "job_not_found", None],
-    )
-    out = table_html(df, table_columns(df))
-    rows = out.split("<tbody>")[1].split("</tr>")[:-1]
-    assert len(rows) == 3 and all(r.startswith('<tr class="ij-row"') for r in rows)
-    ids = [r.split('<td class="ij-id"')[1].split("</td>")[0] for r in rows]
-    assert all("white-space:nowrap" in cell for cell in ids)
-    assert ">✖</span> 1" in ids[0] and ">⚠</span> 2" in ids[1] and ids[2].endswith(">3")
-
-
-def test_the_header_sticks_and_cells_do_not_wrap():
-    df = jobs(job_id=["1"], status=["success"])
-    out = table_html(df, table_columns(df))
-    head = out.split("<thead>")[1].split("</thead>")[0]
-    assert head.count("position:sticky;top:0") == len(TABLE_COLUMNS)
-    assert out.count("white-space:nowrap") == 2 * len(TABLE_COLUMNS)
-
-
-def test_the_found_row_is_highlighted():
-    df = jobs(job_id=["1", "2"], status=["success", "success"])
-    out = table_html(df, table_columns(df), highlight="2")
-    assert out.count("ij-found") == 1
-    assert '<tr class="ij-row ij-found"' in out.split("</tr>")[2]
-
-
-def test_an_empty_page_says_so():
-    df = jobs(job_id=["1"], status=["success"]).iloc[:0]
-    assert "no jobs to show" in table_html(df, table_columns(df))
-
-
 def test_ticket_columns_only_when_the_frame_has_them():
     df = jobs(job_id=["1"], status=["success"])
     assert table_columns(df) == list(TABLE_COLUMNS)
     df["ticket_state"] = ["submitted"]
     assert table_columns(df) == [*TABLE_COLUMNS, "ticket_state"]
+
+
+def test_the_job_id_comes_first_then_the_workspace():
+    df = jobs(job_id=["1"], status=["success"])
+    df["workspace"] = ["acme"]
+    assert table_columns(df)[:3] == ["job_id", "workspace", "status"]
 
 
 # -- the status area --------------------------------------------------------------------------
@@ -131,3 +89,18 @@ def test_summary_shares_are_percentages_with_one_decimal():
     df = jobs(job_id=["1", "2", "3"], status=["success", "success", "failed"])
     out = summary_html(df)
     assert "<td" in out and "66.7%" in out and "33.3%" in out
+
+
+def test_the_summary_is_grouped_by_what_it_counts():
+    df = jobs(
+        job_id=["1", "2", "3"],
+        status=["success", "failed", None],
+        error_code=[None, None, "job_not_found"],
+    )
+    out = summary_html(df)
+    groups = [part.split("</th>")[0].split(">")[-1] for part in out.split('class="ij-group"')[1:]]
+    assert groups == ["status", "resource type", "error code"]
+    status_part = out.split("resource type")[0]
+    assert status_part.count(">status<") == 1  # the heading once, not on every line
+    assert ">job_not_found<" in out.split("error code")[1]
+    assert "<b>" not in summary_html(jobs(job_id=["1"], status=["<b>"]))

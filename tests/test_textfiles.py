@@ -223,18 +223,18 @@ def test_the_panel_reads_an_uploaded_unicode_text_file():
     c = PanelController(["1001"], base_url="http://127.0.0.1:9", token="tok")
     content = ENCODINGS["utf-16 LE with BOM"](table("\t", ["2001", "2002"]))
     c.upload([{"name": "export.txt", "content": memoryview(content)}])
-    assert c.upload_note.kind == "info", c.upload_note.text
-    assert c.ids == ["2001", "2002"] and c.upload_count == 2
+    assert c.ids_input.upload_note.kind == "info", c.ids_input.upload_note.text
+    assert c.ids == ["2001", "2002"] and c.ids_input.upload_count == 2
 
 
 def test_the_panel_refuses_an_uploaded_cp1252_file_and_keeps_nothing():
     c = PanelController(["1001"], base_url="http://127.0.0.1:9", token="tok")
     c.upload([{"name": "export.csv", "content": memoryview(CP1252)}])
-    note = c.upload_note
+    note = c.ids_input.upload_note
     assert note.kind == "error" and "\n" not in note.text
     assert note.text.startswith("cannot read export.csv:") and "save it as UTF-8" in note.text
     assert "ij-upload-" not in note.text  # the user's file, not the temporary copy
-    assert c.ids == ["1001"] and c.upload_count == 0 and c.state == "ready"
+    assert c.ids == ["1001"] and c.ids_input.upload_count == 0 and c.state == "ready"
 
 
 @pytest.mark.parametrize("content", [CP1252, "1001\n1002\n".encode("utf-16-le")])
@@ -275,7 +275,7 @@ def test_the_panel_view_shows_the_note_of_a_refused_upload_and_keeps_its_ids(
 
     panel = panel_of(panel_sandbox, job_ids=["1001"])
     upload(panel, "export.txt", ENCODINGS["utf-16 LE with BOM"](table("\t", ["1002", "1003"])))
-    assert panel.ids_input.value.split() == ["1002", "1003"]
+    assert panel.ids_text.split() == ["1002", "1003"]
     upload(panel, "legacy.csv", CP1252)
-    assert "legacy.csv" in panel.upload_msg.value and "save it as UTF-8" in panel.upload_msg.value
-    assert panel.ids_input.value.split() == ["1002", "1003"]
+    assert "legacy.csv" in panel.upload_note and "save it as UTF-8" in panel.upload_note
+    assert panel.ids_text.split() == ["1002", "1003"]

@@ -148,12 +148,11 @@ def test_a_malformed_token_typed_into_the_panel_is_a_message_without_echo(
     tok_sandbox, panel_of, token
 ):
     panel = panel_of(tok_sandbox)
-    panel.token_input.value = token
-    panel.refresh_button.click()
+    panel._on_message(panel, {"type": "refresh", "token": token}, [])  # what the page sends
     assert panel.wait(timeout=WAIT)
-    assert "token" in panel.message.value
-    assert not shows(token, panel.message.value)
-    assert panel.token_input.value == ""
+    assert "token" in panel.status
+    assert not shows(token, panel.status)
+    assert not shows(token, json.dumps(panel.get_state(), default=str))
     assert panel.df is None
     assert tok_sandbox.stats["requests"] == 0
 
@@ -167,29 +166,23 @@ def test_a_token_given_to_the_panel_works_and_stays_out_of_state_message_and_csv
     token = "panel-given-T0ken-9f8e7d6c5b4a"
     with ij.Sandbox(jobs=30, seed=0, pending_share=0.2, token=token) as sb:
         panel = panel_of(sb, token=sb.token + "\n", export_path=tmp_path / "jobs.csv")
-        panel.refresh_button.click()
+        panel._on_message(panel, {"type": "refresh", "token": ""}, [])  # a click on Refresh
         assert panel.wait(timeout=WAIT)
         assert panel.df["job_id"].tolist() == sb.job_ids
         assert panel.df["error_code"].isna().all()
-        panel._on_refresh()  # the second refresh, as a handler call rather than a click
+        panel.refresh()  # the second refresh, from code
         assert panel.wait(timeout=WAIT)
-        assert "refresh #2" in panel.status_line.value
-        panel.export_button.click()
+        assert "refresh #2" in panel.status
+        panel._on_message(panel, {"type": "export"}, [])
     assert panel.last_export == tmp_path / "jobs.csv"
     manager_state = json.dumps(ipywidgets.Widget.get_manager_state(), default=str)
-    widget_states = json.dumps([w.get_state() for w in all_widgets(panel.widget)], default=str)
-    assert panel.widget.model_id in manager_state  # the panel's widgets are in what was searched
+    widget_states = json.dumps(panel.get_state(), default=str)
+    assert panel.model_id in manager_state  # the panel is in what was searched
     assert token not in manager_state
     assert token not in widget_states
-    assert token not in panel.message.value
+    assert token not in panel.status
     assert token not in repr(panel)
     assert token.encode() not in (tmp_path / "jobs.csv").read_bytes()
-
-
-def all_widgets(widget):
-    yield widget
-    for child in getattr(widget, "children", ()):
-        yield from all_widgets(child)
 
 
 # -- verbose tracebacks: frames hold a Secret, never the string ---------------------------------
