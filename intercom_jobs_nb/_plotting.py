@@ -6,8 +6,7 @@ chart is drawn, so ``import intercom_jobs_nb`` stays fast and works without it.
 
 from __future__ import annotations
 
-import io
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -160,26 +159,3 @@ def plot_status(df: pd.DataFrame, ax: Axes | None = None, *, title: str | None =
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     return ax
-
-
-def _figure_key(df: pd.DataFrame) -> tuple[Any, ...]:
-    """What `_figure_png` draws from ``df``, comparable: the same key, the same picture."""
-    table = outcome_counts(df)
-    return (len(df), tuple(table.index), tuple(table.columns), table.to_numpy().tobytes())
-
-
-def _figure_png(
-    df: pd.DataFrame, *, width: float = 5.0, height: float = 3.0, dpi: int = 96
-) -> bytes:
-    """`plot_status` rendered to PNG bytes without pyplot (safe off the main thread)."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError as exc:
-        raise ImportError(PLOT_HINT) from exc
-    fig = Figure(figsize=(width, height), dpi=dpi, layout="constrained")
-    FigureCanvasAgg(fig)
-    plot_status(df, ax=fig.add_subplot())
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return buffer.getvalue()
