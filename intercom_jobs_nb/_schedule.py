@@ -63,9 +63,9 @@ __all__ = [
 
 ScheduleName = Literal["adaptive", "fixed"]
 SCHEDULES: tuple[str, ...] = ("adaptive", "fixed")
-RUN = 8  # pending answers in a row that end a round's scan, before any disorder is seen
+RUN = 6  # pending answers in a row that end a round's scan, before any disorder is seen
 FEW = 3  # inversions a round may show before their share of its final answers counts
-SAMPLE = 16  # items asked each round well behind the queue's front, to check the order holds
+SAMPLE = 8  # items asked each round well behind the queue's front, to check the order holds
 WAIT_ANSWER = 0.1  # real seconds between two looks at the stop event while answers are awaited
 
 _UNKNOWN, _PENDING, _FINAL, _NEITHER = 0, 1, 2, 3  # an answer, as a scan reads it
@@ -121,9 +121,16 @@ class _Scan:
     of the items well behind that point, and, if one of those is final, all the others."""
 
     def __init__(
-        self, order: np.ndarray, size: int, k: int, most: int, stop: threading.Event
+        self,
+        order: np.ndarray,
+        size: int,
+        k: int,
+        most: int,
+        stop: threading.Event,
+        expect: int = 0,
     ) -> None:
         self.order = order
+        self.expect = expect  # final answers the round before had: about as many this one
         self.phase = _SCAN
         self.sample: list[int] = []  # positions
         self.sampled = np.zeros(len(order), dtype=bool)
@@ -137,7 +144,6 @@ class _Scan:
         self.front = 0  # positions before this are answered
         self.run = 0  # pending answers in a row at the front
         self.streak = 0  # final answers since the last pending one, at the front
-        self.first_pending: int | None = None
         self.finals = 0
         self.inversions = 0
         self.width = 0  # the widest inversion, in positions
@@ -155,10 +161,11 @@ class _Scan:
                     if self.done or self.next >= len(self.order):
                         self._choose_sample()
                         continue
-                    # Ahead of the answers by a few (``k``), more while they say final: near
-                    # the queue's front, every request handed out beyond it is spent for
-                    # nothing.
-                    if self.next - self.front < min(self.most, self.k + self.streak):
+                    # Ahead of the answers by a few (``k``), more while they say final and
+                    # the round before says more are to come: near the queue's front, every
+                    # request handed out beyond it is spent for nothing.
+                    ahead = min(self.streak, max(0, self.expect - self.finals))
+                    if self.next - self.front < min(self.most, self.k + ahead):
                         return self._hand_out()
                 elif self.phase == _SAMPLE:
                     if self.sample_next < len(self.sample):
@@ -212,15 +219,13 @@ class _Scan:
                 if seen == _PENDING:
                     self.run += 1
                     self.streak = 0
-                    if self.first_pending is None:
-                        self.first_pending = self.front
                 elif seen == _FINAL:
+                    if self.run:  # pending answers in a row, and then a final one
+                        self.inversions += 1
+                        self.width = max(self.width, self.run)
                     self.run = 0
                     self.streak += 1
                     self.finals += 1
-                    if self.first_pending is not None:
-                        self.inversions += 1
-                        self.width = max(self.width, self.front - self.first_pending)
                 self.front += 1
             if self.run >= self.k:
                 self.done = True
@@ -241,6 +246,7 @@ class AdaptiveSchedule(Schedule):
         self.lanes = lanes
         self.most = max(1, most)
         self.k: dict[str | None, int] = {}
+        self.expect: dict[str | None, int] = {}
         self.fixed: set[str | None] = set()  # lanes whose order was not there
         self.scans: dict[str | None, _Scan] = {}
 
@@ -248,7 +254,9 @@ class AdaptiveSchedule(Schedule):
         order = todo[np.argsort(self.ranks[todo], kind="stable")]
         if lane in self.fixed:
             return map(int, order)
-        scan = _Scan(order, len(self.ranks), self.k.get(lane, RUN), self.most, stop)
+        scan = _Scan(
+            order, len(self.ranks), self.k.get(lane, RUN), self.most, stop, self.expect.get(lane, 0)
+        )
         self.scans[lane] = scan
         return scan
 
@@ -267,6 +275,7 @@ class AdaptiveSchedule(Schedule):
                 self.fixed.add(lane)
             else:
                 self.k[lane] = max(self.k.get(lane, RUN), RUN + scan.width)
+                self.expect[lane] = scan.finals
         self.scans = {}
 
 
