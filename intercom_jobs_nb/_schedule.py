@@ -21,22 +21,28 @@ unnoticed, give or take a round's length and the rate limit. What a round asks i
     after it is done, plus the ``k`` or so answers per round that find the queue's front.
 
     The order is only mostly true (a queue's workers finish neighbours out of order), and not
-    at all for jobs that finish independently. Each round measures it: a final answer after a
-    pending one (earlier in the order) is an inversion, and the widest one, in positions,
-    is the disorder. The next round's ``k`` is `RUN` plus that width, so the jobs that may be
-    final behind a pending one are asked. When a round's inversions are more than a quarter
-    of its final answers (and more than a few), the order is not there, and the lane's rounds
-    from then on ask every job not final, as ``"fixed"`` does.
+    at all for jobs that finish independently. Each round measures it, two ways. Locally: a
+    final answer after pending ones is an inversion, and the longest run of pending answers an
+    inversion ends is the disorder; the next rounds' ``k`` is `RUN` plus the widest disorder
+    seen, so the jobs that may be final just behind a pending one are asked. Far behind: once
+    the scan stops, the round asks `SAMPLE` jobs chosen at random among those at least twice
+    ``k`` behind where it stopped, which a queue has not reached. If one of them is final, the
+    order is not there: the round goes on to ask every job not final, and so does every later
+    round of the lane, as ``"fixed"`` does (the fallback, never worse than ``"fixed"``).
 
     Assumptions, and what they cost when wrong: (1) a job pending at some moment was pending at
     every moment before, and one final stays final (Intercom's jobs); (2) jobs in order finish
     in order within the disorder measured so far: a job that finishes well ahead of the ones
     before it (beyond ``k``) goes unnoticed until the queue's front reaches it, or until the
-    inversions it then shows turn the rounds to ``"fixed"``. A run's first round asks ``RUN``
-    jobs of a queue rather than all of them, which also saves the requests of the
-    ``"fixed"`` first round when the order is not there. Requests: never more than one per
-    job not final per round, and rounds at the ``"fixed"`` cadence, so never more than
-    ``"fixed"``, up to the rounds' lengths (a shorter round starts the next sooner).
+    sample finds one like it (jobs that finish independently: until a sample of `SAMPLE` hits a
+    final one, about one round when a few percent are final, so such jobs may go unnoticed up
+    to about two ``poll_interval``). A run's first round asks about ``RUN + SAMPLE`` jobs of
+    a queue rather than all of them, which also saves most of the ``"fixed"`` first round when
+    the order is not there. Requests: never more than one per job not final per round, and
+    rounds at the ``"fixed"`` cadence, so never more than ``"fixed"``, up to the rounds'
+    lengths (a shorter round starts the next sooner). Cost on a queue: one request per job,
+    plus about ``k + SAMPLE`` per round (``bench_wait.py``: 1.1 per job for 3,000 jobs at
+    60 a second, polled every 5 s).
 
 Each workspace of a run of many (a lane) has its own order and its own measure of it.
 """
@@ -64,7 +70,6 @@ __all__ = [
 ScheduleName = Literal["adaptive", "fixed"]
 SCHEDULES: tuple[str, ...] = ("adaptive", "fixed")
 RUN = 6  # pending answers in a row that end a round's scan, before any disorder is seen
-FEW = 3  # inversions a round may show before their share of its final answers counts
 SAMPLE = 8  # items asked each round well behind the queue's front, to check the order holds
 WAIT_ANSWER = 0.1  # real seconds between two looks at the stop event while answers are awaited
 
@@ -271,7 +276,7 @@ class AdaptiveSchedule(Schedule):
 
     def ended(self) -> None:
         for lane, scan in self.scans.items():
-            if scan.sample_final or scan.inversions > max(FEW, scan.finals / 4):
+            if scan.sample_final:
                 self.fixed.add(lane)
             else:
                 self.k[lane] = max(self.k.get(lane, RUN), RUN + scan.width)

@@ -26,6 +26,7 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
         "bench_enqueue.py",
         "bench_workspaces.py",
         "bench_read_ids.py",
+        "bench_wait.py",
     ],
 )
 @pytest.mark.timeout(900)
