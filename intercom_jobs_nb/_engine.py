@@ -7,8 +7,10 @@ a checkpoint), and passes: each pass asks every id whose row is missing or not f
 `Watchdog`. The calling thread only reads the rows the workers queue: it counts them, shows
 progress, hands them to the checkpoint in batches, and stays responsive to Ctrl-C. A single pass
 is `fetch_jobs` and `refresh`; passes (rounds) every ``poll_interval`` seconds until every row is
-final (or the deadline) is `wait_for_jobs`, every way it is reached (``tickets=True``, the CLI's
-``--wait``, ``intercom_jobs_nb.dask``): which items each round asks is its `Schedule`'s
+final (or the deadline), each starting ``poll_interval`` after the one before began (or
+``poll_interval`` after its end, if it took longer), is `wait_for_jobs`, every way it is
+reached (``tickets=True``, the CLI's ``--wait``, ``intercom_jobs_nb.dask``): which items each
+round asks is its `Schedule`'s
 (``_schedule.py``). A wait given rows fetched a moment ago (the CLI's ``--wait`` after its first
 pass) goes on at their cadence: its first round starts ``poll_interval`` after the oldest of them.
 
@@ -530,7 +532,8 @@ class Run(Generic[R]):
 
         ``prepare(run)`` runs first, inside the same guard (to ask who the token is, fill in
         known rows...); then `start_progress`; then the passes: one, or, ``until_final``, the
-        rounds of ``schedule`` (default: `FixedSchedule`) ``poll_interval`` apart.
+        rounds of ``schedule`` (default: `FixedSchedule`), each starting ``poll_interval``
+        after the one before began (after it ended, if that one took longer).
         """
         try:
             if prepare is not None:
@@ -547,16 +550,22 @@ class Run(Generic[R]):
                 elif self._pause(first):
                     raise KeyboardInterrupt
             while not timed_out and len(todo := self.todo()):
+                began = self.clock.monotonic()
                 self.one_pass(todo)
                 del todo
                 if self.schedule is not None:
                     self.schedule.ended()
                 if not self.until_final or not len(self.todo()):
                     break
-                if deadline is not None and self.clock.monotonic() + poll_interval > deadline:
+                # Rounds start poll_interval apart: a job asked in one is asked again about
+                # poll_interval later. After a round that took longer (held back by the rate
+                # limit, or very many jobs) a whole poll_interval: never back to back.
+                took = self.clock.monotonic() - began
+                pause = poll_interval - took if took < poll_interval else poll_interval
+                if deadline is not None and self.clock.monotonic() + pause > deadline:
                     timed_out = True
                     break
-                if self._pause(poll_interval):
+                if self._pause(pause):
                     raise KeyboardInterrupt
             self.close()
             unasked = getattr(self.work, "unasked", None)
@@ -597,7 +606,7 @@ class Run(Generic[R]):
             if fetched is None or fetched != fetched:  # never asked, or no time: ask now
                 return 0.0
             oldest = min(oldest, float(fetched))
-        age = time.time() - oldest  # rows are stamped on the wall clock (``_rows.py``)
+        age = self.clock.time() - oldest  # answers are stamped with the run's clock
         return max(0.0, min(poll_interval, poll_interval - age))
 
     def _pause(self, seconds: float) -> bool:

@@ -67,8 +67,8 @@ def wait_for_jobs(
     Args:
         ids_or_df: what `fetch_jobs` takes, or a DataFrame it returned (its final rows are kept;
             pending rows fetched less than ``poll_interval`` ago are asked again only then).
-        poll_interval: seconds between two rounds: the longest a finished job goes unnoticed
-            (give or take a round's length and the rate limit).
+        poll_interval: seconds from the start of one round to the next: the longest a finished
+            job goes unnoticed (give or take the rate limit).
         timeout: seconds after which to stop waiting (None: wait as long as it takes).
         checkpoint: a SQLite file, as in `fetch_jobs`.
         request_timeout: seconds for one answer (``timeout`` of `fetch_jobs`; here ``timeout``

@@ -1,10 +1,12 @@
 """Waiting: which jobs each round of a wait asks, learned from what the rounds before saw.
 
 A wait (`wait_for_jobs`, with ``tickets=True`` too, the CLI's ``--wait``, the dask module's
-`wait_for_jobs`: each is a run of the engine ``until_final``) goes in *rounds*, ``poll_interval``
-seconds apart (from the end of one to the start of the next). A job that became final is noticed
-by the first round that asks it after, so ``poll_interval`` is the longest a finished job goes
-unnoticed, give or take a round's length and the rate limit. What a round asks is the schedule's:
+`wait_for_jobs`: each is a run of the engine ``until_final``) goes in *rounds*, each starting
+``poll_interval`` seconds after the one before began (``poll_interval`` after it ended, if it
+took longer: never back to back). A job that became final is noticed by the first round that
+asks it after, so ``poll_interval`` is the longest a finished job goes unnoticed, give or take
+the rate limit (a round that takes longer than ``poll_interval``). What a round asks is the
+schedule's:
 
 ``"fixed"`` (the schedule of old, kept for comparison)
     Every round asks every job not final. A job that finishes after ``t`` seconds costs about
@@ -25,18 +27,19 @@ unnoticed, give or take a round's length and the rate limit. What a round asks i
     final answer after pending ones is an inversion, and the longest run of pending answers an
     inversion ends is the disorder; the next rounds' ``k`` is `RUN` plus the widest disorder
     seen, so the jobs that may be final just behind a pending one are asked. Far behind: once
-    the scan stops, the round asks `SAMPLE` jobs chosen at random among those at least twice
-    ``k`` behind where it stopped, which a queue has not reached. If one of them is final, the
-    order is not there: the round goes on to ask every job not final, and so does every later
-    round of the lane, as ``"fixed"`` does (the fallback, never worse than ``"fixed"``).
+    the scan stops, the round asks `SAMPLE` jobs (`WIDE_SAMPLE` until a round has shown a
+    queue: many final answers in a row, then pending ones) chosen at random among those at
+    least twice ``k`` behind where it stopped, which a queue has not reached. If one of them is
+    final, the order is not there: the round goes on to ask every job not final, and so does
+    every later round of the lane, as ``"fixed"`` does (the fallback, never worse than it).
 
     Assumptions, and what they cost when wrong: (1) a job pending at some moment was pending at
     every moment before, and one final stays final (Intercom's jobs); (2) jobs in order finish
     in order within the disorder measured so far: a job that finishes well ahead of the ones
     before it (beyond ``k``) goes unnoticed until the queue's front reaches it, or until the
     sample finds one like it (jobs that finish independently: until a sample of `SAMPLE` hits a
-    final one, about one round when a few percent are final, so such jobs may go unnoticed up
-    to about two ``poll_interval``). A run's first round asks about ``RUN + SAMPLE`` jobs of
+    final one, about one round once a few percent are final, so such jobs may go unnoticed up
+    to about two ``poll_interval``). A run's first round asks about ``RUN + WIDE_SAMPLE`` jobs of
     a queue rather than all of them, which also saves most of the ``"fixed"`` first round when
     the order is not there. Requests: never more than one per job not final per round, and
     rounds at the ``"fixed"`` cadence, so never more than ``"fixed"``, up to the rounds'
@@ -71,6 +74,8 @@ ScheduleName = Literal["adaptive", "fixed"]
 SCHEDULES: tuple[str, ...] = ("adaptive", "fixed")
 RUN = 6  # pending answers in a row that end a round's scan, before any disorder is seen
 SAMPLE = 8  # items asked each round well behind the queue's front, to check the order holds
+WIDE_SAMPLE = 64  # the same, until a round has shown a queue (jobs that finish independently
+# are found out within a round once a few percent of them are final)
 WAIT_ANSWER = 0.1  # real seconds between two looks at the stop event while answers are awaited
 
 _UNKNOWN, _PENDING, _FINAL, _NEITHER = 0, 1, 2, 3  # an answer, as a scan reads it
@@ -133,8 +138,10 @@ class _Scan:
         most: int,
         stop: threading.Event,
         expect: int = 0,
+        sample: int = SAMPLE,
     ) -> None:
         self.order = order
+        self.sample_size = sample
         self.expect = expect  # final answers the round before had: about as many this one
         self.phase = _SCAN
         self.sample: list[int] = []  # positions
@@ -195,13 +202,15 @@ class _Scan:
         return item
 
     def _choose_sample(self) -> None:
-        """`SAMPLE` items among those at least twice the disorder behind where the scan
-        stopped: in a queue they are pending; one final says the order is not there."""
+        """A sample (`SAMPLE` or `WIDE_SAMPLE` items) among those at least twice the disorder
+        behind where the scan stopped: in a queue they are pending; one final says the order is
+        not there."""
         start = self.next + 2 * max(self.k, RUN + self.width)
         behind = len(self.order) - start
         if behind > 0:
             rng = np.random.default_rng(len(self.order))
-            picked = rng.choice(behind, size=min(SAMPLE, behind), replace=False) + start
+            size = min(self.sample_size, max(1, behind // 4))  # a small part of them
+            picked = rng.choice(behind, size=size, replace=False) + start
             self.sample = sorted(int(p) for p in picked)
             self.sampled[self.sample] = True
         self.phase = _SAMPLE
@@ -252,6 +261,7 @@ class AdaptiveSchedule(Schedule):
         self.most = max(1, most)
         self.k: dict[str | None, int] = {}
         self.expect: dict[str | None, int] = {}
+        self.shown: set[str | None] = set()  # lanes a round has shown to be a queue
         self.fixed: set[str | None] = set()  # lanes whose order was not there
         self.scans: dict[str | None, _Scan] = {}
 
@@ -259,9 +269,9 @@ class AdaptiveSchedule(Schedule):
         order = todo[np.argsort(self.ranks[todo], kind="stable")]
         if lane in self.fixed:
             return map(int, order)
-        scan = _Scan(
-            order, len(self.ranks), self.k.get(lane, RUN), self.most, stop, self.expect.get(lane, 0)
-        )
+        sample = SAMPLE if lane in self.shown else WIDE_SAMPLE
+        k = self.k.get(lane, RUN)
+        scan = _Scan(order, len(self.ranks), k, self.most, stop, self.expect.get(lane, 0), sample)
         self.scans[lane] = scan
         return scan
 
@@ -281,6 +291,8 @@ class AdaptiveSchedule(Schedule):
             else:
                 self.k[lane] = max(self.k.get(lane, RUN), RUN + scan.width)
                 self.expect[lane] = scan.finals
+                if scan.finals >= 2 * scan.k and 4 * scan.inversions <= scan.finals:
+                    self.shown.add(lane)  # a run of final answers, then pending: a queue
         self.scans = {}
 
 
