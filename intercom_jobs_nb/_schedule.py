@@ -37,7 +37,7 @@ schedule's:
     every moment before, and one final stays final (Intercom's jobs); (2) jobs in order finish
     in order within the disorder measured so far: a job that finishes well ahead of the ones
     before it (beyond ``k``) goes unnoticed until the queue's front reaches it, or until the
-    sample finds one like it (jobs that finish independently: until a sample of `SAMPLE` hits a
+    sample finds one like it (jobs that finish independently: until the wide sample hits a
     final one, about one round once a few percent are final, so such jobs may go unnoticed up
     to about two ``poll_interval``). A run's first round asks about ``RUN + WIDE_SAMPLE`` jobs of
     a queue rather than all of them, which also saves most of the ``"fixed"`` first round when
