@@ -47,6 +47,8 @@ def _serve(kwargs: dict[str, Any], conn: Any, max_seconds: float) -> None:
                     conn.send(True)
                 elif message == "enqueued":
                     conn.send(sandbox.enqueued)
+                elif message == "unnoticed":
+                    conn.send(sandbox.unnoticed())
                 elif isinstance(message, tuple) and message[0] == "count_tickets":
                     conn.send(sandbox.count_tickets(by=message[1]))
     except (EOFError, OSError, KeyboardInterrupt):
@@ -59,7 +61,7 @@ class RemoteSandbox:
     """A `Sandbox` in a child process. Use as a context manager.
 
     Attributes: ``base_url``, ``token``, ``job_ids``; ``stats()``, ``reset_stats()``,
-    ``enqueued()`` and ``count_tickets(by)`` ask the child (``stats_http()`` reads
+    ``enqueued()``, ``unnoticed()`` and ``count_tickets(by)`` ask the child (``stats_http()`` reads
     ``GET /__sandbox/stats`` instead).
     """
 
@@ -100,6 +102,11 @@ class RemoteSandbox:
     def count_tickets(self, by: str = "title") -> dict[Any, int]:
         """`Sandbox.count_tickets` (``by`` a field or attribute name, not a function)."""
         self._conn.send(("count_tickets", by))
+        return self._conn.recv()
+
+    def unnoticed(self) -> dict[str, float]:
+        """`Sandbox.unnoticed`: how long each job answered final went unnoticed."""
+        self._conn.send("unnoticed")
         return self._conn.recv()
 
     def stats_http(self) -> dict[str, Any]:

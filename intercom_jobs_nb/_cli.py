@@ -296,13 +296,9 @@ def _fetch(args: argparse.Namespace, done: list[pd.DataFrame]) -> pd.DataFrame:
         return df
     left = None
     if args.wait_timeout is not None:
-        left = args.wait_timeout - (time.monotonic() - started) - args.poll_interval
-        if left < 0:  # no time for another pass
-            return df
-    try:
-        time.sleep(args.poll_interval)
-    except KeyboardInterrupt:
-        raise E.FetchInterrupted(df=df) from None
+        left = max(0.0, args.wait_timeout - (time.monotonic() - started))
+    # The wait's first round comes poll_interval after these rows were fetched (the engine's
+    # rule for rows fetched a moment ago), on the wait's schedule.
     return wait_for_jobs(
         df,
         poll_interval=args.poll_interval,

@@ -21,6 +21,7 @@ from ._engine import from_frame, run
 from ._ids import JobIds, check_job_id, read_job_ids
 from ._options import DEFAULT_POLL_INTERVAL, Options, hide_token
 from ._rows import REQUIRED_COLUMNS
+from ._schedule import ScheduleName, check_schedule
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -156,11 +157,16 @@ class Client:
         timeout: float | None = None,
         checkpoint: str | os.PathLike[str] | None = None,
         tickets: bool = False,
+        schedule: ScheduleName = "adaptive",
     ) -> pd.DataFrame:
         """Fetch, then poll the jobs still pending until all are final or ``timeout`` (seconds
         of the whole wait; the client's own ``timeout`` is each answer's) passes (see
         `intercom_jobs_nb.wait_for_jobs`)."""
         options = self._open()
+        try:
+            schedule = check_schedule(schedule)
+        except ValueError as exc:
+            raise E.ConfigurationError(str(exc)) from None
         if isinstance(poll_interval, bool) or not (
             isinstance(poll_interval, (int, float)) and 0 <= poll_interval < 1e6
         ):
@@ -186,6 +192,7 @@ class Client:
             until_final=True,
             poll_interval=poll_interval,
             timeout=timeout,
+            schedule=schedule,
         )
         if tickets:
             timed_out = df.attrs.get("timed_out", False)

@@ -6,8 +6,13 @@ a checkpoint), and passes: each pass asks every id whose row is missing or not f
 ``max_workers`` threads (each its own connection: `transports.connect`) sharing one `Pacer` and one
 `Watchdog`. The calling thread only reads the rows the workers queue: it counts them, shows
 progress, hands them to the checkpoint in batches, and stays responsive to Ctrl-C. A single pass
-is `fetch_jobs` and `refresh`; passes every ``poll_interval`` seconds until every row is final
-(or the deadline) is `wait_for_jobs`.
+is `fetch_jobs` and `refresh`; passes (rounds) every ``poll_interval`` seconds until every row is
+final (or the deadline), each starting ``poll_interval`` after the one before began (or
+``poll_interval`` after its end, if it took longer), is `wait_for_jobs`, every way it is
+reached (``tickets=True``, the CLI's ``--wait``, ``intercom_jobs_nb.dask``): which items each
+round asks is its `Schedule`'s
+(``_schedule.py``). A wait given rows fetched a moment ago (the CLI's ``--wait`` after its first
+pass) goes on at their cadence: its first round starts ``poll_interval`` after the oldest of them.
 
 How a run ends is decided here, once: a finished run returns its DataFrame; everything that
 stops it early raises an exception whose ``.df`` holds every row so far (see ``_errors.py``):
@@ -51,6 +56,7 @@ from ._rows import (
     user_columns,
     with_extra,
 )
+from ._schedule import FixedSchedule, Schedule, ScheduleName, make_schedule
 from ._transport import (
     Channel,
     Fatal,
@@ -154,8 +160,10 @@ def _gate(options: Options, clock: Clock) -> RateGate:
     (`shared_gate`); a run through a transport of its own (a `MockTransport`) has its own,
     so a mock's answers never hold back a real run of the same token."""
     if options.transport is not None:
-        return RateGate(max_rps=options.max_rps, clock=clock)
-    return shared_gate(options.token.reveal(), options.base_url, options.max_rps, clock)
+        return RateGate(max_rps=options.max_rps, budget_share=options.budget_share, clock=clock)
+    return shared_gate(
+        options.token.reveal(), options.base_url, options.max_rps, clock, options.budget_share
+    )
 
 
 def from_frame(df: pd.DataFrame) -> tuple[JobIds, dict[Key, Row]]:
@@ -238,6 +246,12 @@ class JobsWork:
     @staticmethod
     def slots(size: int) -> RowStore:
         return RowStore(size)
+
+    def unasked(self, index: int) -> Row:
+        """The row of an item a wait had not asked when its time ran out."""
+        row = unasked_row(self.ids[index])
+        lanes = self.lanes
+        return row if lanes is None else row._replace(workspace=lanes[index])
 
     def frame(self, rows: RowStore, consume: bool) -> pd.DataFrame:
         """The rows so far (ids never answered left out), with the user's columns, and the
@@ -400,6 +414,7 @@ class Run(Generic[R]):
         self.watchdog = Watchdog()
         self.batch: list[Any] = []
         self.progress: Progress | None = None
+        self.schedule: Schedule | None = None  # a wait's: what each round asks
 
     def client(self, lane: str | None = None) -> Channel:
         """A connection for the calling thread (to ask something before the passes), of a
@@ -487,6 +502,8 @@ class Run(Generic[R]):
         old = self.rows[i]
         self.rows[i] = row
         self.batch.append(row)
+        if self.schedule is not None:
+            self.schedule.heard(i, row)
         if self.progress is not None:
             self.progress.count(row, replaces=old)
             settles = row.final if self.until_final else True
@@ -509,29 +526,53 @@ class Run(Generic[R]):
         *,
         poll_interval: float = 0.0,
         timeout: float | None = None,
+        schedule: Schedule | None = None,
     ) -> pd.DataFrame:
         """Run the passes and return the frame; or raise, with ``.df``, what ended the run.
 
         ``prepare(run)`` runs first, inside the same guard (to ask who the token is, fill in
-        known rows...); then `start_progress`; then the passes.
+        known rows...); then `start_progress`; then the passes: one, or, ``until_final``, the
+        rounds of ``schedule`` (default: `FixedSchedule`), each starting ``poll_interval``
+        after the one before began (after it ended, if that one took longer).
         """
         try:
             if prepare is not None:
                 prepare(self)
+            if self.until_final:
+                self.schedule = schedule or FixedSchedule()
             self.start_progress()
             deadline = None if timeout is None else self.clock.monotonic() + timeout
             timed_out = False
-            while len(todo := self.todo()):
+            first = self._since_fetched(poll_interval) if self.until_final else 0.0
+            if first > 0:
+                if deadline is not None and self.clock.monotonic() + first > deadline:
+                    timed_out = True
+                elif self._pause(first):
+                    raise KeyboardInterrupt
+            while not timed_out and len(todo := self.todo()):
+                began = self.clock.monotonic()
                 self.one_pass(todo)
                 del todo
+                if self.schedule is not None:
+                    self.schedule.ended()
                 if not self.until_final or not len(self.todo()):
                     break
-                if deadline is not None and self.clock.monotonic() + poll_interval > deadline:
+                # Rounds start poll_interval apart: a job asked in one is asked again about
+                # poll_interval later. After a round that took longer (held back by the rate
+                # limit, or very many jobs) a whole poll_interval: never back to back.
+                took = self.clock.monotonic() - began
+                pause = poll_interval - took if took < poll_interval else poll_interval
+                if deadline is not None and self.clock.monotonic() + pause > deadline:
                     timed_out = True
                     break
-                if self._pause(poll_interval):
+                if self._pause(pause):
                     raise KeyboardInterrupt
             self.close()
+            unasked = getattr(self.work, "unasked", None)
+            if timed_out and unasked is not None:  # a wait's items not asked yet have a row
+                for i in self.todo():
+                    if self.rows[i] is None:
+                        self.rows[i] = unasked(int(i))
             df = self.frame(consume=True)
             if self.until_final:
                 df.attrs["timed_out"] = timed_out
@@ -552,6 +593,21 @@ class Run(Generic[R]):
             ) from exc
         finally:
             self.close()
+
+    def _since_fetched(self, poll_interval: float) -> float:
+        """Seconds until a wait's first round: ``poll_interval`` after the oldest of the rows
+        not final, when every one of them was fetched less than that ago (0 otherwise)."""
+        todo = self.todo()
+        if not len(todo) or poll_interval <= 0:
+            return 0.0
+        oldest = float("inf")
+        for i in todo:
+            fetched = getattr(self.rows[i], "fetched_at", None)
+            if fetched is None or fetched != fetched:  # never asked, or no time: ask now
+                return 0.0
+            oldest = min(oldest, float(fetched))
+        age = self.clock.time() - oldest  # answers are stamped with the run's clock
+        return max(0.0, min(poll_interval, poll_interval - age))
 
     def _pause(self, seconds: float) -> bool:
         """Wait between two passes; True as soon as the run is to stop (either event)."""
@@ -630,8 +686,14 @@ class Run(Generic[R]):
             self.reach.start()
             try:
                 # Started inside the try: a Ctrl-C between two starts still stops those started.
+                schedule = self.schedule
                 for lane, mine in by_lane.items():
-                    pending, take = map(int, mine), threading.Lock()  # ints made one at a time
+                    pending: Iterator[int] = (
+                        map(int, mine)  # ints made one at a time
+                        if schedule is None
+                        else schedule.round(lane, mine, stop)
+                    )
+                    take = threading.Lock()
                     for k in range(workers[lane]):
                         thread = threading.Thread(
                             target=work,
@@ -720,6 +782,7 @@ def run(
     until_final: bool = False,
     poll_interval: float = 0.0,
     timeout: float | None = None,
+    schedule: ScheduleName = "adaptive",
     stop: threading.Event | None = None,
     clock: Clock = SYSTEM,
 ) -> pd.DataFrame:
@@ -735,6 +798,7 @@ def run(
         until_final: pass again every ``poll_interval`` seconds until every row is final.
         timeout: with ``until_final``, stop passing after this many seconds
             (``df.attrs["timed_out"]`` then says so).
+        schedule: with ``until_final``, which jobs each round asks (``_schedule.py``).
         stop: an event that, once set, ends the run like Ctrl-C.
         clock: what the run's waits go through (tests pass a `clock.FakeClock`).
 
@@ -776,7 +840,10 @@ def run(
             stop=stop,
             clock=clock,
         )
-        return state.execute(prepare, poll_interval=poll_interval, timeout=timeout)
+        plan = make_schedule(
+            schedule, job_ids.extra, len(job_ids.ids), work.lanes, options.max_workers
+        )
+        return state.execute(prepare, poll_interval=poll_interval, timeout=timeout, schedule=plan)
     finally:
         if cp is not None:
             cp.close()

@@ -44,6 +44,7 @@ __all__ = [
     "DEFAULT_RETRIES",
     "DEFAULT_MAX_WORKERS",
     "DEFAULT_MAX_RPS",
+    "DEFAULT_BUDGET_SHARE",
     "DEFAULT_PROGRESS",
     "DEFAULT_POLL_INTERVAL",
     "TOKEN_ENV",
@@ -82,6 +83,7 @@ DEFAULT_TIMEOUT = 30.0  # seconds for one whole answer
 DEFAULT_RETRIES = 4
 DEFAULT_MAX_WORKERS = 32
 DEFAULT_MAX_RPS: float | None = None
+DEFAULT_BUDGET_SHARE = 1.0  # the share of each rate-limit window a run may use
 DEFAULT_PROGRESS = True
 DEFAULT_POLL_INTERVAL = 10.0  # seconds between two passes of wait_for_jobs
 TOKEN_ENV = "INTERCOM_TOKEN"
@@ -303,6 +305,7 @@ class ConnectionOptions(TypedDict, total=False):
     retries: int
     max_workers: int
     max_rps: float | None
+    budget_share: float
     transport: Transport | None
 
 
@@ -371,6 +374,13 @@ OPTIONS: dict[str, Option] = {
         "N",
         float,
     ),
+    "budget_share": Option(
+        DEFAULT_BUDGET_SHARE,
+        "the share (0 < share <= 1) of each rate-limit window (X-RateLimit-Limit) this "
+        "token's runs may use together, leaving the rest to the workspace's other integrations",
+        "SHARE",
+        float,
+    ),
     "progress": Option(
         DEFAULT_PROGRESS, "True for a progress bar, False for none, or a callable taking a Snapshot"
     ),
@@ -437,6 +447,7 @@ class Options:
     retries: int = DEFAULT_RETRIES
     max_workers: int = DEFAULT_MAX_WORKERS
     max_rps: float | None = DEFAULT_MAX_RPS
+    budget_share: float = DEFAULT_BUDGET_SHARE
     progress: bool | Callable[..., Any] = DEFAULT_PROGRESS
     #: Many workspaces: a token per workspace name (``token`` is then the first of them).
     tokens: Mapping[str, Secret] | None = field(default=None, repr=False)
@@ -464,7 +475,7 @@ class Options:
         )
         api_version, timeout, retries = given["api_version"], given["timeout"], given["retries"]
         max_workers, max_rps, progress = given["max_workers"], given["max_rps"], given["progress"]
-        transport = given["transport"]
+        transport, budget_share = given["transport"], given["budget_share"]
         lanes = None
         if tokens is not None:
             if token is not None:
@@ -501,6 +512,12 @@ class Options:
             or not (isinstance(max_rps, (int, float)) and 0 < max_rps < 1e6)
         ):
             raise ConfigurationError(f"max_rps must be a positive number or None, got {max_rps!r}")
+        if isinstance(budget_share, bool) or not (
+            isinstance(budget_share, (int, float)) and 0 < budget_share <= 1
+        ):
+            raise ConfigurationError(
+                f"budget_share must be a number with 0 < share <= 1, got {budget_share!r}"
+            )
         if api_version is not None and not (
             isinstance(api_version, str) and _VISIBLE_ASCII.fullmatch(api_version)
         ):
@@ -523,6 +540,7 @@ class Options:
             retries=retries,
             max_workers=max_workers,
             max_rps=max_rps,
+            budget_share=float(budget_share),
             progress=progress,
             tokens=lanes,
             transport=transport,

@@ -8,6 +8,15 @@ reset, converted to the local clock with the answers' ``Date`` header, plus a li
 that many clients do not stampede together. Before the first answer only one request is in
 flight: a bad token is found with one request, not one per worker.
 
+A *budget share* (``budget_share``, 0 < share <= 1) leaves the rest of each window to the
+workspace's other integrations: the gate sends at most ``floor(share * X-RateLimit-Limit)``
+requests (at least one) a window, whatever ``-Remaining`` says. Every request sent in the
+window counts, those in flight included; when a window ends, the requests still in flight, and
+those sent after the server's reset but before the gate's jittered start of the next window,
+count against the next one (the server may count them there). The gate is shared by every run
+with the same token and host, so the share holds for all of them together; it is the latest
+run's, as ``max_rps`` is.
+
 Nothing a server sends can make the gate wait for ever:
 
 - headers are parsed as RFC 9110 says (ASCII digits only; ``inf``, ``1e400`` or ``٣`` are no
@@ -49,6 +58,7 @@ __all__ = [
     "MAX_RETRY_AFTER",
     "BLOCKED_WINDOWS",
     "BLOCKED_FOR",
+    "check_budget_share",
 ]
 
 MAX_WAIT = 15.0  # Intercom's windows are 10 s: a reset further away is not believed
@@ -93,6 +103,24 @@ def parse_http_date(value: str | None) -> float | None:
         return None
 
 
+def check_budget_share(share: object) -> float:
+    """``budget_share`` as a float, if it is one: 0 < share <= 1.
+
+    Raises:
+        ValueError: anything else (the option's check words it for the caller).
+    """
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
+        raise ValueError(f"budget_share must be a number with 0 < share <= 1, got {share!r}")
+    return float(share)
+
+
+def share_cap(limit: int | None, share: float) -> int | None:
+    """Requests a window allows one gate at ``share`` of ``limit`` (None: no cap)."""
+    if limit is None or share >= 1.0:
+        return None
+    return max(1, int(limit * share))
+
+
 @dataclass(frozen=True)
 class PaceStatus:
     """What the gate knows and does right now (for progress displays; read-only).
@@ -122,6 +150,7 @@ class RateGate:
     Args:
         max_rps: an optional cap on requests per second, below what Intercom allows, to leave
             headroom for the workspace's other integrations.
+        budget_share: the share of each window's ``X-RateLimit-Limit`` the gate may use.
         stop: set it to release every waiting worker (`acquire` then returns `STOPPED`).
         clock: what the gate reads the time from and waits through (tests pass a fake one).
     """
@@ -130,10 +159,14 @@ class RateGate:
         self,
         *,
         max_rps: float | None = None,
+        budget_share: float = 1.0,
         stop: threading.Event | None = None,
         clock: Clock = SYSTEM,
     ) -> None:
         self.clock = clock
+        self.share = check_budget_share(budget_share)
+        self.sent = 0  # requests sent in the current window (those in flight included)
+        self._late = 0  # of those, sent after the server's reset: the next window's too
         self._cond = threading.Condition(threading.Lock())
         self.stop = stop or threading.Event()
         self._interval = 1.0 / max_rps if max_rps else 0.0
@@ -159,7 +192,11 @@ class RateGate:
     @property
     def budget(self) -> int | None:
         """Requests that may still go out in this window (None: no limit known)."""
-        return None if self.remaining is None else self.remaining - self.in_flight
+        if self.remaining is None:
+            return None
+        budget = self.remaining - self.in_flight
+        cap = share_cap(self.limit, self.share)
+        return budget if cap is None else min(budget, cap - self.sent)
 
     @property
     def skew(self) -> float:
@@ -175,14 +212,15 @@ class RateGate:
         """
         with self._cond:
             now = self.clock.time()
-            budget = None if self.remaining is None else max(0, self.remaining - self.in_flight)
+            budget = None if self.budget is None else max(0, self.budget)
             if self.blocked and now - self._blocked_at < BLOCKED_FOR:
                 return PaceStatus(self.limit, budget, 0.0, True)
             waiting = 0.0
             window_over = self._reset_local is not None and now >= self._reset_local + self._jitter
-            if window_over:
-                budget = self.limit  # the next `acquire` starts a new window
-            elif self.remaining is not None and self.remaining - self.in_flight <= 0:
+            if window_over:  # the next `acquire` starts a new window
+                cap = share_cap(self.limit, self.share)
+                budget = self.limit if cap is None else cap
+            elif self.remaining is not None and (self.budget or 0) <= 0:
                 if self._reset_local is None:
                     waiting = MIN_WAIT
                 else:
@@ -213,7 +251,8 @@ class RateGate:
                 if self._probing and self.in_flight:
                     self.clock.wait(self._cond, 0.5)
                     continue
-                if self.remaining is not None and self.remaining - self.in_flight <= 0:
+                budget = self.budget
+                if budget is not None and budget <= 0:
                     if self._reset_local is None:
                         self._reset_local = now + MIN_WAIT
                     wait = min(MAX_WAIT, max(0.01, self._reset_local + self._jitter - now))
@@ -222,6 +261,9 @@ class RateGate:
                     continue
                 break
             self.in_flight += 1
+            self.sent += 1
+            if self._reset_local is not None and now >= self._reset_local:
+                self._late += 1
             delay = 0.0
             if self._interval:
                 slot = max(now, self._next_slot)
@@ -244,16 +286,20 @@ class RateGate:
             now = self.clock.time()
             if self.in_flight == 0 and (self._reset_local is None or now >= self._reset_local):
                 self.limit = self.remaining = self._window_reset = self._reset_local = None
+                self.sent = self._late = 0
                 self._learned = self._answered_in_window = self._refused_in_window = False
                 self._skew_samples.clear()
                 self._skew = 0.0
                 self._last_date = ""
                 self._probing = True
 
-    def set_max_rps(self, max_rps: float | None) -> None:
-        """The cap of the latest run that uses the gate."""
+    def set_pace(self, max_rps: float | None, budget_share: float = 1.0) -> None:
+        """The cap and the budget share of the latest run that uses the gate."""
+        share = check_budget_share(budget_share)
         with self._cond:
             self._interval = 1.0 / max_rps if max_rps else 0.0
+            self.share = share
+            self._cond.notify_all()
 
     def wake(self) -> None:
         """Wake every waiting worker (one of them was told to stop)."""
@@ -293,6 +339,7 @@ class RateGate:
             self._cond.notify_all()
         self._answered_in_window = self._refused_in_window = False
         self.remaining = self.limit
+        self.sent, self._late = self.in_flight + self._late, 0
         self._learned = False
         self._reset_local = None
 
@@ -405,16 +452,21 @@ _GATES_LOCK = threading.Lock()
 
 
 def shared_gate(
-    token: str, base_url: str, max_rps: float | None = None, clock: Clock = SYSTEM
+    token: str,
+    base_url: str,
+    max_rps: float | None = None,
+    clock: Clock = SYSTEM,
+    budget_share: float = 1.0,
 ) -> RateGate:
     """The process's one gate for a (token, host): calls one after another, or at the same time
-    (the panel while a cell runs), share Intercom's per-app budget. Keyed by a hash of the token,
-    never the token itself (and by the clock: a test's fake time is not the process's)."""
+    (the panel while a cell runs), share Intercom's per-app budget (and the ``budget_share`` of
+    it they leave to others). Keyed by a hash of the token, never the token itself (and by the
+    clock: a test's fake time is not the process's)."""
     key = (hashlib.sha256(token.encode()).hexdigest(), base_url, clock)
     with _GATES_LOCK:
         gate = _GATES.get(key)
         if gate is None:
-            gate = _GATES[key] = RateGate(max_rps=max_rps, clock=clock)
+            gate = _GATES[key] = RateGate(max_rps=max_rps, budget_share=budget_share, clock=clock)
         else:
-            gate.set_max_rps(max_rps)
+            gate.set_pace(max_rps, budget_share)
         return gate

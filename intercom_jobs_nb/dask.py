@@ -88,6 +88,7 @@ from ._options import (
 )
 from ._parquet import ARROW_TYPES, with_string_storage
 from ._rows import DTYPES, OPEN_CATEGORIES, REQUIRED_COLUMNS, to_frame, user_columns
+from ._schedule import ScheduleName, check_schedule
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -383,6 +384,7 @@ def wait_for_jobs(
     poll_interval: float = DEFAULT_POLL_INTERVAL,
     timeout: float | None = None,
     request_timeout: float = DEFAULT_TIMEOUT,
+    schedule: ScheduleName = "adaptive",
     **options: Unpack[ConnectionOptions],
 ) -> dd.DataFrame:
     """`fetch_jobs`, then poll each workspace's jobs still pending until all are final or
@@ -400,10 +402,19 @@ def wait_for_jobs(
         isinstance(timeout, bool) or not (isinstance(timeout, (int, float)) and timeout >= 0)
     ):
         raise ConfigurationError(f"timeout must be >= 0 seconds or None, got {timeout!r}")
+    try:
+        check_schedule(schedule)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
     _check_options(ConnectionOptions, **options)
     _check_options(RequestOptions, timeout=request_timeout)
     run: dict[str, Any] = dict(options)
-    run.update(poll_interval=poll_interval, timeout=timeout, request_timeout=request_timeout)
+    run.update(
+        poll_interval=poll_interval,
+        timeout=timeout,
+        request_timeout=request_timeout,
+        schedule=schedule,
+    )
     return _results(ddf, tokens, True, run)
 
 

@@ -27,6 +27,7 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
         "bench_workspaces.py",
         "bench_read_ids.py",
         "bench_panel.py",
+        "bench_wait.py",
     ],
 )
 @pytest.mark.timeout(900)

@@ -71,6 +71,9 @@ def test_plain_http_is_allowed_to_loopback(url):
         ("retries", 99),
         ("max_workers", 0),
         ("max_rps", -5),
+        ("budget_share", 0),
+        ("budget_share", 1.5),
+        ("budget_share", True),
         ("api_version", 2.15),
     ],
 )

@@ -261,3 +261,56 @@ def test_runs_with_the_same_token_and_host_share_one_gate_and_others_do_not(cloc
     assert shared_gate("tok", "http://127.0.0.1:1", clock=SYSTEM) is shared_gate(
         "tok", "http://127.0.0.1:1"
     )
+
+
+def full_windows(sb) -> list[int]:
+    """Requests served in each window but the first and the last (partial ones)."""
+    return [w["served"] for w in sb.stats["windows"]][1:-1]
+
+
+def test_a_budget_share_caps_each_window_at_its_share_of_the_limit(opts, clock):
+    with Sandbox(jobs=300, pending_share=0.0, rate_limit=20, window=1, clock=clock) as sb:
+        df = fetch_jobs_on(clock, sb.job_ids, **opts(sb, budget_share=0.5))
+        served = full_windows(sb)
+    assert df["error_code"].isna().all() and served_429(sb) == 0
+    assert served and max(served) <= 10  # half of 20, whatever Remaining said
+    assert max(served) == 10  # and the half is used
+
+
+def test_a_budget_share_holds_for_runs_at_once_with_one_token(clock):
+    with Sandbox(jobs=240, rate_limit=20, window=1, pending_share=0.0, clock=clock) as sb:
+        halves = [sb.job_ids[:120], sb.job_ids[120:]]
+        frames: list = [None, None]
+
+        def fetch(k: int) -> None:
+            frames[k] = fetch_jobs_on(
+                clock, halves[k], token=sb.token, base_url=sb.base_url, budget_share=0.25
+            )
+
+        threads = [threading.Thread(target=fetch, args=(k,)) for k in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        served = full_windows(sb)
+    assert all(frame["status"].notna().all() for frame in frames)
+    assert served and max(served) <= 5  # a quarter of 20 for both runs together
+
+
+def test_the_budget_share_counts_the_requests_in_flight(clock):
+    gate = RateGate(budget_share=0.5, clock=clock)
+    now = clock.time()
+    headers = {"X-RateLimit-Limit": "10", "X-RateLimit-Remaining": "9",
+               "X-RateLimit-Reset": str(int(now) + 5)}  # fmt: skip
+    assert gate.acquire() == GO
+    gate.release(headers, received_at=now)
+    for _ in range(4):  # in flight, unanswered: they count as sent
+        assert gate.acquire() == GO
+    assert gate.status().remaining == 0 and gate.status().waiting > 0
+    assert gate.budget == 0
+
+
+def test_a_budget_share_must_be_a_share():
+    for share in (0, -0.5, 1.01, True, "half"):
+        with pytest.raises(ValueError, match="budget_share"):
+            RateGate(budget_share=share)  # type: ignore[arg-type]

@@ -1179,3 +1179,49 @@ def test_official_sdk_identifies_the_admin_of_each_workspace(make_sandbox, inter
     ]
     assert [admin.app.id_code for admin in admins] == ["sandbox", "acme"]
     assert admins[0].id != admins[1].id and admins[0].type == "admin"
+
+
+def test_queue_jobs_finish_in_creation_order_on_the_sandbox_clock():
+    from intercom_jobs_nb._clock import FakeClock
+    from intercom_jobs_nb.sandbox import Queue
+
+    clock = FakeClock()
+    with Sandbox(jobs=100, completion=Queue(rate=10, jitter=0.0), clock=clock) as sb:
+        assert sb.final_times() == {}
+        clock.advance(5.05)
+        done = sb.final_times()
+    assert sorted(done, key=int) == sb.job_ids[:50]  # 10 a second, first ones first
+    assert all(abs(t - (int(job_id) - 1000) / 10) < 1e-6 for job_id, t in done.items())
+
+
+def test_independent_jobs_finish_each_in_its_own_time():
+    from intercom_jobs_nb._clock import FakeClock
+    from intercom_jobs_nb.sandbox import Independent
+
+    clock = FakeClock()
+    with Sandbox(jobs=200, completion=Independent(median=10, sigma=0.5), clock=clock) as sb:
+        clock.advance(10.0)
+        done = sb.final_times()
+    assert 60 < len(done) < 140  # about half by the median
+    assert sorted(done, key=int) != sb.job_ids[: len(done)]  # not in creation order
+
+
+def test_unnoticed_is_the_time_from_final_to_the_first_answer_saying_so():
+    from intercom_jobs_nb._clock import FakeClock
+    from intercom_jobs_nb.sandbox import Queue
+
+    clock = FakeClock()
+    with Sandbox(jobs=3, completion=Queue(rate=1, jitter=0.0), clock=clock) as sb:
+        url = f"{sb.base_url}/jobs/status/{sb.job_ids[0]}"
+        headers = {"Authorization": f"Bearer {sb.token}"}
+        assert requests.get(url, headers=headers, timeout=5).json()["status"] == "pending"
+        clock.advance(3.5)  # final at 1 s: unnoticed for 2.5 s
+        assert requests.get(url, headers=headers, timeout=5).json()["status"] != "pending"
+        clock.advance(1.0)
+        requests.get(url, headers=headers, timeout=5)  # a second final answer changes nothing
+        assert sb.unnoticed() == {sb.job_ids[0]: pytest.approx(2.5)}
+
+
+def test_an_unknown_completion_model_is_refused():
+    with pytest.raises(ValueError, match="completion"):
+        Sandbox(jobs=1, completion="lifo")

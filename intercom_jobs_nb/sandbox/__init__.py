@@ -55,6 +55,7 @@ Where things are, and where a new one goes:
 - ``_versions.py``: :data:`INTERCOM_VERSIONS`. A new **version** is appended there.
 - ``_ratelimit.py``: ``FixedWindow``, the fixed-window limit, on an injectable clock.
 - ``_store.py``: jobs, their outcomes, and the pre-rendered bodies.
+- ``_completion.py``: how jobs become final (``"uniform"``, `Queue`, `Independent`).
 - ``_tickets.py``: the checks of an enqueue body, ticket types, and tickets (bodies rendered
   once, when the enqueue is carried out).
 - ``_workspaces.py``: tokens -> workspaces, and the pre-rendered ``/me`` bodies.
@@ -74,6 +75,7 @@ Example:
 
 from __future__ import annotations
 
+from ._completion import Independent, Queue
 from ._faults import ENQUEUE_FAULTS, FAULTS
 from ._sandbox import Sandbox
 from ._tickets import DEFAULT_TICKET_TYPES
@@ -87,5 +89,7 @@ __all__ = [
     "DEFAULT_TICKET_TYPES",
     "DEFAULT_TOKEN",
     "DEFAULT_WORKSPACE",
+    "Independent",
+    "Queue",
     "Sandbox",
 ]

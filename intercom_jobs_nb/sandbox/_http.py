@@ -194,7 +194,7 @@ class Handler(BaseHTTPRequestHandler):
             body = d.body
         else:
             assert d.job is not None
-            body = d.job.body_now()
+            body = sb._job_body(d.job)
         self._send(
             d.code, body, request_id=str(uuid.uuid4()), content_type=content_type, extra=extra
         )

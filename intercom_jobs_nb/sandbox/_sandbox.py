@@ -9,12 +9,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .._clock import SYSTEM, Clock
+from ._completion import Independent, Queue, completion_model
 from ._faults import ENQUEUE_TABLE, FaultPlan
 from ._http import Server
 from ._ratelimit import Admission, FixedWindow
 from ._routes import R_ENQUEUE, R_ME, R_METHOD, R_STATUS, R_TICKET, Decision
 from ._stats import Stats
-from ._store import JOB_STATUSES, RESOURCE_ID_OFFSET, JobStore
+from ._store import JOB_STATUSES, RESOURCE_ID_OFFSET, Job, JobStore
 from ._tickets import (
     EnqueueRequest,
     Ticket,
@@ -62,6 +63,12 @@ class Sandbox:
         pending_share: Probability that a job is pending at start.
         pending_seconds: Range of a pending job's pending time; use e.g. ``(1e9, 1e9)`` for
             jobs that stay pending until :meth:`finish_all`.
+        completion: How the jobs made at construction become final: ``"uniform"`` (the two
+            arguments above), ``"queue"`` (all pending, finishing in creation order, 60 a
+            second, with jitter: ``Queue(rate=, jitter=)`` to choose) or ``"independent"``
+            (all pending, each for its own log-normal time, median 20 s:
+            ``Independent(median=, sigma=)``). See ``_completion.py``. :meth:`final_times`
+            says when each became final, :meth:`unnoticed` how long it went unnoticed.
         enqueue_pending_seconds: Range of the pending time of an enqueued job; ``(0, 0)``
             for jobs final at once, ``(1e9, 1e9)`` for jobs pending until :meth:`finish_all`.
         enqueue_failed_share: Probability that an enqueued job fails (and creates no ticket).
@@ -75,7 +82,7 @@ class Sandbox:
         clock_skew: Seconds added to the server clock (``Date`` header and rate-limit windows).
         clock: The time the server clock is read from (a test passes the `FakeClock` its
             client runs on too, to go through windows in milliseconds). Jobs' pending times
-            and ``latency`` stay on the real clock.
+            run on it too; ``latency`` stays on the real clock.
         token: The bearer token to accept; :data:`DEFAULT_TOKEN` by default.
         workspace: The ``id_code`` of the token's workspace, as ``GET /me`` answers it.
         tokens: Extra tokens to accept, each mapped to its workspace's ``id_code`` (the same
@@ -117,6 +124,7 @@ class Sandbox:
         failed_share: float = 0.1,
         pending_share: float = 0.2,
         pending_seconds: tuple[float, float] = (1.0, 5.0),
+        completion: str | Queue | Independent = "uniform",
         enqueue_pending_seconds: tuple[float, float] = (1.0, 5.0),
         enqueue_failed_share: float = 0.0,
         ticket_types: Mapping[str, str] | None = None,
@@ -185,9 +193,16 @@ class Sandbox:
 
         self._lock = threading.Lock()
         self._base_url: str | None = None
-        self._store = JobStore()  # the main workspace's jobs, and every job added later
+        self._store = JobStore(clock.monotonic)  # the main one's, and every job added later
+        model = completion_model(completion)
+        self.completion = completion
 
         def fill(store: JobStore, rng: random.Random) -> None:
+            if model is not None:
+                for position in range(jobs):
+                    failed = rng.random() < failed_share
+                    store.add("failed" if failed else "success", model.pending_for(position, rng))
+                return
             for _ in range(jobs):
                 # Three draws per job whatever the shares, so changing one share keeps the others.
                 failed = rng.random() < failed_share
@@ -202,7 +217,7 @@ class Sandbox:
             if id_code not in self._stores:
                 store = self._store
                 if separate_jobs:
-                    store = JobStore()
+                    store = JobStore(clock.monotonic)
                     fill(store, random.Random(f"{seed}-workspace-{id_code}"))
                 self._stores[id_code] = store
         self.separate_jobs = bool(separate_jobs)
@@ -467,6 +482,26 @@ class Sandbox:
             seen = {**self._store.jobs, **own}
             return {job_id: job.outcome for job_id, job in seen.items()}
 
+    def final_times(self, workspace: str | None = None) -> dict[str, float]:
+        """When each job ``workspace`` (default: the main one) sees became final: seconds after
+        :meth:`start` on the sandbox's clock (0: final at start), for the jobs final now.
+
+        Raises:
+            KeyError: for an unknown workspace.
+        """
+        id_code = self._known(workspace)
+        with self._lock:
+            seen = {**self._store.jobs, **self._stores[id_code].jobs}
+            times = {job_id: self._store.final_since(job) for job_id, job in seen.items()}
+        return {job_id: t for job_id, t in times.items() if t is not None}
+
+    def unnoticed(self) -> dict[str, float]:
+        """How long each job went unnoticed: seconds from the moment it became final to its
+        first answer saying so (on the sandbox's clock), for every job answered final since
+        start or the last :meth:`reset_stats`. A job final at start counts from the start."""
+        with self._lock:
+            return dict(self._stats.unnoticed)
+
     @property
     def stats(self) -> dict[str, Any]:
         """A snapshot of the counters since start or the last :meth:`reset_stats`.
@@ -623,6 +658,18 @@ class Sandbox:
             by_status = self._stats.by_status
             by_status[d.code] = by_status.get(d.code, 0) + 1
         return d
+
+    def _job_body(self, job: Job) -> bytes:
+        """The job's body as it is now, the first final one recorded (`unnoticed`)."""
+        with self._lock:
+            if not job.is_final():
+                return job.pending_body
+            unnoticed = self._stats.unnoticed
+            if job.id not in unnoticed:
+                became = self._store.final_since(job) or 0.0
+                started = self._store.started_at or 0.0
+                unnoticed[job.id] = max(0.0, self.clock.monotonic() - started - became)
+            return job.final_body
 
     def _leave(self) -> None:
         with self._lock:

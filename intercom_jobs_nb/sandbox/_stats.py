@@ -23,6 +23,7 @@ class Stats:
         "_window_index",
         "window_row",
         "by_workspace",
+        "unnoticed",
     )
 
     def __init__(self) -> None:
@@ -42,6 +43,7 @@ class Stats:
         self.max_in_flight = self.in_flight
         self.versions: dict[str, int] = {}
         self.faults: dict[str, int] = {}
+        self.unnoticed: dict[str, float] = {}  # job id -> seconds final before answered so
 
     def enter(self) -> None:
         """Count a request received (and now in flight)."""
