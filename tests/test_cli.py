@@ -672,3 +672,31 @@ def test_enqueue_sigint_writes_the_rows_so_far_and_the_same_command_resumes(tmp_
         assert unknown <= 4 + (first["enqueue_status"] == "unknown").sum()
         assert df.loc[df["enqueue_status"] == "enqueued", "job_id"].is_unique
         assert enqueued <= sb.enqueued <= enqueued + unknown  # no row made two tickets
+
+
+def test_the_command_line_keeps_to_its_budget_share(tmp_path):
+    with Sandbox(jobs=60, pending_share=0.0, rate_limit=20, window=1) as sb:
+        ids = tmp_path / "ids.txt"
+        ids.write_text("\n".join(sb.job_ids) + "\n")
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "intercom_jobs_nb",
+                "fetch",
+                str(ids),
+                "--base-url",
+                sb.base_url,
+                "--budget-share",
+                "0.5",
+                "--out",
+                str(tmp_path / "out.csv"),
+            ],
+            env={**os.environ, "INTERCOM_TOKEN": sb.token, "TQDM_DISABLE": "1"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        served = [w["served"] for w in sb.stats["windows"]][1:-1]
+    assert done.returncode == 0, done.stderr
+    assert served and max(served) <= 10

@@ -397,3 +397,15 @@ def test_the_status_says_when_the_rate_limit_holds_requests_back():
     assert waiting, "no progress snapshot said the rate limit was holding requests back"
     assert any("for the rate-limit window" in html for html in seen.shown)
     assert any("left in the window" in html for html in seen.shown)
+
+
+# -- budget_share: the panel spends what it is given of each rate-limit window ------------------
+
+
+def test_the_panel_keeps_to_its_budget_share_of_each_window():
+    with Sandbox(jobs=60, pending_share=0.0, rate_limit=20, window=1) as sb:
+        c = controller(sb, token=sb.token, budget_share=0.5)
+        assert c.refresh(block=True) and c.state == "finished", c.message
+        served = [w["served"] for w in sb.stats["windows"]][1:-1]  # the full windows
+    assert len(c.df) == 60 and c.df["status"].notna().all()
+    assert served and max(served) <= 10  # half of 20 a window
