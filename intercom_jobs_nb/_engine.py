@@ -538,7 +538,7 @@ class Run(Generic[R]):
         try:
             if prepare is not None:
                 prepare(self)
-            if self.until_final:
+            if self.until_final or schedule is not None:
                 self.schedule = schedule or FixedSchedule()
             self.start_progress()
             deadline = None if timeout is None else self.clock.monotonic() + timeout
@@ -782,7 +782,7 @@ def run(
     until_final: bool = False,
     poll_interval: float = 0.0,
     timeout: float | None = None,
-    schedule: ScheduleName = "adaptive",
+    schedule: ScheduleName | Schedule = "adaptive",
     stop: threading.Event | None = None,
     clock: Clock = SYSTEM,
 ) -> pd.DataFrame:
@@ -798,7 +798,9 @@ def run(
         until_final: pass again every ``poll_interval`` seconds until every row is final.
         timeout: with ``until_final``, stop passing after this many seconds
             (``df.attrs["timed_out"]`` then says so).
-        schedule: with ``until_final``, which jobs each round asks (``_schedule.py``).
+        schedule: with ``until_final``, which jobs each round asks (``_schedule.py``); or a
+            `Schedule` that lasts longer than the run, whose next round this run's one pass
+            is (the panel's auto-refresh: a run per round, one schedule learning across them).
         stop: an event that, once set, ends the run like Ctrl-C.
         clock: what the run's waits go through (tests pass a `clock.FakeClock`).
 
@@ -840,8 +842,14 @@ def run(
             stop=stop,
             clock=clock,
         )
-        plan = make_schedule(
-            schedule, job_ids.extra, len(job_ids.ids), work.lanes, options.max_workers
+        plan = (
+            schedule
+            if isinstance(schedule, Schedule)
+            else make_schedule(
+                schedule, job_ids.extra, len(job_ids.ids), work.lanes, options.max_workers
+            )
+            if until_final
+            else None
         )
         return state.execute(prepare, poll_interval=poll_interval, timeout=timeout, schedule=plan)
     finally:

@@ -22,6 +22,7 @@ from ._frames import is_final
 from ._options import TOKEN_ENV, Options
 from ._panel_render import counts_text
 from ._rows import frame_rows, to_frame, unasked_row
+from ._schedule import Schedule, ScheduleName, make_schedule
 
 if TYPE_CHECKING:
     from ._ids import JobIds
@@ -151,6 +152,10 @@ class Runner:
         self._wake = threading.Event()
         self._halt = threading.Event()
         self._closed = False
+        # Auto-refresh's rounds, one schedule over the runs (a run per round): it learns where
+        # the jobs' queue has got and asks the jobs behind it once (``_schedule.py``). Made
+        # again when the ids change.
+        self._plan: tuple[tuple[object, ...], Schedule] | None = None
 
     @property
     def running(self) -> bool:
@@ -218,6 +223,7 @@ class Runner:
 
     def _loop(self) -> None:
         host = self.host
+        polled = False  # the first run is the click's: every job not final is asked
         try:
             while not self._closed:
                 self._wake.clear()
@@ -225,9 +231,10 @@ class Runner:
                     host.set_busy(True)
                     host.set_status("running", "Starting…")
                 try:
-                    carry_on = self._run_once()
+                    carry_on = self._run_once(polled=polled)
                 finally:
                     host.set_busy(False)
+                polled = True
                 if not (carry_on and self.auto and self.may_change()) or not self._sleep():
                     break
             if self.auto and host.df is not None and not self.may_change():
@@ -248,8 +255,9 @@ class Runner:
             return False
         return self.auto and self.host.has_ids()
 
-    def _run_once(self) -> bool:
-        """One fetch or refresh. Returns whether it finished (auto-refresh goes on only then)."""
+    def _run_once(self, *, polled: bool = False) -> bool:
+        """One fetch or refresh (``polled``: a round of auto-refresh). Returns whether it
+        finished (auto-refresh goes on only then)."""
         host = self.host
         if not host.has_ids():
             host.set_status("error", NO_IDS)
@@ -257,7 +265,7 @@ class Runner:
         previous = host.df
         kept = " The results below are from the last refresh." if previous is not None else ""
         try:
-            df = self._fetch(previous)
+            df = self._fetch(previous, polled=polled)
         except E.FetchInterrupted as exc:
             self._stopped(exc.df)
             return False
@@ -277,7 +285,7 @@ class Runner:
         host.set_status("finished", self._finished_text(df))
         return True
 
-    def _fetch(self, previous: pd.DataFrame | None) -> pd.DataFrame:
+    def _fetch(self, previous: pd.DataFrame | None, *, polled: bool = False) -> pd.DataFrame:
         host = self.host
         host.run_token()  # a missing token is MissingTokenError here, before "Fetching…"
         host.set_status("running", "Fetching…")
@@ -289,9 +297,25 @@ class Runner:
         frame = _frame_for(host.job_ids(), previous)
         asked = set(frame.loc[~is_final(frame), "job_id"])
         job_ids, known = from_frame(frame)
-        df = run(job_ids, options, known=known, stop=self._halt)
+        # A click asks every job not final; auto-refresh's rounds, what the schedule says.
+        plan: Schedule | ScheduleName = self._schedule(job_ids, options) if polled else "fixed"
+        df = run(job_ids, options, known=known, stop=self._halt, schedule=plan)
         _check_network(df, asked)
         return df
+
+    def _schedule(self, job_ids: JobIds, options: Options) -> Schedule:
+        """The schedule of auto-refresh's rounds over ``job_ids``: the same while they are."""
+        key = (
+            tuple(job_ids.ids),
+            None if job_ids.workspaces is None else tuple(job_ids.workspaces),
+        )
+        if self._plan is None or self._plan[0] != key:
+            size = len(job_ids.ids)
+            plan = make_schedule(
+                "adaptive", job_ids.extra, size, job_ids.workspaces, options.max_workers
+            )
+            self._plan = (key, plan)
+        return self._plan[1]
 
     def _stopped(self, got: pd.DataFrame | None) -> None:
         # Said first, and Refresh enabled again, then the rows drawn (the chart takes a while):

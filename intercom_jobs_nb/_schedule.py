@@ -1,7 +1,8 @@
 """Waiting: which jobs each round of a wait asks, learned from what the rounds before saw.
 
 A wait (`wait_for_jobs`, with ``tickets=True`` too, the CLI's ``--wait``, the dask module's
-`wait_for_jobs`: each is a run of the engine ``until_final``) goes in *rounds*, each starting
+`wait_for_jobs`: each is a run of the engine ``until_final``; and the panel's auto-refresh, a
+run per round over one schedule) goes in *rounds*, each starting
 ``poll_interval`` seconds after the one before began (``poll_interval`` after it ended, if it
 took longer: never back to back). A job that became final is noticed by the first round that
 asks it after, so ``poll_interval`` is the longest a finished job goes unnoticed, give or take

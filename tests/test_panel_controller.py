@@ -409,3 +409,42 @@ def test_the_panel_keeps_to_its_budget_share_of_each_window():
         served = [w["served"] for w in sb.stats["windows"]][1:-1]  # the full windows
     assert len(c.df) == 60 and c.df["status"].notna().all()
     assert served and max(served) <= 10  # half of 20 a window
+
+
+def test_auto_refresh_asks_fewer_than_every_pending_job_each_round():
+    """Auto-refresh's rounds follow the adaptive schedule (the waits' one): jobs finishing as
+    a queue are asked about once each, not every round as the fixed schedule would."""
+    from intercom_jobs_nb.sandbox import Queue
+
+    with Sandbox(jobs=1000, pending_share=0.0, completion=Queue(rate=200, jitter=0.05)) as sb:
+        c = controller(sb, token=sb.token)
+        assert c.refresh(block=True) and c.state == "finished", c.message
+        # What the fixed schedule would ask: every job pending when a round starts.
+        pending_at_start: list[int] = [int((c.df["status"] == "pending").sum())]
+        c.on_change(
+            lambda what: (
+                what == "results"
+                and pending_at_start.append(int((c.df["status"] == "pending").sum()))
+            )
+        )
+        asked_first = sum(sb.stats["per_job"].values())
+        c.runner.interval = 0.5
+        c.set_auto(True)
+        assert c.wait(timeout=60) and not c.auto
+        asked = sum(sb.stats["per_job"].values()) - asked_first
+    assert (c.df["status"] != "pending").all()  # every job seen final
+    fixed = sum(pending_at_start[:-1])  # each round's pending jobs (the last round has none)
+    assert len(pending_at_start) >= 4, pending_at_start  # rounds enough to compare
+    assert asked <= 0.75 * fixed, (asked, fixed, pending_at_start)
+
+
+def test_a_click_on_refresh_asks_every_job_not_final():
+    from intercom_jobs_nb.sandbox import Queue
+
+    with Sandbox(jobs=200, pending_share=0.0, completion=Queue(rate=5, jitter=0.0)) as sb:
+        c = controller(sb, token=sb.token)
+        assert c.refresh(block=True)
+        pending = int((c.df["status"] == "pending").sum())
+        before = sum(sb.stats["per_job"].values())
+        assert c.refresh(block=True)
+        assert sum(sb.stats["per_job"].values()) - before == pending
