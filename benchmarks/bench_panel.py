@@ -3,11 +3,11 @@
     python benchmarks/bench_panel.py            # 100,000 rows (~30 s)
     python benchmarks/bench_panel.py --quick    # a smoke run: 20,000 rows
 
-The panel's page scrolls through every row but asks the kernel only for the rows in sight (and
-a margin each side): at most ``MAX_WINDOW`` rows a message. This script builds a jobs frame of N
-rows (a 200-job sandbox fetch, repeated with ids of their own), gives it to a `JobsPanel` whose
-comm is replaced by a recorder of the bytes each message would put on the wire (JSON, as
-ipywidgets sends it), and measures:
+The panel's page scrolls through every row but asks the kernel only for the rows in sight (and a
+margin each side): at most ``MAX_WINDOW`` rows a message. This script builds a jobs frame of N rows
+(a 200-job sandbox fetch, repeated with ids of their own), gives it to a `JobsPanel` watched by a
+recorder of the bytes each change of its model would put on the wire (the changed trait's state as
+JSON, as ipywidgets sends it), and measures:
 
 * ``results``: what showing the frame sends (the summary, the chart's counts, the columns and
   their widths, the filters' choices, the first window of rows);
@@ -29,6 +29,7 @@ import sys
 import time
 from typing import Any
 
+import traitlets
 from _common import machine, table, verdict
 
 import intercom_jobs_nb as ij
@@ -39,29 +40,20 @@ PAGE_ASKS = 98  # rows the page asks for a view: ~18 in sight of a 400 px box, 4
 
 
 class Recorder:
-    """Stands in for the widget's comm: counts the bytes of each message (its JSON)."""
+    """Counts the bytes of what the widget would send for each change of its model: the JSON
+    of the changed trait's state (`Widget.get_state`), whatever comm (or none) it has. Public
+    APIs only (``observe``, ``get_state``), so it measures alike on every ipywidgets version."""
 
-    kernel = "bench"  # ipywidgets sends only through a comm with a kernel
-    comm_id = "bench"
-
-    def __init__(self) -> None:
+    def __init__(self, panel: Any) -> None:
         self.sent = 0
         self.rows = 0
+        panel.observe(self, names=traitlets.All)
 
-    def send(self, data: Any = None, metadata: Any = None, buffers: Any = None) -> None:
-        self.sent += len(json.dumps(data, default=str, separators=(",", ":")).encode())
-        state = (data or {}).get("state", {})
+    def __call__(self, change: Any) -> None:
+        state = change["owner"].get_state(change["name"])
+        self.sent += len(json.dumps(state, default=str, separators=(",", ":")).encode())
         if "window" in state:
             self.rows = max(self.rows, len(state["window"].get("rows", [])))
-
-    def on_msg(self, callback: Any) -> None:
-        pass
-
-    def on_close(self, callback: Any) -> None:
-        pass
-
-    def close(self, *args: Any, **kwargs: Any) -> None:
-        pass
 
 
 def frame(rows: int):
@@ -87,8 +79,7 @@ def main() -> int:
     n = 20_000 if args.quick else 100_000
     df = frame(n)
     panel = ij.JobsPanel(["1001"], base_url="http://127.0.0.1:9")
-    recorder = Recorder()
-    panel.comm = recorder
+    recorder = Recorder(panel)
     t = panel.controller.table
 
     def ask(start: int) -> Any:
@@ -127,7 +118,6 @@ def main() -> int:
         (f"each view: at most {MAX_WINDOW} rows and under 1% of the full table's bytes",
          verdict(ok)),
     ]))  # fmt: skip
-    panel.comm = None
     return 0 if ok else 1
 
 
