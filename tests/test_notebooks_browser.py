@@ -474,6 +474,20 @@ ROW_IN_VIEW_JS = """([box, row]) => {
   };
 }"""
 
+
+def _row_settled(panel, box, row: int, condition: str) -> dict | None:
+    """`ROW_IN_VIEW_JS` for ``row`` once ``condition`` (on ``w``, its result) holds, or after
+    10 s: the page may still be drawing the window the kernel sent (its rows are replaced as a
+    whole), and one look in between finds no row. The caller asserts on what it returns."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    settled = f"(args) => {{ const w = ({ROW_IN_VIEW_JS})(args); return !!(w && {condition}); }}"
+    handle = box.element_handle()
+    with contextlib.suppress(PlaywrightTimeout):
+        panel.page.wait_for_function(settled, arg=[handle, row], timeout=10_000)
+    return panel.page.evaluate(ROW_IN_VIEW_JS, [handle, row])
+
+
 PIN_JS = """(box) => {
   box.scrollLeft = box.scrollWidth;
   const id = box.querySelector('tr.ij-row td.ij-id').getBoundingClientRect();
@@ -820,7 +834,7 @@ def _sort_and_find(panel, expected) -> None:
     row = len(ascending) - 1
     assert f"row {row + 1} of {len(ascending)}" in msg.inner_text()
     panel.locator("tr.ij-found").wait_for()
-    where = panel.page.evaluate(ROW_IN_VIEW_JS, [box.element_handle(), row])
+    where = _row_settled(panel, box, row, "w.found && w.inView && w.headerOnTop")
     assert where and where["found"] and where["inView"] and where["headerOnTop"], json.dumps(where)
     assert where["id"] == wanted
     # The message goes when it no longer applies: a filter that hides the row.
@@ -868,7 +882,8 @@ def _big_table(panel, hand, label) -> None:
     last = BIG_ROWS - 1
     panel.locator(f"tr.ij-row[data-row='{last}']").wait_for(timeout=30_000)
     took = time.monotonic() - started
-    where = panel.page.evaluate(ROW_IN_VIEW_JS, [box.element_handle(), last])
+    where = _row_settled(panel, box, last, "w.inView && w.headerOnTop")
+    assert where, "the last row left the page"
     print(
         f"{label}: the last of {BIG_ROWS:,} rows drawn {took:.2f} s after the scroll;"
         f" {where['rows']} rows in the page"
