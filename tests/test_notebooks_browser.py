@@ -260,22 +260,27 @@ def jupyter(request, tmp_path_factory):
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"jupyter {front_end} exited ({server.returncode}); see {log_path}")
-            try:
-                if requests.get(f"{url}/api/status", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"jupyter {front_end} did not answer in {START_TIMEOUT} s: {log_path}")
-            time.sleep(0.3)
+        _wait_until_up(server, f"{url}/api/status", f"jupyter {front_end}", log_path)
         yield Server(front_end, url, root, runtime)
     finally:
         _stop_group(server)
         log.close()
+
+
+def _wait_until_up(server: subprocess.Popen, url: str, name: str, log_path: Path) -> None:
+    """Return once ``url`` answers 200; fail if the server exits or is silent too long."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        if server.poll() is not None:
+            pytest.fail(f"{name} exited ({server.returncode}); see {log_path}")
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"{name} did not answer in {START_TIMEOUT} s: {log_path}")
+        time.sleep(0.3)
 
 
 @pytest.fixture(scope="module")
@@ -975,18 +980,7 @@ def marimo_app(tmp_path):
             )  # fmt: skip
             url = f"http://127.0.0.1:{port}"
             try:
-                deadline = time.monotonic() + START_TIMEOUT
-                while True:
-                    if server.poll() is not None:
-                        pytest.fail(f"marimo exited ({server.returncode}); see {log_path}")
-                    try:
-                        if requests.get(url, timeout=2).status_code == 200:
-                            break
-                    except requests.RequestException:
-                        pass
-                    if time.monotonic() > deadline:
-                        pytest.fail(f"marimo did not answer in {START_TIMEOUT} s: {log_path}")
-                    time.sleep(0.3)
+                _wait_until_up(server, url, "marimo", log_path)
                 yield url, sb, expected, root, pending
             finally:
                 _stop_group(server)
